@@ -9,8 +9,10 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { ParsedCertificate, toPem, OID } from '../../src/pki/index.js';
 
-const subtle = webcrypto.subtle as unknown as SubtleCrypto;
-pkijs.setEngine('node-webcrypto', new pkijs.CryptoEngine({ name: 'node-webcrypto', crypto: webcrypto as unknown as Crypto }));
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+const subtle = webcrypto.subtle;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+pkijs.setEngine('node-webcrypto', new pkijs.CryptoEngine({ name: 'node-webcrypto', crypto: webcrypto as any }));
 
 /** Key types the generator can make. */
 export type KeyType = 'ec-p256' | 'ec-p384' | 'ec-p521' | 'rsa-1024' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096' | 'rsa-pss-2048';
@@ -33,7 +35,7 @@ export function generateKey(type: KeyType, cacheId?: string): Promise<TestKey> {
     return p;
   }
   return (async () => {
-    let alg: RsaHashedKeyGenParams | EcKeyGenParams;
+    let alg: webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams;
     if (type.startsWith('ec-')) {
       alg = { name: 'ECDSA', namedCurve: type === 'ec-p256' ? 'P-256' : type === 'ec-p384' ? 'P-384' : 'P-521' };
     } else {

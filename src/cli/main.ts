@@ -1,0 +1,44 @@
+/**
+ * The `portcullis` command line. Each command lives in its own file and registers
+ * itself on the program; this file wires them and maps failures to exit codes
+ * (64 = usage error, sysexits EX_USAGE).
+ */
+import { Command, CommanderError } from 'commander';
+import { registerCertCommands } from './cert-inspect.js';
+import { registerOcspCommands } from './ocsp-check.js';
+import { EXIT_USAGE, CliUsageError } from './common.js';
+
+/** Builds the commander program with every command registered. */
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('portcullis')
+    .description('Portcullis: a self-hosted mTLS edge gateway with OCSP revocation checking')
+    .version('0.1.0')
+    .exitOverride()
+    .showHelpAfterError()
+    .configureOutput({ outputError: (str, write) => write(str) });
+  registerCertCommands(program);
+  registerOcspCommands(program);
+  return program;
+}
+
+/** Runs the CLI with `argv` (node-style, including the node binary and script). Returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return EXIT_USAGE;
+    }
+    if (err instanceof CliUsageError) {
+      process.stderr.write(`portcullis: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`portcullis: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
