@@ -1,0 +1,291 @@
+import type { CertId, VerifiedOcspResponse } from './types.js';
+
+/**
+ * What one OCSP lookup produced: a verified response, or a failure with the SPEC
+ * section 3 `errorType` (`InternalError` for transport failures, or
+ * `OCSP response verification failed: {Type}`) and a human `errorDetail`.
+ */
+export type OcspOutcome =
+  | { kind: 'response'; response: VerifiedOcspResponse }
+  | { kind: 'failure'; errorType: string; errorDetail: string };
+
+/** A lookup result with where it came from (SPEC 7 log extension: source `cache`/`network`). */
+export interface OcspCacheResult {
+  outcome: OcspOutcome;
+  source: 'cache' | 'network';
+  /** When the outcome was obtained from the responder (ms since epoch). */
+  fetchedAt: number;
+}
+
+/** Cache settings (SPEC 3; config keys under `ocsp:`). All durations in milliseconds. */
+export interface OcspCacheOptions {
+  /** Upper bound on how long a verified response is reused (default 30 min, `maxCacheTtlSeconds`). */
+  maxTtlMs: number;
+  /** Lifetime of a response without nextUpdate (default 5 min, `defaultTtlSeconds`). */
+  defaultTtlMs: number;
+  /** Lifetime of a cached failure (default 30 s, `failureCacheSeconds`). */
+  failureTtlMs: number;
+  /**
+   * Fraction of an entry's lifetime after which a lookup triggers a background refresh
+   * (default 0.8: an entry used in the last fifth of its life is "hot" and is renewed
+   * before it expires, so handshakes do not wait).
+   */
+  refreshAfterFraction: number;
+  /** Most entries kept; the oldest are evicted beyond it (default 100 000). */
+  maxEntries: number;
+  /** Clock (ms since epoch); injected so tests move time instead of sleeping. */
+  now: () => number;
+}
+
+/** Defaults of {@link OcspCacheOptions} (SPEC 3). */
+export const DEFAULT_OCSP_CACHE_OPTIONS: Readonly<OcspCacheOptions> = Object.freeze({
+  maxTtlMs: 30 * 60_000,
+  defaultTtlMs: 5 * 60_000,
+  failureTtlMs: 30_000,
+  refreshAfterFraction: 0.8,
+  maxEntries: 100_000,
+  now: Date.now,
+});
+
+/** One row of {@link OcspCache.list} (operators' view of the cache). */
+export interface OcspCacheEntryInfo {
+  key: string;
+  responderUrl: string;
+  /** Serial number, lowercase hex without separators. */
+  serialNumber: string;
+  issuerNameHash: string;
+  issuerKeyHash: string;
+  /** `good`/`revoked`/`unknown`, or `failure`. */
+  state: 'good' | 'revoked' | 'unknown' | 'failure';
+  errorType: string | undefined;
+  errorDetail: string | undefined;
+  thisUpdate: string | undefined;
+  nextUpdate: string | undefined;
+  fetchedAt: string;
+  expiresAt: string;
+  hits: number;
+  /** Error of the last failed background refresh while the response was still served. */
+  lastRefreshError: string | undefined;
+  refreshing: boolean;
+}
+
+/** Filter of {@link OcspCache.purge}; an empty filter purges everything. */
+export interface OcspCachePurgeFilter {
+  /** Serial number in any case, with or without ':' separators. */
+  serialNumber?: string;
+  responderUrl?: string;
+}
+
+interface Entry {
+  key: string;
+  certId: CertId;
+  responderUrl: string;
+  outcome: OcspOutcome;
+  fetchedAt: number;
+  expiresAt: number;
+  refreshAt: number;
+  hits: number;
+  lastRefreshError: string | undefined;
+  /** No background refresh before this time (backoff after a failed refresh). */
+  refreshNotBefore: number;
+}
+
+/** Counters of {@link OcspCache.stats} (for metrics). */
+export interface OcspCacheStats {
+  hits: number;
+  misses: number;
+  /** Lookups that waited for another caller's in-flight request. */
+  coalesced: number;
+  refreshes: number;
+  refreshFailures: number;
+  evictions: number;
+  size: number;
+  inflight: number;
+}
+
+/** Produces a fresh outcome from the responder; must not reject (failures are outcomes). */
+export type OcspLoader = () => Promise<OcspOutcome>;
+
+/**
+ * The process-wide OCSP response cache (SPEC section 3), shared by every distribution.
+ *
+ * - Keyed by CertID (hash algorithm, issuerNameHash, issuerKeyHash, serial) plus the
+ *   responder URL.
+ * - A verified response lives until the earlier of its nextUpdate and `maxTtlMs`;
+ *   without nextUpdate, `defaultTtlMs` (also capped by `maxTtlMs`). A response whose
+ *   nextUpdate is already past is not cached.
+ * - Failures live `failureTtlMs`, so a dead responder is asked at most once per period.
+ * - Concurrent misses for one key share one loader call (single flight).
+ * - A lookup after `refreshAfterFraction` of an entry's life returns the cached value
+ *   at once and starts one background refresh. If that refresh fails, the still-valid
+ *   response keeps being served (the failure is recorded, and the next refresh is
+ *   attempted after `failureTtlMs`); a successful refresh replaces the entry.
+ * - Revoked is final for a certificate but still follows the same lifetime rules, so a
+ *   purge or expiry always re-asks the responder.
+ */
+export class OcspCache {
+  readonly #opts: OcspCacheOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<OcspCacheResult>>();
+  readonly #refreshing = new Set<string>();
+  #stats = { hits: 0, misses: 0, coalesced: 0, refreshes: 0, refreshFailures: 0, evictions: 0 };
+
+  constructor(options: Partial<OcspCacheOptions> = {}) {
+    this.#opts = { ...DEFAULT_OCSP_CACHE_OPTIONS, ...options };
+  }
+
+  /** The cache key of a CertID at a responder: `alg:nameHash:keyHash:serial@url`, hex lowercase. */
+  static key(certId: CertId, responderUrl: string): string {
+    return `${certId.hashAlgorithm}:${certId.issuerNameHash.toString('hex')}:${certId.issuerKeyHash.toString('hex')}:${certId.serialNumber.toString('hex')}@${responderUrl}`;
+  }
+
+  /**
+   * Returns the outcome for `certId` at `responderUrl`: from the cache when a live
+   * entry exists (possibly starting a background refresh), otherwise from `loader`
+   * (shared with concurrent callers for the same key). Never rejects unless the loader
+   * rejects, which it must not.
+   */
+  lookup(certId: CertId, responderUrl: string, loader: OcspLoader): Promise<OcspCacheResult> | OcspCacheResult {
+    const key = OcspCache.key(certId, responderUrl);
+    const now = this.#opts.now();
+    const entry = this.#entries.get(key);
+    if (entry && now < entry.expiresAt) {
+      entry.hits++;
+      this.#stats.hits++;
+      if (entry.outcome.kind === 'response' && now >= entry.refreshAt && now >= entry.refreshNotBefore) {
+        this.#refreshInBackground(entry, loader);
+      }
+      return { outcome: entry.outcome, source: 'cache', fetchedAt: entry.fetchedAt };
+    }
+    const pending = this.#inflight.get(key);
+    if (pending) {
+      this.#stats.coalesced++;
+      return pending;
+    }
+    this.#stats.misses++;
+    const p = this.#load(key, certId, responderUrl, loader).finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, p);
+    return p;
+  }
+
+  async #load(key: string, certId: CertId, responderUrl: string, loader: OcspLoader): Promise<OcspCacheResult> {
+    const outcome = await loader();
+    const fetchedAt = this.#opts.now();
+    this.#store(key, certId, responderUrl, outcome, fetchedAt);
+    return { outcome, source: 'network', fetchedAt };
+  }
+
+  #refreshInBackground(entry: Entry, loader: OcspLoader): void {
+    if (this.#refreshing.has(entry.key) || this.#inflight.has(entry.key)) return;
+    this.#refreshing.add(entry.key);
+    this.#stats.refreshes++;
+    loader()
+      .then((outcome) => {
+        const now = this.#opts.now();
+        const current = this.#entries.get(entry.key);
+        if (outcome.kind === 'failure') {
+          this.#stats.refreshFailures++;
+          // Keep serving the still-valid response; back off before the next attempt.
+          if (current) {
+            current.lastRefreshError = `${outcome.errorType}: ${outcome.errorDetail}`;
+            current.refreshNotBefore = now + this.#opts.failureTtlMs;
+          }
+          return;
+        }
+        this.#store(entry.key, entry.certId, entry.responderUrl, outcome, now);
+      })
+      .catch((err: unknown) => {
+        this.#stats.refreshFailures++;
+        const current = this.#entries.get(entry.key);
+        if (current) {
+          current.lastRefreshError = `InternalError: ${(err as Error).message}`;
+          current.refreshNotBefore = this.#opts.now() + this.#opts.failureTtlMs;
+        }
+      })
+      .finally(() => this.#refreshing.delete(entry.key));
+  }
+
+  #store(key: string, certId: CertId, responderUrl: string, outcome: OcspOutcome, fetchedAt: number): void {
+    const expiresAt = this.#expiry(outcome, fetchedAt);
+    if (expiresAt <= fetchedAt) {
+      this.#entries.delete(key);
+      return;
+    }
+    const life = expiresAt - fetchedAt;
+    const entry: Entry = {
+      key, certId, responderUrl, outcome, fetchedAt, expiresAt,
+      refreshAt: fetchedAt + Math.floor(life * this.#opts.refreshAfterFraction),
+      hits: 0, lastRefreshError: undefined, refreshNotBefore: 0,
+    };
+    this.#entries.delete(key); // re-insert at the end: Map order is our age order
+    this.#entries.set(key, entry);
+    if (this.#entries.size > this.#opts.maxEntries) this.#evict();
+  }
+
+  #expiry(outcome: OcspOutcome, fetchedAt: number): number {
+    if (outcome.kind === 'failure') return fetchedAt + this.#opts.failureTtlMs;
+    const r = outcome.response;
+    const cap = fetchedAt + this.#opts.maxTtlMs;
+    if (!r.nextUpdate) return Math.min(cap, fetchedAt + this.#opts.defaultTtlMs);
+    return Math.min(cap, r.nextUpdate.getTime());
+  }
+
+  #evict(): void {
+    const target = Math.floor(this.#opts.maxEntries * 0.9);
+    const now = this.#opts.now();
+    // First drop expired entries, then the oldest.
+    for (const [k, e] of this.#entries) if (e.expiresAt <= now) { this.#entries.delete(k); this.#stats.evictions++; }
+    for (const k of this.#entries.keys()) {
+      if (this.#entries.size <= target) break;
+      this.#entries.delete(k);
+      this.#stats.evictions++;
+    }
+  }
+
+  /** Entries currently held (expired ones included until evicted or replaced), oldest first. */
+  list(): OcspCacheEntryInfo[] {
+    const out: OcspCacheEntryInfo[] = [];
+    for (const e of this.#entries.values()) {
+      const r = e.outcome.kind === 'response' ? e.outcome.response : undefined;
+      out.push({
+        key: e.key,
+        responderUrl: e.responderUrl,
+        serialNumber: e.certId.serialNumber.toString('hex'),
+        issuerNameHash: e.certId.issuerNameHash.toString('hex'),
+        issuerKeyHash: e.certId.issuerKeyHash.toString('hex'),
+        state: r ? r.certStatus : 'failure',
+        errorType: e.outcome.kind === 'failure' ? e.outcome.errorType : undefined,
+        errorDetail: e.outcome.kind === 'failure' ? e.outcome.errorDetail : undefined,
+        thisUpdate: r?.thisUpdate.toISOString(),
+        nextUpdate: r?.nextUpdate?.toISOString(),
+        fetchedAt: new Date(e.fetchedAt).toISOString(),
+        expiresAt: new Date(e.expiresAt).toISOString(),
+        hits: e.hits,
+        lastRefreshError: e.lastRefreshError,
+        refreshing: this.#refreshing.has(e.key),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Removes entries matching `filter` (all entries when the filter is empty) and
+   * returns how many were removed. The next lookup of a purged key asks the responder.
+   */
+  purge(filter: OcspCachePurgeFilter = {}): number {
+    const serial = filter.serialNumber?.replaceAll(':', '').toLowerCase();
+    let n = 0;
+    for (const [k, e] of this.#entries) {
+      if (serial !== undefined && e.certId.serialNumber.toString('hex') !== serial) continue;
+      if (filter.responderUrl !== undefined && e.responderUrl !== filter.responderUrl) continue;
+      this.#entries.delete(k);
+      n++;
+    }
+    return n;
+  }
+
+  /** Counters since start (for metrics): hits, misses, coalesced waits, refreshes, refresh failures, evictions. */
+  stats(): OcspCacheStats {
+    return { ...this.#stats, size: this.#entries.size, inflight: this.#inflight.size };
+  }
+}
