@@ -8,3 +8,9 @@ export type { PublicKeyDescription, KeyUsageName } from './certificate.js';
 export { splitCertificates, looksLikePem, toPem } from './pem.js';
 export type { CertificateBlock } from './pem.js';
 export { OID } from './oids.js';
+export { parseTrustStoreBundle, TrustAnchorSet, DEFAULT_TRUST_STORE_LIMITS } from './trust-store.js';
+export type { TrustStoreLimits, DuplicateTrustAnchor } from './trust-store.js';
+export { validateClientChain, DEFAULT_PATH_VALIDATION_LIMITS, MAX_ISSUER_CANDIDATES_EXAMINED } from './path-validation.js';
+export type {
+  PathValidationOptions, PathValidationResult, PathValidationSuccess, PathValidationFailure, PathValidationFailureCode,
+} from './path-validation.js';
