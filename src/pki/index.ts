@@ -8,6 +8,14 @@ export type { PublicKeyDescription, KeyUsageName } from './certificate.js';
 export { splitCertificates, looksLikePem, toPem } from './pem.js';
 export type { CertificateBlock } from './pem.js';
 export { OID } from './oids.js';
+export { formatDn, formatDnRfc4514, formatDnRfc2253, parseDn, escapeDnValue, DN_ATTRIBUTE_NAMES } from './dn.js';
+export type { DnAttribute, ParsedDn, DnFormatOptions } from './dn.js';
+export { formatSerialNumber, normalizeSerialForKvs } from './serial.js';
+export {
+  certificateView, chainView, viewerCertHeaders, viewerCertAbsentHeaders, formatSubjectAltName,
+  formatIsoSeconds, formatFingerprint, VIEWER_CERT_HEADER_NAMES,
+} from './view.js';
+export type { CertificateView, CertificateValidity, ChainView, ViewerCertHeaders } from './view.js';
 export { parseTrustStoreBundle, TrustAnchorSet, DEFAULT_TRUST_STORE_LIMITS } from './trust-store.js';
 export type { TrustStoreLimits, DuplicateTrustAnchor } from './trust-store.js';
 export { validateClientChain, DEFAULT_PATH_VALIDATION_LIMITS, MAX_ISSUER_CANDIDATES_EXAMINED } from './path-validation.js';
