@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { OcspTransportError, OcspVerificationError } from '../errors.js';
-import type { ParsedCertificate } from '../pki/index.js';
+import { formatIsoSeconds, formatSerialNumber, type ParsedCertificate } from '../pki/index.js';
 import {
   OcspCache, OcspHttpClient, buildCertId, buildOcspRequest, parseAndVerifyOcspResponse,
   type OcspCacheResult, type OcspFetcher, type OcspOutcome,
@@ -134,7 +134,7 @@ export class RevocationChecker {
       if (cert.ocspUrls.length === 0) {
         return {
           ok: false, code: 'ClientCertOcspEndpointMissing', certificateIndex: i,
-          reason: `${i === 0 ? 'leaf' : `intermediate #${i}`} certificate (serial ${colonHex(cert.serialNumberBytes)}) has no OCSP URL in its Authority Information Access extension`,
+          reason: `${i === 0 ? 'leaf' : `intermediate #${i}`} certificate (serial ${formatSerialNumber(cert.serialNumberBytes)}) has no OCSP URL in its Authority Information Access extension`,
         };
       }
     }
@@ -170,7 +170,7 @@ export class RevocationChecker {
       result = pending;
     }
     const durationMs = performance.now() - started;
-    const base = { serialNumber: colonHex(cert.serialNumberBytes), responder, durationMs };
+    const base = { serialNumber: formatSerialNumber(cert.serialNumberBytes), responder, durationMs };
     if (result === 'timeout') {
       return {
         status: 'Error', errorType: 'InternalError', source: 'network', ...base,
@@ -215,7 +215,7 @@ function toCertificateStatus(
     return { status: 'Error', errorType: outcome.errorType, errorDetail: outcome.errorDetail, source, ...base };
   }
   const r = outcome.response;
-  const times = { thisUpdate: isoSeconds(r.thisUpdate), ...(r.nextUpdate ? { nextUpdate: isoSeconds(r.nextUpdate) } : {}) };
+  const times = { thisUpdate: formatIsoSeconds(r.thisUpdate), ...(r.nextUpdate ? { nextUpdate: formatIsoSeconds(r.nextUpdate) } : {}) };
   switch (r.certStatus) {
     case 'good':
       return { status: 'Good', source, ...times, ...base };
@@ -224,7 +224,7 @@ function toCertificateStatus(
     case 'revoked':
       return {
         status: 'Revoked',
-        ...(r.revocationTime ? { revocationTime: isoSeconds(r.revocationTime) } : {}),
+        ...(r.revocationTime ? { revocationTime: formatIsoSeconds(r.revocationTime) } : {}),
         ...(r.revocationReason ? { revocationReason: r.revocationReason } : {}),
         source, ...times, ...base,
       };
@@ -249,12 +249,4 @@ export function revocationDecision(status: RevocationStatus):
   const all = [status.certificates.leaf, ...status.certificates.intermediates];
   if (all.every((c) => c.status === 'Good')) return { allow: true };
   return { allow: false, code: all.some((c) => c.status === 'Revoked') ? 'ClientCertRevoked' : 'ClientCertRevocationUnknown' };
-}
-
-function isoSeconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-function colonHex(b: Buffer): string {
-  return b.toString('hex').replace(/(..)(?!$)/g, '$1:');
 }
