@@ -91,14 +91,16 @@ export class ParsedCertificate {
   #sha256: Buffer | undefined;
   #issuerNameHashSha1: Buffer | undefined;
   #keyHashSha1: Buffer | undefined;
+  /** Memo of signature checks against issuers (same bytes + same key → same answer). */
+  readonly #signedBy = new WeakMap<ParsedCertificate, boolean>();
 
-  private constructor(der: Buffer, cert: pkijs.Certificate) {
+  private constructor(der: Buffer, cert: pkijs.Certificate, spkiDer: Buffer) {
     this.der = der;
     this.asn1 = cert;
     this.serialNumberBytes = Buffer.from(cert.serialNumber.valueBlock.valueHexView);
     this.subjectDer = Buffer.from(cert.subject.valueBeforeDecode);
     this.issuerDer = Buffer.from(cert.issuer.valueBeforeDecode);
-    this.spkiDer = Buffer.from(cert.subjectPublicKeyInfo.toSchema().toBER(false));
+    this.spkiDer = spkiDer;
     this.publicKeyBits = Buffer.from(cert.subjectPublicKeyInfo.subjectPublicKey.valueBlock.valueHexView);
     this.notBefore = cert.notBefore.value;
     this.notAfter = cert.notAfter.value;
@@ -196,27 +198,51 @@ export class ParsedCertificate {
 
   /**
    * Parses one DER-encoded certificate.
-   * @param der DER bytes of an X.509 Certificate.
+   *
+   * Parsed certificates are immutable and are kept in a process-wide LRU keyed by the
+   * exact DER bytes (at most {@link PARSE_CACHE_MAX} entries): clients reconnect with
+   * the same chains and share intermediates, and a pkijs parse costs hundreds of µs.
+   * Identical bytes always give an identical parse, so the cache cannot change a result.
+   * @param der DER bytes of an X.509 Certificate (copied; the caller may reuse its buffer).
    * @param where names the block in error messages (e.g. `certificate #2 (line 14)`).
    * @throws CertificateParseError when the bytes are not a well-formed certificate.
    */
   static fromDer(der: Uint8Array, where?: string): ParsedCertificate {
     const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+    const cacheKey = buf.toString('latin1');
+    const cached = parseCache.get(cacheKey);
+    if (cached) {
+      // Refresh recency: Map order is our LRU order.
+      parseCache.delete(cacheKey);
+      parseCache.set(cacheKey, cached);
+      return cached;
+    }
     let cert: pkijs.Certificate;
+    let spkiDer: Buffer;
     try {
       const asn = asn1js.fromBER(buf);
       if (asn.offset === -1) throw new Error(asn.result.error || 'invalid BER');
       if (asn.offset !== buf.length) throw new Error(`${buf.length - asn.offset} trailing bytes after the certificate`);
       cert = new pkijs.Certificate({ schema: asn.result });
+      // The SubjectPublicKeyInfo exactly as received: TBSCertificate field 6 (7 with the [0] version).
+      const tbs = (asn.result as asn1js.Sequence).valueBlock.value[0] as asn1js.Sequence;
+      const fields = tbs.valueBlock.value;
+      const spki = fields[fields[0]?.idBlock.tagClass === 3 ? 6 : 5];
+      if (!spki) throw new Error('TBSCertificate has no subjectPublicKeyInfo');
+      spkiDer = Buffer.from(spki.valueBeforeDecodeView);
     } catch (err) {
       throw new CertificateParseError(`not a valid X.509 certificate (${(err as Error).message})`, where, { cause: err });
     }
+    let parsed: ParsedCertificate;
     try {
-      return new ParsedCertificate(buf, cert);
+      parsed = new ParsedCertificate(Buffer.from(buf), cert, spkiDer);
     } catch (err) {
       if (err instanceof CertificateParseError && where) throw new CertificateParseError(err.message, where, { cause: err });
       throw err;
     }
+    parseCache.set(cacheKey, parsed);
+    if (parseCache.size > PARSE_CACHE_MAX) parseCache.delete(parseCache.keys().next().value as string);
+    return parsed;
   }
 
   /** Node's X509Certificate for this DER (built on first use). */
@@ -252,16 +278,31 @@ export class ParsedCertificate {
   /**
    * Verifies this certificate's signature with `issuer`'s public key (RSA PKCS#1 v1.5,
    * RSA-PSS and ECDSA, via OpenSSL). Returns false on a bad signature or an
-   * unsupported algorithm; never throws.
+   * unsupported algorithm; never throws. The answer is memoized per issuer object
+   * (parsed certificates are immutable and shared through the parse cache).
    */
   isSignedBy(issuer: ParsedCertificate): boolean {
+    const known = this.#signedBy.get(issuer);
+    if (known !== undefined) return known;
+    let ok: boolean;
     try {
-      return this.x509.verify(issuer.publicKeyObject);
+      ok = this.x509.verify(issuer.publicKeyObject);
     } catch {
-      return false;
+      ok = false;
     }
+    this.#signedBy.set(issuer, ok);
+    return ok;
+  }
+
+  /** Empties the process-wide parse cache (for benchmarks that measure first-sight cost). */
+  static clearParseCache(): void {
+    parseCache.clear();
   }
 }
+
+/** Most parsed certificates kept by {@link ParsedCertificate.fromDer}'s cache. */
+export const PARSE_CACHE_MAX = 10_000;
+const parseCache = new Map<string, ParsedCertificate>();
 
 const CURVES: Record<string, { name: string; bits: number }> = {
   [OID.secp256r1]: { name: 'P-256', bits: 256 },

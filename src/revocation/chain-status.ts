@@ -138,46 +138,54 @@ export class RevocationChecker {
         };
       }
     }
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.#opts.timeoutMs);
-      timer.unref?.();
-    });
-    try {
-      const results = await Promise.all(
-        Array.from({ length: checked }, (_, i) => this.#checkOne(path[i] as ParsedCertificate, path[i + 1] as ParsedCertificate, deadline)),
-      );
-      const [leaf, ...intermediates] = results as [CertificateRevocationStatus, ...CertificateRevocationStatus[]];
-      return {
-        ok: true,
-        revocationStatus: { chainValidity: chainValidity(results), certificates: { leaf, intermediates } },
-        durationMs: performance.now() - started,
-      };
-    } finally {
-      clearTimeout(timer);
+    // Look every certificate up synchronously first: on a warm cache no timer, no
+    // promise and no allocation beyond the result objects is needed.
+    const lookups: (OcspCacheResult | Promise<OcspCacheResult>)[] = new Array(checked);
+    let anyPending = false;
+    for (let i = 0; i < checked; i++) {
+      const cert = path[i] as ParsedCertificate;
+      const issuer = path[i + 1] as ParsedCertificate;
+      const responder = cert.ocspUrls[0] as string;
+      const r = this.cache.lookup(buildCertId(cert, issuer), responder, () => this.#fetchAndVerify(cert, issuer, responder));
+      if (r instanceof Promise) anyPending = true;
+      lookups[i] = r;
     }
+    let results: CertificateRevocationStatus[];
+    if (!anyPending) {
+      const durationMs = performance.now() - started;
+      results = lookups.map((r, i) => toCertificateStatus(r as OcspCacheResult, this.#base(path[i] as ParsedCertificate, durationMs)));
+    } else {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), this.#opts.timeoutMs);
+        timer.unref?.();
+      });
+      try {
+        results = await Promise.all(lookups.map(async (r, i) => {
+          const result = r instanceof Promise ? await Promise.race([r, deadline]) : r;
+          const base = this.#base(path[i] as ParsedCertificate, performance.now() - started);
+          if (result === 'timeout') {
+            return {
+              status: 'Error', errorType: 'InternalError', source: 'network', ...base,
+              errorDetail: `no answer from responder ${base.responder} within the ${this.#opts.timeoutMs} ms OCSP budget for this chain`,
+            } satisfies CertificateRevocationStatus;
+          }
+          return toCertificateStatus(result, base);
+        }));
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    const [leaf, ...intermediates] = results as [CertificateRevocationStatus, ...CertificateRevocationStatus[]];
+    return {
+      ok: true,
+      revocationStatus: { chainValidity: chainValidity(results), certificates: { leaf, intermediates } },
+      durationMs: performance.now() - started,
+    };
   }
 
-  async #checkOne(cert: ParsedCertificate, issuer: ParsedCertificate, deadline: Promise<'timeout'>): Promise<CertificateRevocationStatus> {
-    const started = performance.now();
-    const responder = cert.ocspUrls[0] as string;
-    const certId = buildCertId(cert, issuer);
-    const pending = this.cache.lookup(certId, responder, () => this.#fetchAndVerify(cert, issuer, responder));
-    let result: OcspCacheResult | 'timeout';
-    if (pending instanceof Promise) {
-      result = await Promise.race([pending, deadline]);
-    } else {
-      result = pending;
-    }
-    const durationMs = performance.now() - started;
-    const base = { serialNumber: formatSerialNumber(cert.serialNumberBytes), responder, durationMs };
-    if (result === 'timeout') {
-      return {
-        status: 'Error', errorType: 'InternalError', source: 'network', ...base,
-        errorDetail: `no answer from responder ${responder} within the ${this.#opts.timeoutMs} ms OCSP budget for this chain`,
-      };
-    }
-    return toCertificateStatus(result, base);
+  #base(cert: ParsedCertificate, durationMs: number): { serialNumber: string; responder: string; durationMs: number } {
+    return { serialNumber: formatSerialNumber(cert.serialNumberBytes), responder: cert.ocspUrls[0] as string, durationMs };
   }
 
   /** One network exchange plus verification; failures become outcomes (never rejects). */

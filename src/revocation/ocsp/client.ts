@@ -124,13 +124,13 @@ export class OcspHttpClient {
     const status = res.statusCode;
     const location = typeof res.headers.location === 'string' ? res.headers.location : undefined;
     if (status !== 200) {
-      // Drain without reading much: we do not need error bodies.
-      res.body.destroy();
+      // We do not need error bodies: discard without reading.
+      discardBody(res.body);
       return { body: Buffer.alloc(0), method, httpStatus: status, ...(location ? { location } : {}) };
     }
     const declared = Number(res.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxResponseBytes) {
-      res.body.destroy();
+      discardBody(res.body);
       throw new OcspTransportError(`responder ${responderUrl} sent a ${declared}-byte response; the limit is ${maxResponseBytes} bytes`);
     }
     const chunks: Buffer[] = [];
@@ -156,6 +156,16 @@ export class OcspHttpClient {
   async close(): Promise<void> {
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
+}
+
+/**
+ * Destroys a response body that will not be read. undici's body stream, destroyed
+ * before its end, emits a RequestAbortedError 'error' event (asynchronously); without a
+ * listener that is an uncaught exception that would take the process down.
+ */
+function discardBody(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
 }
 
 function timeoutError(url: string, signal: AbortSignal, cause?: unknown): OcspTransportError {
