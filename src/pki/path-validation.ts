@@ -1,7 +1,8 @@
 import { InvalidArgumentError } from '../errors.js';
 import { SUPPORTED_SIGNATURE_ALGORITHMS, signatureAlgorithmName, type ParsedCertificate } from './certificate.js';
 import { OID } from './oids.js';
-import { describeCertificate, extensionName, nameText, orderByKeyIdentifier, type TrustAnchorSet } from './trust-store.js';
+import { describeCertificate, extensionName, orderByKeyIdentifier, type TrustAnchorSet } from './trust-store.js';
+import { formatDnRfc4514 } from './dn.js';
 
 /**
  * Failure codes of {@link validateClientChain}: the SPEC section 7 connection-log codes
@@ -323,7 +324,7 @@ function recordDeadEnd(s: Search, path: readonly ParsedCertificate[], badSignatu
   } else if (loop) {
     reason = `the issuer of ${who} leads back into its own chain (a loop) and no trust anchor was reached`;
   } else {
-    reason = `${who} was issued by "${nameText(cert.asn1.issuer)}", which is neither in the trust store nor among the presented certificates`;
+    reason = `${who} was issued by "${formatDnRfc4514(cert.issuerDer)}", which is neither in the trust store nor among the presented certificates`;
   }
   s.deadEnd = { depth, failure: fail('ClientCertUntrusted', reason, s.indexOf.get(cert)) };
 }

@@ -2,6 +2,8 @@ import { CertificateParseError, InvalidArgumentError, TrustStoreBundleError } fr
 import { ParsedCertificate, SUPPORTED_SIGNATURE_ALGORITHMS, signatureAlgorithmName } from './certificate.js';
 import { OID } from './oids.js';
 import { splitCertificates, type CertificateBlock } from './pem.js';
+import { formatDnRfc4514 } from './dn.js';
+import { formatSerialNumber } from './serial.js';
 
 /**
  * Limits applied to a trust-store CA bundle (SPEC section 2, configurable).
@@ -152,35 +154,15 @@ export function orderByKeyIdentifier(child: ParsedCertificate, candidates: reado
     .map((x) => x.c);
 }
 
-const ATTRIBUTE_NAMES: Record<string, string> = {
-  '2.5.4.3': 'CN', '2.5.4.6': 'C', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.9': 'STREET',
-  '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.5': 'serialNumber', '2.5.4.12': 'title',
-  '0.9.2342.19200300.100.1.25': 'DC', '0.9.2342.19200300.100.1.1': 'UID',
-  '1.2.840.113549.1.9.1': 'emailAddress',
-};
-
-/**
- * A Name as text for messages, most specific RDN first (like RFC 4514) but without
- * escaping: for reading, not for parsing. @internal
- */
-export function nameText(name: ParsedCertificate['asn1']['subject']): string {
-  const parts: string[] = [];
-  for (const tv of name.typesAndValues) {
-    const v = (tv.value as { valueBlock?: { value?: unknown } } | undefined)?.valueBlock?.value;
-    parts.push(`${ATTRIBUTE_NAMES[tv.type] ?? tv.type}=${typeof v === 'string' ? v : '#…'}`);
-  }
-  return parts.length ? parts.reverse().join(', ') : '(empty name)';
-}
 
 /**
  * A short human description of a certificate for messages:
- * `"CN=Leaf, O=Org, C=US" (serial 01:ab:…)` (subject per {@link nameText}, serial as the
+ * `"CN=Leaf, O=Org, C=US" (serial 01:ab:…)` (subject in RFC 4514 form, serial as the
  * DER INTEGER bytes in lowercase colon hex).
  * @internal shared with path-validation.ts
  */
 export function describeCertificate(cert: ParsedCertificate): string {
-  const serial = [...cert.serialNumberBytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
-  return `"${nameText(cert.asn1.subject)}" (serial ${serial})`;
+  return `"${formatDnRfc4514(cert.subjectDer)}" (serial ${formatSerialNumber(cert.serialNumberBytes)})`;
 }
 
 const CRITICAL_EXTENSION_NAMES: Record<string, string> = {
