@@ -37,6 +37,7 @@ export function splitCertificates(input: Uint8Array | string): CertificateBlock[
   if (typeof input !== 'string' && !looksLikePem(input)) {
     const buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     if (buf.length === 0) throw new CertificateParseError('input is empty; expected PEM or DER certificates');
+    if (isOnlyCommentsOrBlank(buf)) throw new CertificateParseError('no certificate found (only comment or blank lines; expected -----BEGIN CERTIFICATE----- blocks)');
     if (buf[0] !== 0x30) throw new CertificateParseError('input is neither PEM (no -----BEGIN marker) nor DER (does not start with a SEQUENCE)');
     return [{ der: buf, index: 1, line: 0, where: 'certificate #1 (DER)' }];
   }
@@ -86,6 +87,13 @@ export function splitCertificates(input: Uint8Array | string): CertificateBlock[
   if (inBlock) throw new CertificateParseError(`block starting at line ${inBlock.line} has no END marker`, `line ${inBlock.line}`);
   if (blocks.length === 0) throw new CertificateParseError('no certificate found (expected -----BEGIN CERTIFICATE----- blocks)');
   return blocks;
+}
+
+/** True when the bytes are text made only of `#` comment lines and blank lines. */
+function isOnlyCommentsOrBlank(buf: Buffer): boolean {
+  if (buf.length > 1 << 20) return false;
+  const text = buf.toString('utf8');
+  return text.split(/\r?\n/).every((l) => l.trim() === '' || l.trim().startsWith('#'));
 }
 
 /** Encodes DER as one PEM CERTIFICATE block (64-column base64, trailing newline), RFC 7468 section 5. */

@@ -204,8 +204,10 @@ export async function issueCertificate(opts: IssueOptions): Promise<TestCert> {
   cert.subject = nameFromDer(subjectDer);
   cert.issuer = nameFromDer(opts.issuer ? opts.issuer.subjectDer : subjectDer);
   const now = Date.now();
-  cert.notBefore.value = opts.notBefore ?? new Date(now - 3600_000);
-  cert.notAfter.value = opts.notAfter ?? new Date(now + 30 * 86400_000);
+  // RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+  const timeOf = (d: Date) => new pkijs.Time({ type: d.getUTCFullYear() >= 2050 ? 1 : 0, value: d });
+  cert.notBefore = timeOf(opts.notBefore ?? new Date(now - 3600_000));
+  cert.notAfter = timeOf(opts.notAfter ?? new Date(now + 30 * 86400_000));
   await cert.subjectPublicKeyInfo.importKey(key.pair.publicKey);
 
   const isCA = opts.ca === true;
@@ -244,7 +246,15 @@ export async function issueCertificate(opts: IssueOptions): Promise<TestCert> {
   if (exts.length) cert.extensions = exts;
 
   const signer = opts.issuer ? opts.issuer.key : key;
-  await cert.sign(signer.pair.privateKey, opts.hash ?? (signer.type === 'ec-p384' ? 'SHA-384' : 'SHA-256'));
+  const hash = opts.hash ?? (signer.type === 'ec-p384' ? 'SHA-384' : 'SHA-256');
+  let signingKey = signer.pair.privateKey;
+  if (signer.type.startsWith('rsa') && hash !== 'SHA-256') {
+    // WebCrypto binds the hash to an RSA key: re-import it with the requested hash.
+    const pkcs8 = await subtle.exportKey('pkcs8', signingKey);
+    const name = signer.type.startsWith('rsa-pss') ? 'RSA-PSS' : 'RSASSA-PKCS1-v1_5';
+    signingKey = await subtle.importKey('pkcs8', pkcs8, { name, hash }, false, ['sign']);
+  }
+  await cert.sign(signingKey, hash);
   const der = Buffer.from(cert.toSchema(true).toBER(false));
   return { der, pem: toPem(der), cert: ParsedCertificate.fromDer(der), key, subjectDer, keyPem: key.privateKeyPem };
 }
