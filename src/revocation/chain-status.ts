@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { OcspTransportError, OcspVerificationError } from '../errors.js';
-import { formatIsoSeconds, formatSerialNumber, type ParsedCertificate } from '../pki/index.js';
+import { formatDnRfc4514, formatIsoSeconds, formatSerialNumber, type ParsedCertificate } from '../pki/index.js';
 import {
   OcspCache, OcspHttpClient, buildCertId, buildOcspRequest, parseAndVerifyOcspResponse,
   type OcspCacheResult, type OcspFetcher, type OcspOutcome,
@@ -65,8 +65,19 @@ export type RevocationCheckResult =
 export interface RevocationCheckerOptions {
   /** Total budget for the whole chain (default 2000, `timeoutMs`). */
   timeoutMs: number;
+  /**
+   * How long one responder request may run (default 10 000, `fetchTimeoutMs`; never
+   * less than `timeoutMs`). A request still running when a handshake's budget is spent
+   * keeps going up to this limit and fills the cache for later connections.
+   */
+  fetchTimeoutMs: number;
   /** Accepted clock difference for thisUpdate/nextUpdate (default 300 000, `clockSkewSeconds`). */
   clockSkewMs: number;
+  /**
+   * Oldest accepted thisUpdate of a response without nextUpdate, in ms (default
+   * 86 400 000 = 24 h, `maxAgeWithoutNextUpdateSeconds`): stops replays of old responses.
+   */
+  maxAgeWithoutNextUpdateMs: number;
   /** Response body cap in bytes (default 65536, `maxResponseBytes`). */
   maxResponseBytes: number;
   /** Send a nonce (RFC 8954) and verify it when echoed (default false, `nonce`). */
@@ -82,6 +93,8 @@ export interface RevocationCheckerOptions {
 /** Defaults of {@link RevocationCheckerOptions} (SPEC 3). */
 export const DEFAULT_REVOCATION_OPTIONS = Object.freeze({
   timeoutMs: 2000,
+  fetchTimeoutMs: 10_000,
+  maxAgeWithoutNextUpdateMs: 86_400_000,
   clockSkewMs: 300_000,
   maxResponseBytes: 65_536,
   nonce: false,
@@ -106,7 +119,9 @@ export class RevocationChecker {
   constructor(options: Partial<RevocationCheckerOptions> = {}) {
     this.#opts = {
       timeoutMs: options.timeoutMs ?? DEFAULT_REVOCATION_OPTIONS.timeoutMs,
+      fetchTimeoutMs: Math.max(options.fetchTimeoutMs ?? DEFAULT_REVOCATION_OPTIONS.fetchTimeoutMs, options.timeoutMs ?? DEFAULT_REVOCATION_OPTIONS.timeoutMs),
       clockSkewMs: options.clockSkewMs ?? DEFAULT_REVOCATION_OPTIONS.clockSkewMs,
+      maxAgeWithoutNextUpdateMs: options.maxAgeWithoutNextUpdateMs ?? DEFAULT_REVOCATION_OPTIONS.maxAgeWithoutNextUpdateMs,
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_REVOCATION_OPTIONS.maxResponseBytes,
       nonce: options.nonce ?? DEFAULT_REVOCATION_OPTIONS.nonce,
     };
@@ -134,7 +149,7 @@ export class RevocationChecker {
       if (cert.ocspUrls.length === 0) {
         return {
           ok: false, code: 'ClientCertOcspEndpointMissing', certificateIndex: i,
-          reason: `${i === 0 ? 'leaf' : `intermediate #${i}`} certificate (serial ${formatSerialNumber(cert.serialNumberBytes)}) has no OCSP URL in its Authority Information Access extension`,
+          reason: `${i === 0 ? 'leaf' : `intermediate #${i}`} certificate "${formatDnRfc4514(cert.subjectDer)}" (serial ${formatSerialNumber(cert.serialNumberBytes)}) has no OCSP URL in its Authority Information Access extension`,
         };
       }
     }
@@ -191,12 +206,13 @@ export class RevocationChecker {
   /** One network exchange plus verification; failures become outcomes (never rejects). */
   async #fetchAndVerify(cert: ParsedCertificate, issuer: ParsedCertificate, responder: string): Promise<OcspOutcome> {
     const request = buildOcspRequest({ cert, issuer, nonce: this.#opts.nonce });
-    const signal = AbortSignal.timeout(this.#opts.timeoutMs);
+    const signal = AbortSignal.timeout(this.#opts.fetchTimeoutMs);
     try {
       const { body } = await this.#fetch({ responderUrl: responder, requestDer: request.der, signal, maxResponseBytes: this.#opts.maxResponseBytes });
       const response = parseAndVerifyOcspResponse(body, {
         certId: request.certId, issuer, nonce: request.nonce,
         now: new Date(this.#now()), clockSkewMs: this.#opts.clockSkewMs,
+        maxAgeWithoutNextUpdateMs: this.#opts.maxAgeWithoutNextUpdateMs,
       });
       return { kind: 'response', response };
     } catch (err) {

@@ -270,3 +270,24 @@ describe('purge', () => {
     assert.equal(s.certificates.intermediates[0]!.source, 'network');
   });
 });
+
+describe('budget', () => {
+  test('a responder slower than the budget: the handshake gets Error, the request finishes in the background and fills the cache', async () => {
+    const issuer = chain.intermediates[0]!;
+    const c = clock();
+    const cache = new OcspCache({ now: c.now });
+    const checker = new RevocationChecker({ cache, now: c.now, timeoutMs: 200, fetchTimeoutMs: 5000 });
+    open.push(checker);
+    leafResponder.setHandler(behaviours.delay(500, behaviours.good(issuer, { now: c.date })));
+    rootResponder.setHandler(behaviours.good(chain.root, { now: c.date }));
+    const first = okStatus(await checker.check(path));
+    assert.equal(first.certificates.leaf.status, 'Error');
+    assert.equal(first.certificates.leaf.errorType, 'InternalError');
+    assert.match(first.certificates.leaf.errorDetail ?? '', /within the 200 ms OCSP budget/);
+    await waitFor(() => cache.list().some((e) => e.state === 'good' && e.serialNumber === chain.leaf.cert.serialNumberBytes.toString('hex')), 'the slow answer to be cached');
+    const second = okStatus(await checker.check(path));
+    assert.equal(second.certificates.leaf.status, 'Good');
+    assert.equal(second.certificates.leaf.source, 'cache');
+    assert.equal(leafRequests(), 1);
+  });
+});

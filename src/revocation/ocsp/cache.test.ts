@@ -16,12 +16,12 @@ function clock(start = Date.parse('2026-01-01T00:00:00Z')) {
   return { now: () => t, advance: (ms: number) => { t += ms; } };
 }
 
-function good(now: number, opts: { nextUpdateInMs?: number | null; status?: 'good' | 'revoked' | 'unknown' } = {}): OcspOutcome {
+function good(now: number, opts: { nextUpdateInMs?: number | null; status?: 'good' | 'revoked' | 'unknown'; reason?: string; thisUpdateAgoMs?: number } = {}): OcspOutcome {
   const response: VerifiedOcspResponse = {
     certStatus: opts.status ?? 'good',
-    revocationTime: undefined,
-    revocationReason: undefined,
-    thisUpdate: new Date(now - 1000),
+    revocationTime: opts.status === 'revoked' ? new Date(now - 86400_000) : undefined,
+    revocationReason: opts.status === 'revoked' ? (opts.reason ?? 'keyCompromise') : undefined,
+    thisUpdate: new Date(now - (opts.thisUpdateAgoMs ?? 1000)),
     nextUpdate: opts.nextUpdateInMs === null ? undefined : new Date(now + (opts.nextUpdateInMs ?? 3600_000)),
     producedAt: new Date(now - 1000),
     signer: 'issuer',
@@ -201,4 +201,98 @@ test('the cache evicts the oldest entries beyond maxEntries', async () => {
   assert.ok(cache.list().length <= 10);
   assert.equal(cache.list().at(-1)!.serialNumber, '18');
   assert.ok(cache.stats().evictions >= 15);
+});
+
+const status = (r: { outcome: OcspOutcome }) => (r.outcome.kind === 'response' ? r.outcome.response.certStatus : 'failure');
+
+test('a cached Revoked is never replaced by a later Good, Unknown or failure; purge removes it', async () => {
+  const c = clock();
+  const cache = new OcspCache({ now: c.now, refreshAfterFraction: 0.8 });
+  let answer: () => OcspOutcome = () => good(c.now(), { status: 'revoked', nextUpdateInMs: 10 * 60_000 });
+  const loader = async () => answer();
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked');
+  // A background refresh brings a Good (a replayed or lagging response): still Revoked.
+  answer = () => good(c.now(), { nextUpdateInMs: 10 * 60_000 });
+  c.advance(9 * 60_000);
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked');
+  await tick();
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked');
+  assert.match(cache.list()[0]!.lastRefreshError ?? '', /keeping Revoked/);
+  // After expiry the responder fails: a failure does not turn Revoked into Error either.
+  answer = () => failure;
+  c.advance(11 * 60_000);
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked');
+  answer = () => good(c.now(), { status: 'unknown' });
+  c.advance(60_000);
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked');
+  // Only a purge lets the responder's current answer through.
+  answer = () => good(c.now());
+  cache.purge({ serialNumber: '01' });
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'good');
+});
+
+test('certificateHold may be lifted by a later Good', async () => {
+  const c = clock();
+  const cache = new OcspCache({ now: c.now, refreshAfterFraction: 1 });
+  let answer = good(c.now(), { status: 'revoked', reason: 'certificateHold', nextUpdateInMs: 60_000 });
+  const loader = async () => answer;
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked');
+  c.advance(60_000);
+  answer = good(c.now());
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'good');
+});
+
+test('a refresh that brings an older response (thisUpdate) keeps the newer one', async () => {
+  const c = clock();
+  const cache = new OcspCache({ now: c.now, refreshAfterFraction: 0.5 });
+  let answer = good(c.now(), { status: 'unknown', nextUpdateInMs: 10 * 60_000 });
+  const loader = async () => answer;
+  await cache.lookup(certId(), URL_A, loader);
+  answer = good(c.now(), { thisUpdateAgoMs: 3600_000, nextUpdateInMs: 60 * 60_000 });
+  c.advance(6 * 60_000);
+  await cache.lookup(certId(), URL_A, loader);
+  await tick();
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'unknown');
+  assert.match(cache.list()[0]!.lastRefreshError ?? '', /older response/);
+});
+
+test('purge detaches a request under way: the next lookup asks anew and the old answer is not stored', async () => {
+  const c = clock();
+  const cache = new OcspCache({ now: c.now });
+  let calls = 0;
+  const releases: (() => void)[] = [];
+  const answers = [good(c.now()), good(c.now(), { status: 'revoked' })];
+  const loader = () => { const i = calls++; return new Promise<OcspOutcome>((r) => releases.push(() => r(answers[i]!))); };
+  const before = cache.lookup(certId(), URL_A, loader) as Promise<unknown>;
+  assert.equal(cache.purge(), 0);
+  const after = cache.lookup(certId(), URL_A, loader) as Promise<{ outcome: OcspOutcome }>;
+  assert.equal(calls, 2, 'the lookup after the purge did not join the earlier request');
+  releases[1]!();
+  assert.equal(status(await after), 'revoked');
+  releases[0]!();
+  await before;
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked', 'the pre-purge Good was not stored');
+  assert.equal(calls, 2);
+});
+
+test('purge during a background refresh: the refreshed answer is not put back', async () => {
+  const c = clock();
+  const cache = new OcspCache({ now: c.now, refreshAfterFraction: 0.5 });
+  let calls = 0;
+  let release!: () => void;
+  const loader = () => {
+    calls++;
+    if (calls === 1) return Promise.resolve(good(c.now(), { nextUpdateInMs: 10 * 60_000 }));
+    if (calls === 2) return new Promise<OcspOutcome>((r) => { release = () => r(good(c.now(), { nextUpdateInMs: 10 * 60_000 })); });
+    return Promise.resolve(good(c.now(), { status: 'revoked' }));
+  };
+  await cache.lookup(certId(), URL_A, loader);
+  c.advance(6 * 60_000);
+  cache.lookup(certId(), URL_A, loader); // starts the refresh (call 2)
+  assert.equal(calls, 2);
+  cache.purge();
+  release();
+  await tick();
+  assert.equal(cache.list().length, 0);
+  assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked');
 });

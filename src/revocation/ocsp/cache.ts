@@ -103,6 +103,20 @@ export interface OcspCacheStats {
   inflight: number;
 }
 
+/** A request under way (a miss or a background refresh), detachable by {@link OcspCache.purge}. */
+interface PendingLoad {
+  certId: CertId;
+  responderUrl: string;
+  /** Set by purge: the answer must not be stored. */
+  cancelled: boolean;
+  promise: Promise<OcspCacheResult>;
+}
+
+/** Revoked for any reason except certificateHold (RFC 5280 5.3.1: the only reversible one). */
+function isPermanentRevocation(r: VerifiedOcspResponse): boolean {
+  return r.certStatus === 'revoked' && r.revocationReason !== 'certificateHold';
+}
+
 /** Produces a fresh outcome from the responder; must not reject (failures are outcomes). */
 export type OcspLoader = () => Promise<OcspOutcome>;
 
@@ -120,14 +134,17 @@ export type OcspLoader = () => Promise<OcspOutcome>;
  *   at once and starts one background refresh. If that refresh fails, the still-valid
  *   response keeps being served (the failure is recorded, and the next refresh is
  *   attempted after `failureTtlMs`); a successful refresh replaces the entry.
- * - Revoked is final for a certificate but still follows the same lifetime rules, so a
- *   purge or expiry always re-asks the responder.
+ * - Revoked is final (RFC 5280 3.3; except certificateHold): once a verified Revoked
+ *   answer is cached, a later Good/Unknown or a failure for the same key never
+ *   replaces it (the responder is still asked on the normal schedule); only a purge
+ *   removes it. A response older (thisUpdate) than the live one is ignored.
+ * - Entries beyond `maxEntries` are evicted oldest first (expired non-revoked first).
  */
 export class OcspCache {
   readonly #opts: OcspCacheOptions;
   readonly #entries = new Map<string, Entry>();
-  readonly #inflight = new Map<string, Promise<OcspCacheResult>>();
-  readonly #refreshing = new Set<string>();
+  readonly #inflight = new Map<string, PendingLoad>();
+  readonly #refreshing = new Map<string, PendingLoad>();
   #stats = { hits: 0, misses: 0, coalesced: 0, refreshes: 0, refreshFailures: 0, evictions: 0 };
 
   constructor(options: Partial<OcspCacheOptions> = {}) {
@@ -160,66 +177,101 @@ export class OcspCache {
     const pending = this.#inflight.get(key);
     if (pending) {
       this.#stats.coalesced++;
-      return pending;
+      return pending.promise;
     }
     this.#stats.misses++;
-    const p = this.#load(key, certId, responderUrl, loader).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, p);
-    return p;
+    const record: PendingLoad = { certId, responderUrl, cancelled: false, promise: undefined as unknown as Promise<OcspCacheResult> };
+    record.promise = this.#load(key, record, loader).finally(() => {
+      if (this.#inflight.get(key) === record) this.#inflight.delete(key);
+    });
+    this.#inflight.set(key, record);
+    return record.promise;
   }
 
-  async #load(key: string, certId: CertId, responderUrl: string, loader: OcspLoader): Promise<OcspCacheResult> {
+  async #load(key: string, record: PendingLoad, loader: OcspLoader): Promise<OcspCacheResult> {
     const outcome = await loader();
     const fetchedAt = this.#opts.now();
-    this.#store(key, certId, responderUrl, outcome, fetchedAt);
-    return { outcome, source: 'network', fetchedAt };
+    // A purge while this request was under way: answer its own waiters, store nothing.
+    const effective = record.cancelled ? outcome : this.#store(key, record.certId, record.responderUrl, outcome, fetchedAt);
+    return { outcome: effective, source: 'network', fetchedAt };
   }
 
   #refreshInBackground(entry: Entry, loader: OcspLoader): void {
     if (this.#refreshing.has(entry.key) || this.#inflight.has(entry.key)) return;
-    this.#refreshing.add(entry.key);
+    const record: PendingLoad = { certId: entry.certId, responderUrl: entry.responderUrl, cancelled: false, promise: undefined as unknown as Promise<OcspCacheResult> };
+    this.#refreshing.set(entry.key, record);
     this.#stats.refreshes++;
-    loader()
-      .then((outcome) => {
+    const noteFailure = (message: string) => {
+      this.#stats.refreshFailures++;
+      const current = this.#entries.get(entry.key);
+      if (current && !record.cancelled) {
+        current.lastRefreshError = message;
+        current.refreshNotBefore = this.#opts.now() + this.#opts.failureTtlMs;
+      }
+    };
+    record.promise = loader()
+      .then((outcome): OcspCacheResult => {
         const now = this.#opts.now();
-        const current = this.#entries.get(entry.key);
         if (outcome.kind === 'failure') {
-          this.#stats.refreshFailures++;
           // Keep serving the still-valid response; back off before the next attempt.
-          if (current) {
-            current.lastRefreshError = `${outcome.errorType}: ${outcome.errorDetail}`;
-            current.refreshNotBefore = now + this.#opts.failureTtlMs;
-          }
-          return;
+          noteFailure(`${outcome.errorType}: ${outcome.errorDetail}`);
+        } else if (!record.cancelled) {
+          this.#store(entry.key, entry.certId, entry.responderUrl, outcome, now);
         }
-        this.#store(entry.key, entry.certId, entry.responderUrl, outcome, now);
+        return { outcome, source: 'network', fetchedAt: now };
       })
-      .catch((err: unknown) => {
-        this.#stats.refreshFailures++;
-        const current = this.#entries.get(entry.key);
-        if (current) {
-          current.lastRefreshError = `InternalError: ${(err as Error).message}`;
-          current.refreshNotBefore = this.#opts.now() + this.#opts.failureTtlMs;
-        }
+      .catch((err: unknown): OcspCacheResult => {
+        noteFailure(`InternalError: ${(err as Error).message}`);
+        return { outcome: { kind: 'failure', errorType: 'InternalError', errorDetail: (err as Error).message }, source: 'network', fetchedAt: this.#opts.now() };
       })
-      .finally(() => this.#refreshing.delete(entry.key));
+      .finally(() => {
+        if (this.#refreshing.get(entry.key) === record) this.#refreshing.delete(entry.key);
+      });
   }
 
-  #store(key: string, certId: CertId, responderUrl: string, outcome: OcspOutcome, fetchedAt: number): void {
+  /**
+   * Stores a new outcome and returns the outcome the entry now holds, which differs
+   * from `outcome` in two fail-closed cases:
+   * - the entry holds a Revoked answer (any reason but certificateHold, which RFC 5280
+   *   5.3.1 allows to be lifted) and the new outcome is not Revoked: revocation is
+   *   permanent (RFC 5280 3.3), so a later Good/Unknown (a replayed or lagging
+   *   response) or a failure never replaces it; the entry keeps Revoked and takes the
+   *   new outcome's lifetime. Only {@link purge} removes it.
+   * - the entry holds a live response and the new response has an older thisUpdate (a
+   *   replay or a lagging replica): the newer answer is kept.
+   */
+  #store(key: string, certId: CertId, responderUrl: string, outcome: OcspOutcome, fetchedAt: number): OcspOutcome {
+    const existing = this.#entries.get(key);
+    let kept = outcome;
+    let note: string | undefined;
+    if (existing?.outcome.kind === 'response') {
+      const old = existing.outcome.response;
+      const neu = outcome.kind === 'response' ? outcome.response : undefined;
+      if (isPermanentRevocation(old) && neu?.certStatus !== 'revoked') {
+        kept = existing.outcome;
+        note = neu
+          ? `responder answered ${neu.certStatus} (thisUpdate ${neu.thisUpdate.toISOString()}) for a certificate it had reported revoked; keeping Revoked`
+          : `responder failed (${(outcome as { errorDetail: string }).errorDetail}); keeping Revoked`;
+      } else if (neu && fetchedAt < existing.expiresAt && neu.thisUpdate.getTime() < old.thisUpdate.getTime()) {
+        existing.lastRefreshError = `responder sent an older response (thisUpdate ${neu.thisUpdate.toISOString()} < ${old.thisUpdate.toISOString()}); kept the newer one`;
+        return existing.outcome;
+      }
+    }
     const expiresAt = this.#expiry(outcome, fetchedAt);
     if (expiresAt <= fetchedAt) {
-      this.#entries.delete(key);
-      return;
+      if (kept === outcome) this.#entries.delete(key);
+      return kept;
     }
     const life = expiresAt - fetchedAt;
     const entry: Entry = {
-      key, certId, responderUrl, outcome, fetchedAt, expiresAt,
+      key, certId, responderUrl, outcome: kept, fetchedAt, expiresAt,
       refreshAt: fetchedAt + Math.floor(life * this.#opts.refreshAfterFraction),
-      hits: 0, lastRefreshError: undefined, refreshNotBefore: 0,
+      hits: 0, lastRefreshError: note, refreshNotBefore: 0,
     };
     this.#entries.delete(key); // re-insert at the end: Map order is our age order
     this.#entries.set(key, entry);
     if (this.#entries.size > this.#opts.maxEntries) this.#evict();
+    return kept;
   }
 
   #expiry(outcome: OcspOutcome, fetchedAt: number): number {
@@ -233,8 +285,11 @@ export class OcspCache {
   #evict(): void {
     const target = Math.floor(this.#opts.maxEntries * 0.9);
     const now = this.#opts.now();
-    // First drop expired entries, then the oldest.
-    for (const [k, e] of this.#entries) if (e.expiresAt <= now) { this.#entries.delete(k); this.#stats.evictions++; }
+    // First drop expired entries (but keep Revoked answers, which stay sticky), then the oldest.
+    for (const [k, e] of this.#entries) {
+      const revoked = e.outcome.kind === 'response' && isPermanentRevocation(e.outcome.response);
+      if (e.expiresAt <= now && !revoked) { this.#entries.delete(k); this.#stats.evictions++; }
+    }
     for (const k of this.#entries.keys()) {
       if (this.#entries.size <= target) break;
       this.#entries.delete(k);
@@ -270,16 +325,28 @@ export class OcspCache {
 
   /**
    * Removes entries matching `filter` (all entries when the filter is empty) and
-   * returns how many were removed. The next lookup of a purged key asks the responder.
+   * returns how many were removed. Requests under way for matching keys are detached:
+   * their answers are not stored, and the next lookup of a purged key asks the
+   * responder anew (it never joins a request that started before the purge).
    */
   purge(filter: OcspCachePurgeFilter = {}): number {
     const serial = filter.serialNumber?.replaceAll(':', '').toLowerCase();
+    const matches = (certId: CertId, responderUrl: string) =>
+      (serial === undefined || certId.serialNumber.toString('hex') === serial)
+      && (filter.responderUrl === undefined || responderUrl === filter.responderUrl);
     let n = 0;
     for (const [k, e] of this.#entries) {
-      if (serial !== undefined && e.certId.serialNumber.toString('hex') !== serial) continue;
-      if (filter.responderUrl !== undefined && e.responderUrl !== filter.responderUrl) continue;
+      if (!matches(e.certId, e.responderUrl)) continue;
       this.#entries.delete(k);
       n++;
+    }
+    // Requests under way started before the purge: their answers must not come back.
+    for (const pending of [this.#inflight, this.#refreshing]) {
+      for (const [k, p] of pending) {
+        if (!matches(p.certId, p.responderUrl)) continue;
+        p.cancelled = true;
+        pending.delete(k);
+      }
     }
     return n;
   }

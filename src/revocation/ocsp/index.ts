@@ -14,7 +14,7 @@ export { buildCertId, buildOcspRequest, ocspGetUrl, OCSP_GET_MAX_URL_BYTES } fro
 export type { BuildOcspRequestOptions } from './request.js';
 
 // Response: decode + verify (response.ts)
-export { parseAndVerifyOcspResponse, OCSP_RESPONSE_STATUS } from './response.js';
+export { parseAndVerifyOcspResponse, OCSP_RESPONSE_STATUS, DEFAULT_MAX_AGE_WITHOUT_NEXT_UPDATE_MS } from './response.js';
 export type { OcspVerifyContext } from './response.js';
 
 // HTTP transport (client.ts)

@@ -12,7 +12,7 @@ import { constants, createHash, verify as cryptoVerify, type KeyObject } from 'n
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { OcspVerificationError } from '../../errors.js';
-import { OID, ParsedCertificate, formatDnRfc4514 } from '../../pki/index.js';
+import { OID, ParsedCertificate, SUPPORTED_SIGNATURE_ALGORITHMS, formatDnRfc4514, signatureAlgorithmName } from '../../pki/index.js';
 import { issuerHashes } from './request.js';
 import { CRL_REASONS, type CertId, type OcspCertStatus, type OcspVerificationFailure, type VerifiedOcspResponse } from './types.js';
 
@@ -38,7 +38,16 @@ export interface OcspVerifyContext {
   now: Date;
   /** Tolerated clock difference for thisUpdate/nextUpdate, in milliseconds (SPEC 3: default 300 000). */
   clockSkewMs: number;
+  /**
+   * Oldest acceptable thisUpdate when a SingleResponse has no nextUpdate, in
+   * milliseconds before `now` (default {@link DEFAULT_MAX_AGE_WITHOUT_NEXT_UPDATE_MS}).
+   * Without it a captured response without nextUpdate could be replayed forever.
+   */
+  maxAgeWithoutNextUpdateMs?: number;
 }
+
+/** Default of {@link OcspVerifyContext.maxAgeWithoutNextUpdateMs}: 24 hours. */
+export const DEFAULT_MAX_AGE_WITHOUT_NEXT_UPDATE_MS = 24 * 3600_000;
 
 /**
  * Decodes and verifies one DER OCSPResponse for the request described by `ctx`
@@ -65,8 +74,9 @@ export interface OcspVerifyContext {
  *    issued by `ctx.issuer` directly (issuer Name equal to the CA's subject and the
  *    certificate's signature verifying with the CA's key), with id-kp-OCSPSigning in
  *    its extKeyUsage (anyExtendedKeyUsage does not count), within notBefore..notAfter
- *    at `ctx.now` (strictly: no clock-skew allowance, like path validation), and with no
- *    unhandled critical extension. A responder certificate signed by another CA, even
+ *    at `ctx.now` (strictly: no clock-skew allowance, like path validation), with no
+ *    unhandled critical extension, and held to the SPEC section 2 key and signature
+ *    rules (RSA 2048/3072/4096 or ECDSA P-256/P-384 key; SHA-256/384/512 signature). A responder certificate signed by another CA, even
  *    one that chains to the same root, is not authorized.
  * 5. `SignatureInvalid` — the signature over the tbsResponseData bytes exactly as
  *    received does not verify with the authorized signer's key. Accepted algorithms:
@@ -79,10 +89,12 @@ export interface OcspVerifyContext {
  *    INTEGER values, so a responder that re-encodes a non-minimal serial still
  *    matches). When a SingleResponse uses another hash algorithm (SHA-256/384/512),
  *    the issuer hashes are recomputed from `ctx.issuer` with that algorithm; other
- *    algorithms never match. The first matching SingleResponse is used.
- * 7. `NotYetValid` — thisUpdate > now + clockSkewMs. `Expired` — nextUpdate (when
- *    present) < now − clockSkewMs. Both bounds are inclusive-accepting: a value exactly
- *    at the bound passes. producedAt is reported, not checked.
+ *    algorithms never match. When several SingleResponses match, the most severe
+ *    status wins (revoked > unknown > good): contradictory answers never read as good.
+ * 7. `NotYetValid` — thisUpdate or producedAt > now + clockSkewMs. `Expired` —
+ *    nextUpdate (when present) < now − clockSkewMs, or, without nextUpdate, thisUpdate
+ *    older than `maxAgeWithoutNextUpdateMs` (+ skew) so a response cannot be replayed
+ *    forever. Bounds are inclusive-accepting: a value exactly at the bound passes.
  * 8. `NonceMismatch` — a nonce was sent and the response carries an id-pkix-ocsp-nonce
  *    extension whose value is neither the RFC 8954 form (OCTET STRING wrapping our
  *    bytes) nor our bare bytes. A nonce sent but not echoed is accepted (SPEC
@@ -118,21 +130,31 @@ export function parseAndVerifyOcspResponse(der: Uint8Array, ctx: OcspVerifyConte
       : `the response signature does not verify with the key of ${signers.map((s) => s.describe).join(' or ')}`);
   }
 
-  const single = basic.responses.find((r) => certIdMatches(r.certId, ctx));
-  if (!single) {
+  const matching = basic.responses.filter((r) => certIdMatches(r.certId, ctx));
+  if (matching.length === 0) {
     fail('CertIdMismatch', `none of the ${basic.responses.length} SingleResponse(s) is for the requested certificate (serial ${ctx.certId.serialNumber.toString('hex')})`);
   }
+  // Several SingleResponses for our CertID: the most severe one wins (revoked, then
+  // unknown, then good), so contradictory answers can never read as good.
+  const single = matching.reduce((a, b) => (SEVERITY[b.certStatus] > SEVERITY[a.certStatus] ? b : a));
 
   const now = ctx.now.getTime();
   if (single.thisUpdate.getTime() > now + ctx.clockSkewMs) {
     fail('NotYetValid', `thisUpdate ${single.thisUpdate.toISOString()} is in the future (now ${ctx.now.toISOString()}, clock skew ${ctx.clockSkewMs} ms)`);
   }
+  if (basic.producedAt.getTime() > now + ctx.clockSkewMs) {
+    fail('NotYetValid', `producedAt ${basic.producedAt.toISOString()} is in the future (now ${ctx.now.toISOString()}, clock skew ${ctx.clockSkewMs} ms)`);
+  }
   if (single.nextUpdate && single.nextUpdate.getTime() < now - ctx.clockSkewMs) {
     fail('Expired', `nextUpdate ${single.nextUpdate.toISOString()} has passed (now ${ctx.now.toISOString()}, clock skew ${ctx.clockSkewMs} ms)`);
   }
+  const maxAge = ctx.maxAgeWithoutNextUpdateMs ?? DEFAULT_MAX_AGE_WITHOUT_NEXT_UPDATE_MS;
+  if (!single.nextUpdate && single.thisUpdate.getTime() < now - maxAge - ctx.clockSkewMs) {
+    fail('Expired', `the response has no nextUpdate and its thisUpdate ${single.thisUpdate.toISOString()} is older than ${Math.round(maxAge / 1000)} s (now ${ctx.now.toISOString()})`);
+  }
 
   if (ctx.nonce && basic.nonce && !nonceMatches(basic.nonce, ctx.nonce)) {
-    fail('NonceMismatch', `the response echoes nonce ${basic.nonce.toString('hex')}, not the ${ctx.nonce.toString('hex')} that was sent`);
+    fail('NonceMismatch', `the response echoes nonce ${nonceForDisplay(basic.nonce)}, not the ${ctx.nonce.toString('hex')} that was sent`);
   }
 
   return {
@@ -375,6 +397,10 @@ function authorizedSigners(basic: DecodedBasic, ctx: OcspVerifyContext): SignerC
       refusals.push(`${name} is outside its validity period (${cert.notBefore.toISOString()} .. ${cert.notAfter.toISOString()})`);
     } else if (cert.unhandledCriticalExtensions.length > 0) {
       refusals.push(`${name} has unhandled critical extension(s) ${cert.unhandledCriticalExtensions.join(', ')}`);
+    } else if (!cert.publicKey.supported) {
+      refusals.push(`${name} has an unsupported key (${cert.publicKey.description}; RSA 2048/3072/4096 or ECDSA P-256/P-384 are accepted)`);
+    } else if (!SUPPORTED_SIGNATURE_ALGORITHMS.has(cert.signatureAlgorithmOid)) {
+      refusals.push(`${name} is signed with ${signatureAlgorithmName(cert.signatureAlgorithmOid)} (SHA-256/384/512 with RSA, RSA-PSS or ECDSA are accepted)`);
     } else {
       authorized.push({ cert, describe: `delegated responder ${name}` });
     }
@@ -478,6 +504,17 @@ function certIdMatches(got: DecodedCertId, ctx: OcspVerifyContext): boolean {
   if (!expected) return false;
   return got.issuerNameHash.equals(expected.issuerNameHash) && got.issuerKeyHash.equals(expected.issuerKeyHash);
 }
+
+/** The echoed nonce bytes in hex, unwrapped from the RFC 8954 OCTET STRING when they are wrapped. */
+function nonceForDisplay(extnValue: Buffer): string {
+  const asn = asn1js.fromBER(extnValue);
+  if (asn.offset === extnValue.length && asn.result instanceof asn1js.OctetString && !asn.result.valueBlock.isConstructed) {
+    return Buffer.from(asn.result.valueBlock.valueHexView).toString('hex');
+  }
+  return extnValue.toString('hex');
+}
+
+const SEVERITY: Readonly<Record<'good' | 'unknown' | 'revoked', number>> = { good: 0, unknown: 1, revoked: 2 };
 
 /** RFC 8954: extnValue is the DER of `Nonce ::= OCTET STRING`; pre-RFC 8954 responders may put the bare bytes. */
 function nonceMatches(extnValue: Buffer, sent: Buffer): boolean {
