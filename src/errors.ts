@@ -82,3 +82,16 @@ export class ConfigError extends PortcullisError {
     super('InvalidConfig', message, options);
   }
 }
+
+/**
+ * An X.509 CRL (RFC 5280 section 5) could not be decoded, or failed verification
+ * against a trust store (RFC 5280 6.3 subset), or uses a feature Portcullis does not
+ * support (delta CRLs, indirect CRLs, unknown critical extensions). The message names
+ * the problem precisely, e.g. `CRL issuer "CN=Example CA" is not in the trust store`
+ * or `CRL expired: nextUpdate 2026-01-02T00:00:00Z is before now (…)`. Code `InvalidCrl`.
+ */
+export class CrlError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('InvalidCrl', message, options);
+  }
+}

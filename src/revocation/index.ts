@@ -11,3 +11,4 @@ export type {
   RevocationCheckResult, RevocationCheckerOptions,
 } from './chain-status.js';
 export * from './ocsp/index.js';
+export * from './crl/index.js';
