@@ -84,6 +84,100 @@ export class ConfigError extends PortcullisError {
 }
 
 /**
+ * A write carried an `If-Match` ETag that is no longer the resource's current one
+ * (another writer got there first). Nothing was changed. CloudFront's
+ * `PreconditionFailed`; the admin API maps it to HTTP 412.
+ */
+export class PreconditionFailedError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PreconditionFailed', message, options);
+  }
+}
+
+/**
+ * A write that needs an `If-Match` ETag came without one (or with an empty one).
+ * Nothing was changed. CloudFront's `InvalidIfMatchVersion`; HTTP 400.
+ */
+export class InvalidIfMatchVersionError extends PortcullisError {
+  constructor(message = 'the If-Match ETag is required for this operation', options?: { cause?: unknown }) {
+    super('InvalidIfMatchVersion', message, options);
+  }
+}
+
+/**
+ * The named resource (key value store, key, trust store, function, distribution) does
+ * not exist. CloudFront's `EntityNotFound` (the KVS data plane calls it
+ * ResourceNotFound); HTTP 404.
+ */
+export class EntityNotFoundError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EntityNotFound', message, options);
+  }
+}
+
+/** A resource with that name already exists. CloudFront's `EntityAlreadyExists`; HTTP 409. */
+export class EntityAlreadyExistsError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EntityAlreadyExists', message, options);
+  }
+}
+
+/**
+ * One entity is over its size limit: a key over 512 bytes, a value over 1 KB, an
+ * import file over 5 MB (SPEC section 5, configurable). CloudFront's
+ * `EntitySizeLimitExceeded`; HTTP 413.
+ */
+export class EntitySizeLimitExceededError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EntitySizeLimitExceeded', message, options);
+  }
+}
+
+/**
+ * A write would take a resource over a service quota (a key value store over its
+ * 5 MB total size, SPEC section 5). Nothing was changed. CloudFront's
+ * `ServiceQuotaExceeded`; HTTP 402 (the status CloudFront's KVS data plane uses).
+ */
+export class ServiceQuotaExceededError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ServiceQuotaExceeded', message, options);
+  }
+}
+
+/**
+ * The resource exists but is not in a state that allows the operation, e.g. a data
+ * write to a key value store whose status is `PROVISIONING` or `FAILED`. Code
+ * `EntityNotReady`; HTTP 409.
+ */
+export class EntityNotReadyError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('EntityNotReady', message, options);
+  }
+}
+
+/**
+ * A resource that another one refers to cannot be deleted (SPEC section 1), e.g. a key
+ * value store associated with a connection function. CloudFront's
+ * `CannotDeleteEntityWhileInUse`; HTTP 409.
+ */
+export class CannotDeleteEntityWhileInUseError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CannotDeleteEntityWhileInUse', message, options);
+  }
+}
+
+/**
+ * The persistent store failed (cannot open the database file, a newer schema than this
+ * build knows, the database stayed locked past the busy timeout, I/O error). The
+ * message says which; the driver error is the `cause`. Code `StoreUnavailable`; HTTP 503.
+ */
+export class StoreUnavailableError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('StoreUnavailable', message, options);
+  }
+}
+
+/**
  * An X.509 CRL (RFC 5280 section 5) could not be decoded, or failed verification
  * against a trust store (RFC 5280 6.3 subset), or uses a feature Portcullis does not
  * support (delta CRLs, indirect CRLs, unknown critical extensions). The message names

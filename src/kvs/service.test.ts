@@ -1,0 +1,183 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSqliteStore, type Store } from '../store/index.js';
+import { KeyValueStoreService } from './index.js';
+
+async function setup(t: { after(fn: () => unknown): void }, limits = {}): Promise<{ kvs: KeyValueStoreService; store: Store; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-kvs-'));
+  const store = await openSqliteStore({ dataDir: dir });
+  t.after(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { kvs: new KeyValueStoreService(store, { limits }), store, dir };
+}
+
+const importJson = (data: { key: string; value: string }[]) => Buffer.from(JSON.stringify({ data }));
+
+test('create: without import → READY and empty; with a file import → READY with the items; describe fields', async (t) => {
+  const { kvs, dir } = await setup(t);
+  const empty = await kvs.create({ name: 'empty', comment: 'nothing yet' });
+  assert.equal(empty.Status, 'READY');
+  assert.equal(empty.ItemCount, 0);
+  assert.equal(empty.Comment, 'nothing yet');
+  assert.match(empty.ETag, /^KV[0-9A-Z]{13}$/);
+  const file = join(dir, 'import.json');
+  writeFileSync(file, importJson([{ key: 'a', value: 'alpha' }, { key: 'ü', value: 'é' }]));
+  const d = await kvs.create({ name: 'loaded', importSource: file });
+  assert.equal(d.Status, 'READY');
+  assert.equal(d.ItemCount, 2);
+  assert.equal(d.TotalSizeInBytes, 1 + 5 + 2 + 2);
+  assert.equal(d.FailureReason, undefined);
+  assert.ok(!Number.isNaN(Date.parse(d.Created)) && !Number.isNaN(Date.parse(d.LastModified)));
+  assert.deepEqual((await kvs.getKey('loaded', 'ü')).Value, 'é');
+  assert.deepEqual((await kvs.list()).map((x) => x.Name), ['empty', 'loaded']);
+  await assert.rejects(kvs.create({ name: 'loaded' }), { code: 'EntityAlreadyExists' });
+  await assert.rejects(kvs.create({ name: 'bad name' }), { code: 'InvalidArgument' });
+  await assert.rejects(kvs.create({ name: 'c', comment: 'x'.repeat(129) }), { code: 'InvalidArgument' });
+});
+
+test('create: every bad import leaves the store FAILED with a reason and no items', async (t) => {
+  const { kvs, store, dir } = await setup(t, { maxImportBytes: 2000, maxStoreBytes: 1500 });
+  const cases: [string, Buffer | string, RegExp][] = [
+    ['json', Buffer.from('{"data": ['), /not valid JSON/],
+    ['utf8', Buffer.from([0x7b, 0xc0, 0x7d]), /not valid UTF-8/],
+    ['shape', importJson([]).toString().replace('data', 'items'), /wrong shape/],
+    ['dup', importJson([{ key: 'x', value: '1' }, { key: 'x', value: '2' }]), /data\[1\] \(key "x"\): duplicate key/],
+    ['longkey', importJson([{ key: 'ok', value: '1' }, { key: 'k'.repeat(513), value: '2' }]), /data\[1\].*key is 513 bytes/],
+    ['longvalue', importJson([{ key: 'v', value: 'v'.repeat(1025) }]), /data\[0\] \(key "v"\): value is 1025 bytes/],
+    ['bigfile', Buffer.from(' '.repeat(2001)), /import file is 2001 bytes, over the limit of 2000 bytes/],
+    ['quota', importJson([{ key: 'a', value: 'v'.repeat(800) }, { key: 'b', value: 'v'.repeat(800) }]), /total 1602 bytes, over the store limit of 1500 bytes/],
+    ['missing', '', /cannot read import file .*no such file/],
+  ];
+  for (const [name, content, pattern] of cases) {
+    let source = join(dir, `${name}.json`);
+    if (name === 'missing') source = join(dir, 'does-not-exist.json');
+    else writeFileSync(source, content);
+    const d = await kvs.create({ name, importSource: source });
+    assert.equal(d.Status, 'FAILED', name);
+    assert.match(d.FailureReason ?? '', pattern, name);
+    assert.equal(d.ItemCount, 0, name);
+    const rec = await store.kvs.getStore(name);
+    assert.deepEqual(await store.kvs.listItems(rec!.id, { limit: 10 }), [], `${name}: nothing stored`);
+    await assert.rejects(kvs.putKey(name, { key: 'k', value: 'v', ifMatch: d.ETag }), { code: 'EntityNotReady' });
+    await kvs.deleteStore(name, { ifMatch: d.ETag });
+  }
+  assert.deepEqual(await kvs.list(), []);
+});
+
+test('create: import from an http URL (served on loopback); HTTP errors fail the store', async (t) => {
+  const { kvs } = await setup(t);
+  const server = createServer((req, res) => {
+    if (req.url === '/ok.json') res.end(importJson([{ key: 'from', value: 'url' }]));
+    else { res.statusCode = 404; res.end('no'); }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const ok = await kvs.create({ name: 'u1', importSource: `${base}/ok.json` });
+  assert.equal(ok.Status, 'READY');
+  assert.equal((await kvs.getKey('u1', 'from')).Value, 'url');
+  const bad = await kvs.create({ name: 'u2', importSource: `${base}/missing.json` });
+  assert.equal(bad.Status, 'FAILED');
+  assert.match(bad.FailureReason!, /HTTP 404/);
+});
+
+test('writes: If-Match required, stale refused, each write returns the new ETag; nothing changes on refusal', async (t) => {
+  const { kvs } = await setup(t);
+  const d = await kvs.create({ name: 's' });
+  await assert.rejects(kvs.putKey('s', { key: 'k', value: 'v', ifMatch: undefined }), { code: 'InvalidIfMatchVersion' });
+  await assert.rejects(kvs.putKey('s', { key: 'k', value: 'v', ifMatch: '' }), { code: 'InvalidIfMatchVersion' });
+  const w1 = await kvs.putKey('s', { key: 'k', value: 'v1', ifMatch: d.ETag });
+  assert.notEqual(w1.ETag, d.ETag);
+  assert.deepEqual({ ItemCount: w1.ItemCount, TotalSizeInBytes: w1.TotalSizeInBytes }, { ItemCount: 1, TotalSizeInBytes: 3 });
+  await assert.rejects(kvs.putKey('s', { key: 'k', value: 'v2', ifMatch: d.ETag }), { code: 'PreconditionFailed' });
+  assert.equal((await kvs.getKey('s', 'k')).Value, 'v1');
+  assert.equal((await kvs.describe('s')).ETag, w1.ETag);
+  const w2 = await kvs.putKey('s', { key: 'k', value: 'v2', ifMatch: w1.ETag });
+  await assert.rejects(kvs.deleteKey('s', { key: 'absent', ifMatch: w2.ETag }), { code: 'EntityNotFound' });
+  assert.equal((await kvs.describe('s')).ETag, w2.ETag, 'a refused delete keeps the ETag');
+  const w3 = await kvs.deleteKey('s', { key: 'k', ifMatch: w2.ETag });
+  assert.equal(w3.ItemCount, 0);
+  await assert.rejects(kvs.getKey('s', 'k'), { code: 'EntityNotFound' });
+  await assert.rejects(kvs.getKey('nope', 'k'), { code: 'EntityNotFound' });
+  await assert.rejects(kvs.putKey('s', { key: 'x'.repeat(513), value: 'v', ifMatch: w3.ETag }), { code: 'EntitySizeLimitExceeded' });
+  await assert.rejects(kvs.putKey('s', { key: 'x', value: 'v'.repeat(1025), ifMatch: w3.ETag }), { code: 'EntitySizeLimitExceeded' });
+  await assert.rejects(kvs.deleteStore('s', { ifMatch: w2.ETag }), { code: 'PreconditionFailed' });
+  await kvs.deleteStore('s', { ifMatch: w3.ETag });
+  await assert.rejects(kvs.describe('s'), { code: 'EntityNotFound' });
+});
+
+test('batch update: all-or-nothing, ≤ 50 keys, no key twice or in both lists', async (t) => {
+  const { kvs } = await setup(t, { maxStoreBytes: 200 });
+  let etag = (await kvs.create({ name: 'b', importData: importJson([{ key: 'keep', value: '1' }, { key: 'gone', value: '2' }]) })).ETag;
+  const w = await kvs.updateKeys('b', { ifMatch: etag, puts: [{ key: 'new', value: 'n' }, { key: 'keep', value: 'changed' }], deletes: ['gone', 'never-existed'] });
+  etag = w.ETag;
+  assert.equal(w.ItemCount, 2);
+  const items = (await kvs.listKeys('b')).Items;
+  assert.deepEqual(items, [{ Key: 'keep', Value: 'changed' }, { Key: 'new', Value: 'n' }]);
+  const before = await kvs.describe('b');
+  // Refusals: each changes nothing.
+  const refusals: [Parameters<KeyValueStoreService['updateKeys']>[1], string][] = [
+    [{ ifMatch: etag, puts: Array.from({ length: 51 }, (_, i) => ({ key: `k${i}`, value: 'v' })) }, 'InvalidArgument'],
+    [{ ifMatch: etag, puts: Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: 'v' })), deletes: Array.from({ length: 21 }, (_, i) => `d${i}`) }, 'InvalidArgument'],
+    [{ ifMatch: etag, puts: [{ key: 'a', value: '1' }, { key: 'a', value: '2' }] }, 'InvalidArgument'],
+    [{ ifMatch: etag, puts: [{ key: 'a', value: '1' }], deletes: ['a'] }, 'InvalidArgument'],
+    [{ ifMatch: etag }, 'InvalidArgument'],
+    [{ ifMatch: etag, puts: [{ key: 'ok', value: '1' }, { key: 'bad', value: 'v'.repeat(1025) }] }, 'EntitySizeLimitExceeded'],
+    [{ ifMatch: etag, puts: [{ key: 'ok', value: '1' }, { key: 'big', value: 'v'.repeat(190) }] }, 'ServiceQuotaExceeded'],
+    [{ ifMatch: 'stale', puts: [{ key: 'ok', value: '1' }] }, 'PreconditionFailed'],
+  ];
+  for (const [input, code] of refusals) {
+    await assert.rejects(kvs.updateKeys('b', input), { code }, code);
+    assert.deepEqual(await kvs.describe('b'), before, `${code}: nothing changed`);
+  }
+  assert.equal((await kvs.listKeys('b')).Items.length, 2);
+  // Exactly 50 is fine.
+  const fifty = await kvs.updateKeys('b', { ifMatch: etag, puts: Array.from({ length: 48 }, (_, i) => ({ key: `k${i}`, value: '' })), deletes: ['keep', 'new'] });
+  assert.equal(fifty.ItemCount, 48);
+});
+
+test('ListKeys: 1,000 keys paged with NextToken in byte order, default 10, max 50', async (t) => {
+  const { kvs } = await setup(t);
+  const data = Array.from({ length: 1000 }, (_, i) => ({ key: `key-${String(i).padStart(4, '0')}`, value: String(i) }));
+  await kvs.create({ name: 'p', importData: importJson(data.slice().reverse()) });
+  const first = await kvs.listKeys('p');
+  assert.equal(first.Items.length, 10);
+  assert.ok(first.NextToken);
+  const seen: string[] = [];
+  let token: string | undefined;
+  let pages = 0;
+  do {
+    const page = await kvs.listKeys('p', { maxResults: 50, ...(token ? { nextToken: token } : {}) });
+    seen.push(...page.Items.map((i) => i.Key));
+    token = page.NextToken;
+    pages++;
+  } while (token);
+  assert.equal(pages, 20);
+  assert.deepEqual(seen, data.map((d) => d.key));
+  await assert.rejects(kvs.listKeys('p', { maxResults: 51 }), { code: 'InvalidArgument' });
+  await assert.rejects(kvs.listKeys('p', { maxResults: 0 }), { code: 'InvalidArgument' });
+  await assert.rejects(kvs.listKeys('p', { nextToken: 'garbage' }), { code: 'InvalidArgument' });
+  // Byte order: uppercase before lowercase, multi-byte after ASCII.
+  await kvs.create({ name: 'order', importData: importJson([{ key: 'é', value: '' }, { key: 'b', value: '' }, { key: 'B', value: '' }, { key: 'a', value: '' }]) });
+  assert.deepEqual((await kvs.listKeys('order')).Items.map((i) => i.Key), ['B', 'a', 'b', 'é']);
+});
+
+test('recoverInterruptedImports: a store stuck in PROVISIONING becomes FAILED', async (t) => {
+  let now = 1_000_000;
+  const { store } = await setup(t);
+  const kvs = new KeyValueStoreService(store, { now: () => now });
+  await store.kvs.createStore({ id: 'x', name: 'stuck', comment: '', etag: 'E', now });
+  assert.deepEqual(await kvs.recoverInterruptedImports(), []);
+  now += 11 * 60_000;
+  assert.deepEqual(await kvs.recoverInterruptedImports(), ['stuck']);
+  const d = await kvs.describe('stuck');
+  assert.equal(d.Status, 'FAILED');
+  assert.match(d.FailureReason!, /import interrupted/);
+});

@@ -1,0 +1,364 @@
+/**
+ * KeyValueStore semantics (SPEC section 5, CloudFront KeyValueStore behaviour) on top
+ * of the {@link Store}: create with import, describe, list, get, ListKeys with
+ * NextToken pagination, put, delete, batch update, delete store — every write under
+ * the store's current ETag (`If-Match`), returning the new one.
+ *
+ * Response objects use CloudFront's field names (`ItemCount`, `TotalSizeInBytes`,
+ * `ETag`, …); inputs are camelCase options objects.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  EntityNotFoundError, InvalidArgumentError, InvalidIfMatchVersionError, ServiceQuotaExceededError,
+} from '../errors.js';
+import type { KvsItem, KvsRecord, KvsStatus, Store } from '../store/index.js';
+import { resolveKvsLimits, type KvsLimits } from './limits.js';
+import { readImportSource, type ImportFetcher } from './import-source.js';
+import {
+  decodeNextToken, encodeNextToken, parseKvsImport, shorten, validateKey, validateKvsName, validateValue,
+} from './validation.js';
+
+/** DescribeKeyValueStore (control- and data-plane fields merged). Times are ISO 8601 UTC. */
+export interface KvsDescription {
+  Name: string;
+  Id: string;
+  Comment: string;
+  Status: KvsStatus;
+  /** Why the import failed (status `FAILED`), naming the first bad entry. */
+  FailureReason?: string;
+  ItemCount: number;
+  /** Sum of the UTF-8 byte lengths of every key and value. */
+  TotalSizeInBytes: number;
+  ETag: string;
+  Created: string;
+  LastModified: string;
+  /** Portcullis extension: the last CRL imported with `importCrl`, if any. */
+  CrlImport?: {
+    Issuer: string;
+    ThisUpdate: string;
+    NextUpdate?: string;
+    CrlNumber?: string;
+    Entries: number;
+    ImportedAt: string;
+  };
+}
+
+/** Result of every data write (CloudFront PutKey/DeleteKey/UpdateKeys response). */
+export interface KvsWriteResult {
+  /** The store's new ETag: pass it as `ifMatch` to the next write. */
+  ETag: string;
+  ItemCount: number;
+  TotalSizeInBytes: number;
+}
+
+/** GetKey response. */
+export interface KvsGetKeyResult {
+  Key: string;
+  Value: string;
+  ItemCount: number;
+  TotalSizeInBytes: number;
+}
+
+/** ListKeys response: items in byte order of their keys; `NextToken` when more follow. */
+export interface KvsListKeysResult {
+  Items: { Key: string; Value: string }[];
+  NextToken?: string;
+}
+
+/** Input of {@link KeyValueStoreService.create}. */
+export interface CreateKvsOptions {
+  name: string;
+  /** Up to `maxCommentLength` characters (default ''). */
+  comment?: string;
+  /** Import source: a file path or an `http(s)://` URL of a `{"data":[…]}` file. */
+  importSource?: string;
+  /** Import content given directly (instead of `importSource`). */
+  importData?: Uint8Array;
+}
+
+/** Options of {@link KeyValueStoreService}; everything is injectable for tests. */
+export interface KeyValueStoreServiceOptions {
+  limits?: Partial<KvsLimits>;
+  /** Clock, ms since the epoch (default Date.now). */
+  now?: () => number;
+  /** ETag generator (default {@link newKvsEtag}). */
+  newEtag?: () => string;
+  /** Store id generator (default a random UUID). */
+  newId?: () => string;
+  /** URL fetcher for imports (default undici). */
+  fetcher?: ImportFetcher;
+}
+
+const ETAG_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+/**
+ * A new random ETag in CloudFront's style: `KV` + 13 characters from 0-9A-Z (≈67 bits
+ * of randomness), e.g. `KV1F83G8C2ARO7P`. ETags are opaque: compare them only for equality.
+ */
+export function newKvsEtag(): string {
+  const bytes = randomBytes(13);
+  let out = 'KV';
+  for (const b of bytes) out += ETAG_ALPHABET[b % 36];
+  return out;
+}
+
+/** Converts a stored record to the describe shape. */
+export function describeRecord(r: KvsRecord): KvsDescription {
+  const d: KvsDescription = {
+    Name: r.name,
+    Id: r.id,
+    Comment: r.comment,
+    Status: r.status,
+    ItemCount: r.itemCount,
+    TotalSizeInBytes: r.totalSize,
+    ETag: r.etag,
+    Created: new Date(r.createdAt).toISOString(),
+    LastModified: new Date(r.lastModified).toISOString(),
+  };
+  if (r.failureReason) d.FailureReason = r.failureReason;
+  if (r.crlState) {
+    d.CrlImport = {
+      Issuer: r.crlState.issuer,
+      ThisUpdate: r.crlState.thisUpdate,
+      ...(r.crlState.nextUpdate ? { NextUpdate: r.crlState.nextUpdate } : {}),
+      ...(r.crlState.crlNumber ? { CrlNumber: r.crlState.crlNumber } : {}),
+      Entries: r.crlState.entries,
+      ImportedAt: r.crlState.importedAt,
+    };
+  }
+  return d;
+}
+
+function writeResult(r: KvsRecord): KvsWriteResult {
+  return { ETag: r.etag, ItemCount: r.itemCount, TotalSizeInBytes: r.totalSize };
+}
+
+/** @throws InvalidIfMatchVersionError when `ifMatch` is missing or empty. */
+export function requireIfMatch(ifMatch: string | undefined | null): string {
+  if (typeof ifMatch !== 'string' || ifMatch.trim() === '') throw new InvalidIfMatchVersionError();
+  return ifMatch.trim();
+}
+
+/**
+ * The KeyValueStore API over a {@link Store}. Stateless apart from its options: any
+ * number of services (in any number of processes) may share one store; concurrency
+ * control is the ETag, checked inside each write transaction.
+ */
+export class KeyValueStoreService {
+  /** The limits in force (defaults merged with the overrides). */
+  readonly limits: KvsLimits;
+  private readonly now: () => number;
+  private readonly newEtag: () => string;
+  private readonly newId: () => string;
+  private readonly fetcher: ImportFetcher | undefined;
+
+  constructor(readonly store: Store, options: KeyValueStoreServiceOptions = {}) {
+    this.limits = resolveKvsLimits(options.limits);
+    this.now = options.now ?? Date.now;
+    this.newEtag = options.newEtag ?? newKvsEtag;
+    this.newId = options.newId ?? randomUUID;
+    this.fetcher = options.fetcher;
+  }
+
+  /**
+   * Creates a store and runs its import; resolves when the store is `READY` or
+   * `FAILED` (see {@link startCreate} to get the `PROVISIONING` description first).
+   * A failed import is not an error: the description has status `FAILED` and a
+   * `FailureReason` naming the first bad entry, and the store holds no items.
+   * @throws InvalidArgumentError (bad name or comment, both importSource and
+   *   importData), EntityAlreadyExistsError (name taken).
+   */
+  async create(options: CreateKvsOptions): Promise<KvsDescription> {
+    const started = await this.startCreate(options);
+    return started.completion;
+  }
+
+  /**
+   * Creates the store in status `PROVISIONING` (committed and visible to others) and
+   * starts the import. `completion` resolves with the final description (`READY` or
+   * `FAILED`); it rejects only when the store itself fails (database unavailable).
+   * @throws as {@link create}, before anything is stored.
+   */
+  async startCreate(options: CreateKvsOptions): Promise<{ description: KvsDescription; completion: Promise<KvsDescription> }> {
+    validateKvsName(options.name);
+    const comment = options.comment ?? '';
+    if (comment.length > this.limits.maxCommentLength) {
+      throw new InvalidArgumentError(`the comment is ${comment.length} characters, over the limit of ${this.limits.maxCommentLength}`);
+    }
+    if (options.importSource !== undefined && options.importData !== undefined) {
+      throw new InvalidArgumentError('give either an import source or import data, not both');
+    }
+    const record = await this.store.kvs.createStore({ id: this.newId(), name: options.name, comment, etag: this.newEtag(), now: this.now() });
+    const completion = this.runImport(record, options);
+    return { description: describeRecord(record), completion };
+  }
+
+  private async runImport(record: KvsRecord, options: CreateKvsOptions): Promise<KvsDescription> {
+    let items: KvsItem[] = [];
+    let reason: string | undefined;
+    if (options.importSource !== undefined || options.importData !== undefined) {
+      let bytes: Uint8Array | undefined;
+      if (options.importData !== undefined) {
+        bytes = options.importData;
+      } else {
+        const read = await readImportSource(options.importSource!, {
+          maxBytes: this.limits.maxImportBytes, timeoutMs: this.limits.importFetchTimeoutMs, ...(this.fetcher ? { fetcher: this.fetcher } : {}),
+        });
+        if (read.ok) bytes = read.bytes;
+        else reason = read.reason;
+      }
+      if (bytes) {
+        const parsed = parseKvsImport(bytes, this.limits);
+        if (parsed.ok) items = parsed.items;
+        else reason = parsed.reason;
+      }
+    }
+    if (reason === undefined) {
+      try {
+        return describeRecord(await this.store.kvs.completeImport(record.id, items, {
+          etag: this.newEtag(), now: this.now(), maxStoreBytes: this.limits.maxStoreBytes,
+        }));
+      } catch (err) {
+        if (!(err instanceof ServiceQuotaExceededError)) throw err;
+        reason = err.message;
+      }
+    }
+    return describeRecord(await this.store.kvs.failImport(record.id, reason, { etag: this.newEtag(), now: this.now() }));
+  }
+
+  /**
+   * Marks stores left `PROVISIONING` longer than `limits.staleProvisioningMs` (their
+   * importing process died) as `FAILED` with reason "import interrupted". Returns the
+   * names changed. Safe to run from any process at any time.
+   */
+  async recoverInterruptedImports(): Promise<string[]> {
+    const now = this.now();
+    return this.store.kvs.failStaleProvisioning(now - this.limits.staleProvisioningMs, {
+      reason: 'import interrupted: the process importing this store stopped before finishing; delete the store and create it again',
+      now,
+      etag: this.newEtag,
+    });
+  }
+
+  private async record(name: string): Promise<KvsRecord> {
+    validateKvsName(name);
+    const r = await this.store.kvs.getStore(name);
+    if (!r) throw new EntityNotFoundError(`key value store "${name}" does not exist`);
+    return r;
+  }
+
+  /** DescribeKeyValueStore. @throws EntityNotFoundError, InvalidArgumentError (bad name). */
+  async describe(name: string): Promise<KvsDescription> {
+    return describeRecord(await this.record(name));
+  }
+
+  /** ListKeyValueStores: every store, ordered by name. */
+  async list(): Promise<KvsDescription[]> {
+    return (await this.store.kvs.listStores()).map(describeRecord);
+  }
+
+  /**
+   * GetKey. @throws EntityNotFoundError when the store or the key does not exist;
+   * InvalidArgumentError / EntitySizeLimitExceededError for an invalid key.
+   */
+  async getKey(name: string, key: string): Promise<KvsGetKeyResult> {
+    validateKey(key, this.limits);
+    const r = await this.record(name);
+    const value = await this.store.kvs.getItem(r.id, key);
+    if (value === undefined) throw new EntityNotFoundError(`key "${shorten(key)}" does not exist in key value store "${name}"`);
+    return { Key: key, Value: value, ItemCount: r.itemCount, TotalSizeInBytes: r.totalSize };
+  }
+
+  /**
+   * ListKeys: up to `maxResults` (default `limits.defaultListKeys`, at most
+   * `limits.maxListKeys`) items with keys after the position of `nextToken`, in byte
+   * order. `NextToken` is present when more items may follow.
+   * @throws InvalidArgumentError for a bad maxResults or nextToken; EntityNotFoundError.
+   */
+  async listKeys(name: string, opts: { maxResults?: number; nextToken?: string } = {}): Promise<KvsListKeysResult> {
+    const max = opts.maxResults ?? this.limits.defaultListKeys;
+    if (!Number.isInteger(max) || max < 1 || max > this.limits.maxListKeys) {
+      throw new InvalidArgumentError(`MaxResults must be an integer from 1 to ${this.limits.maxListKeys}, got ${String(opts.maxResults)}`);
+    }
+    const r = await this.record(name);
+    const after = opts.nextToken !== undefined ? decodeNextToken(opts.nextToken, r.id) : undefined;
+    const rows = await this.store.kvs.listItems(r.id, { ...(after !== undefined ? { after } : {}), limit: max + 1 });
+    const page = rows.slice(0, max);
+    const out: KvsListKeysResult = { Items: page.map((it) => ({ Key: it.key, Value: it.value })) };
+    if (rows.length > max) out.NextToken = encodeNextToken(r.id, page[page.length - 1]!.key);
+    return out;
+  }
+
+  /**
+   * PutKey: creates or replaces one key.
+   * @throws InvalidIfMatchVersionError (no ifMatch), PreconditionFailedError (stale),
+   *   InvalidArgumentError / EntitySizeLimitExceededError (key or value),
+   *   ServiceQuotaExceededError (store over maxStoreBytes), EntityNotFoundError,
+   *   EntityNotReadyError — nothing changed in every case.
+   */
+  async putKey(name: string, opts: { key: string; value: string; ifMatch: string | undefined }): Promise<KvsWriteResult> {
+    return this.updateKeys(name, { ifMatch: opts.ifMatch, puts: [{ key: opts.key, value: opts.value }] });
+  }
+
+  /**
+   * DeleteKey. @throws EntityNotFoundError when the key does not exist (nothing
+   * changed, the ETag stays), and everything {@link putKey} throws.
+   */
+  async deleteKey(name: string, opts: { key: string; ifMatch: string | undefined }): Promise<KvsWriteResult> {
+    const ifMatch = requireIfMatch(opts.ifMatch);
+    validateKey(opts.key, this.limits);
+    const outcome = await this.store.kvs.updateItems(name, {
+      ifMatch, newEtag: this.newEtag(), puts: [], deletes: [opts.key], maxStoreBytes: this.limits.maxStoreBytes, now: this.now(),
+      requireExisting: true,
+    });
+    return writeResult(outcome.record);
+  }
+
+  /**
+   * UpdateKeys: puts and deletes applied all-or-nothing. At most `limits.maxBatchKeys`
+   * keys in total; no key twice; a key may not be both put and deleted; at least one
+   * key. Deleting a key that does not exist is not an error (it is skipped).
+   * @throws InvalidArgumentError for those rules, and everything {@link putKey} throws.
+   */
+  async updateKeys(
+    name: string, opts: { ifMatch: string | undefined; puts?: readonly KvsItem[]; deletes?: readonly string[] },
+  ): Promise<KvsWriteResult> {
+    const ifMatch = requireIfMatch(opts.ifMatch);
+    validateKvsName(name);
+    const puts = opts.puts ?? [];
+    const deletes = opts.deletes ?? [];
+    const n = puts.length + deletes.length;
+    if (n === 0) throw new InvalidArgumentError('an update needs at least one put or delete');
+    if (n > this.limits.maxBatchKeys) {
+      throw new InvalidArgumentError(`an update may touch at most ${this.limits.maxBatchKeys} keys, this one has ${n} (${puts.length} puts, ${deletes.length} deletes)`);
+    }
+    const seen = new Set<string>();
+    for (const p of puts) {
+      validateKey(p.key, this.limits);
+      validateValue(p.key, p.value, this.limits);
+      if (seen.has(p.key)) throw new InvalidArgumentError(`key "${shorten(p.key)}" appears more than once in the puts`);
+      seen.add(p.key);
+    }
+    const deleteSet = new Set<string>();
+    for (const k of deletes) {
+      validateKey(k, this.limits);
+      if (seen.has(k)) throw new InvalidArgumentError(`key "${shorten(k)}" is both put and deleted in one update`);
+      if (deleteSet.has(k)) throw new InvalidArgumentError(`key "${shorten(k)}" appears more than once in the deletes`);
+      deleteSet.add(k);
+    }
+    const outcome = await this.store.kvs.updateItems(name, {
+      ifMatch, newEtag: this.newEtag(), puts, deletes, maxStoreBytes: this.limits.maxStoreBytes, now: this.now(),
+    });
+    return writeResult(outcome.record);
+  }
+
+  /**
+   * DeleteKeyValueStore: removes the store and all its items.
+   * @throws InvalidIfMatchVersionError, PreconditionFailedError, EntityNotFoundError.
+   */
+  async deleteStore(name: string, opts: { ifMatch: string | undefined }): Promise<void> {
+    const ifMatch = requireIfMatch(opts.ifMatch);
+    validateKvsName(name);
+    await this.store.kvs.deleteStore(name, ifMatch, this.now());
+  }
+}

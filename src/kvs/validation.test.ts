@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_KVS_LIMITS, resolveKvsLimits } from './limits.js';
+import { decodeNextToken, encodeNextToken, parseKvsImport, validateKey, validateKvsName, validateValue } from './validation.js';
+
+const limits = DEFAULT_KVS_LIMITS;
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+
+function reason(bytes: Uint8Array, l = limits): string {
+  const r = parseKvsImport(bytes, l);
+  assert.equal(r.ok, false, 'expected the import to be refused');
+  return (r as { reason: string }).reason;
+}
+
+test('import: a valid file parses, BOM tolerated, empty data allowed, total = UTF-8 bytes of keys and values', () => {
+  const r = parseKvsImport(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json({ data: [{ key: 'a', value: 'é' }, { key: 'bb', value: '' }] })]), limits);
+  assert.ok(r.ok);
+  assert.deepEqual(r.items, [{ key: 'a', value: 'é' }, { key: 'bb', value: '' }]);
+  assert.equal(r.totalBytes, 1 + 2 + 2 + 0);
+  assert.ok(parseKvsImport(json({ data: [] }), limits).ok);
+});
+
+test('import: each bad kind is refused with a reason naming the first bad entry', () => {
+  assert.match(reason(Buffer.from('{"data":[{"key":"a","value":"b"},]}')), /not valid JSON/);
+  assert.match(reason(Buffer.from([0x7b, 0x22, 0xff, 0x22])), /not valid UTF-8 \(first invalid byte at offset 2\)/);
+  assert.match(reason(Buffer.from('{"data":[{"key":"\xc3\x28"}]}', 'latin1')), /not valid UTF-8 \(first invalid byte at offset 17\)/);
+  assert.match(reason(json([])), /wrong shape: the top level is not an object/);
+  assert.match(reason(json({ items: [] })), /unexpected top-level member "items"/);
+  assert.match(reason(json({})), /"data" is missing/);
+  assert.match(reason(json({ data: {} })), /"data" is not an array/);
+  assert.match(reason(json({ data: [{ key: 'a', value: 'b' }, 'x'] })), /^data\[1\]: entry is not an object/);
+  assert.match(reason(json({ data: [{ key: 'a' }] })), /^data\[0\] \(key "a"\): "value" is missing/);
+  assert.match(reason(json({ data: [{ value: 'a' }] })), /^data\[0\]: "key" is missing/);
+  assert.match(reason(json({ data: [{ key: 1, value: 'a' }] })), /^data\[0\]: key must be a string/);
+  assert.match(reason(json({ data: [{ key: 'k', value: 2 }] })), /^data\[0\] \(key "k"\): value must be a string/);
+  assert.match(reason(json({ data: [{ key: 'k', value: 'v', ttl: 3 }] })), /unexpected member "ttl"/);
+  assert.match(reason(json({ data: [{ key: '', value: 'v' }] })), /^data\[0\] \(key ""\): key must not be empty/);
+  assert.match(
+    reason(json({ data: [{ key: 'a', value: '1' }, { key: 'b', value: '2' }, { key: 'a', value: '3' }] })),
+    /^data\[2\] \(key "a"\): duplicate key \(first at data\[0\]\)/,
+  );
+  assert.match(reason(json({ data: [{ key: 'k'.repeat(513), value: 'v' }] })), /^data\[0\] \(key "k{60}…"\): key is 513 bytes, over the limit of 512 bytes/);
+  // 512 bytes counted in UTF-8: 256 two-byte characters pass, 257 do not.
+  assert.ok(parseKvsImport(json({ data: [{ key: 'é'.repeat(256), value: 'v' }] }), limits).ok);
+  assert.match(reason(json({ data: [{ key: 'é'.repeat(257), value: 'v' }] })), /key is 514 bytes/);
+  assert.match(reason(json({ data: [{ key: 'ok', value: 'x' }, { key: 'big', value: 'v'.repeat(1025) }] })), /^data\[1\] \(key "big"\): value is 1025 bytes, over the limit of 1024 bytes/);
+  assert.match(reason(Buffer.from('{"data":[{"key":"\\ud800","value":"v"}]}')), /lone surrogate/);
+  const small = resolveKvsLimits({ maxImportBytes: 10 });
+  assert.match(reason(json({ data: [] }), small), /import file is 11 bytes, over the limit of 10 bytes/);
+  const tinyStore = resolveKvsLimits({ maxStoreBytes: 3 });
+  assert.match(reason(json({ data: [{ key: 'ab', value: 'cd' }] }), tinyStore), /total 4 bytes, over the store limit of 3 bytes/);
+});
+
+test('names, keys, values: CloudFront rules and the error codes they map to', () => {
+  validateKvsName('Revoked_serials-2');
+  validateKvsName('a'.repeat(64));
+  for (const bad of ['', 'a'.repeat(65), 'has space', 'dot.name', 'ünï']) {
+    assert.throws(() => validateKvsName(bad), { code: 'InvalidArgument' }, bad);
+  }
+  assert.throws(() => validateKey('', limits), { code: 'InvalidArgument' });
+  assert.throws(() => validateKey('x'.repeat(513), limits), { code: 'EntitySizeLimitExceeded' });
+  assert.throws(() => validateValue('k', 'x'.repeat(1025), limits), { code: 'EntitySizeLimitExceeded' });
+  validateValue('k', '', limits);
+  assert.throws(() => resolveKvsLimits({ maxKeyBytes: 0 }), RangeError);
+  assert.throws(() => resolveKvsLimits({ defaultListKeys: 60 }), RangeError);
+});
+
+test('NextToken: round trip, bound to its store, tampering refused', () => {
+  const t = encodeNextToken('store-1', 'key/ü');
+  assert.equal(decodeNextToken(t, 'store-1'), 'key/ü');
+  assert.throws(() => decodeNextToken(t, 'store-2'), { code: 'InvalidArgument' });
+  assert.throws(() => decodeNextToken('not-a-token', 'store-1'), { code: 'InvalidArgument' });
+});

@@ -1,0 +1,178 @@
+/**
+ * Validation of KVS names, keys, values and import files (SPEC section 5, CloudFront
+ * KeyValueStore rules), and the NextToken codec of ListKeys.
+ */
+import { isUtf8 } from 'node:buffer';
+import { EntitySizeLimitExceededError, InvalidArgumentError } from '../errors.js';
+import type { KvsLimits } from './limits.js';
+
+/**
+ * Allowed store names: CloudFront's pattern `^[a-zA-Z0-9-_]{1,64}$` — 1 to 64 ASCII
+ * letters, digits, `-` and `_`.
+ */
+export const KVS_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** @throws InvalidArgumentError naming the rule when `name` does not match {@link KVS_NAME_PATTERN}. */
+export function validateKvsName(name: string): void {
+  if (!KVS_NAME_PATTERN.test(name)) {
+    throw new InvalidArgumentError(`invalid key value store name "${shorten(name)}": use 1 to 64 characters from A-Z, a-z, 0-9, "-" and "_"`);
+  }
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Shortens a string for an error message (keys may be 512 bytes). */
+export function shorten(s: string, max = 60): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/**
+ * Why a key is invalid, or undefined when it is valid: non-empty, well-formed Unicode
+ * (no lone surrogates, so it round-trips through UTF-8), at most `maxKeyBytes` UTF-8 bytes.
+ */
+export function keyProblem(key: unknown, limits: Pick<KvsLimits, 'maxKeyBytes'>): { kind: 'invalid' | 'size'; message: string } | undefined {
+  if (typeof key !== 'string') return { kind: 'invalid', message: 'key must be a string' };
+  if (key.length === 0) return { kind: 'invalid', message: 'key must not be empty' };
+  if (LONE_SURROGATE.test(key)) return { kind: 'invalid', message: 'key is not well-formed Unicode (lone surrogate)' };
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > limits.maxKeyBytes) return { kind: 'size', message: `key is ${bytes} bytes, over the limit of ${limits.maxKeyBytes} bytes` };
+  return undefined;
+}
+
+/** Why a value is invalid, or undefined: a well-formed string of at most `maxValueBytes` UTF-8 bytes (empty allowed). */
+export function valueProblem(value: unknown, limits: Pick<KvsLimits, 'maxValueBytes'>): { kind: 'invalid' | 'size'; message: string } | undefined {
+  if (typeof value !== 'string') return { kind: 'invalid', message: 'value must be a string' };
+  if (LONE_SURROGATE.test(value)) return { kind: 'invalid', message: 'value is not well-formed Unicode (lone surrogate)' };
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > limits.maxValueBytes) return { kind: 'size', message: `value is ${bytes} bytes, over the limit of ${limits.maxValueBytes} bytes` };
+  return undefined;
+}
+
+/**
+ * @throws InvalidArgumentError (empty, not well-formed) or EntitySizeLimitExceededError
+ *   (over `maxKeyBytes`).
+ */
+export function validateKey(key: string, limits: Pick<KvsLimits, 'maxKeyBytes'>): void {
+  const p = keyProblem(key, limits);
+  if (!p) return;
+  const msg = `key "${shorten(String(key))}": ${p.message}`;
+  throw p.kind === 'size' ? new EntitySizeLimitExceededError(msg) : new InvalidArgumentError(msg);
+}
+
+/** @throws InvalidArgumentError or EntitySizeLimitExceededError (over `maxValueBytes`). */
+export function validateValue(key: string, value: string, limits: Pick<KvsLimits, 'maxValueBytes'>): void {
+  const p = valueProblem(value, limits);
+  if (!p) return;
+  const msg = `value of key "${shorten(key)}": ${p.message}`;
+  throw p.kind === 'size' ? new EntitySizeLimitExceededError(msg) : new InvalidArgumentError(msg);
+}
+
+/** Result of {@link parseKvsImport}. */
+export type KvsImportParseResult =
+  | { ok: true; items: { key: string; value: string }[]; totalBytes: number }
+  | { ok: false; reason: string };
+
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    let n: number;
+    let min: number;
+    if (c < 0x80) { i++; continue; }
+    if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; }
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; }
+    else return i;
+    let cp = c & (0x3f >> n);
+    for (let j = 1; j <= n; j++) {
+      const cc = b[i + j];
+      if (cc === undefined || (cc & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
+/**
+ * Validates and parses an import file (SPEC section 5): UTF-8 (a leading BOM is
+ * ignored), at most `maxImportBytes` bytes, JSON of exactly the shape
+ * `{"data":[{"key":"…","value":"…"}, …]}` (no other members), every key and value
+ * within the limits, no duplicate keys, and the total (UTF-8 bytes of every key and
+ * value) within `maxStoreBytes`. All-or-nothing: the first problem found is the
+ * reason, naming the entry by index and key, e.g.
+ * `data[17] (key "abc"): value is 1500 bytes, over the limit of 1024 bytes`.
+ * Never throws for bad content.
+ */
+export function parseKvsImport(bytes: Uint8Array, limits: KvsLimits): KvsImportParseResult {
+  if (bytes.length > limits.maxImportBytes) {
+    return { ok: false, reason: `import file is ${bytes.length} bytes, over the limit of ${limits.maxImportBytes} bytes` };
+  }
+  if (!isUtf8(bytes)) {
+    return { ok: false, reason: `import file is not valid UTF-8 (first invalid byte at offset ${firstInvalidUtf8(bytes)})` };
+  }
+  let text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: `import file is not valid JSON: ${(err as Error).message}` };
+  }
+  const shape = 'expected {"data":[{"key":"…","value":"…"}, …]}';
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { ok: false, reason: `import file has the wrong shape: the top level is not an object; ${shape}` };
+  const extra = Object.keys(doc).filter((k) => k !== 'data');
+  if (extra.length) return { ok: false, reason: `import file has the wrong shape: unexpected top-level member "${shorten(extra[0]!)}"; ${shape}` };
+  const data = (doc as { data?: unknown }).data;
+  if (!Array.isArray(data)) return { ok: false, reason: `import file has the wrong shape: "data" is ${data === undefined ? 'missing' : 'not an array'}; ${shape}` };
+  const seen = new Map<string, number>();
+  const items: { key: string; value: string }[] = new Array(data.length);
+  let total = 0;
+  for (let i = 0; i < data.length; i++) {
+    const e = data[i] as unknown;
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) return { ok: false, reason: `data[${i}]: entry is not an object {"key":"…","value":"…"}` };
+    const { key, value } = e as { key?: unknown; value?: unknown };
+    const label = typeof key === 'string' ? `data[${i}] (key "${shorten(key)}")` : `data[${i}]`;
+    const other = Object.keys(e).filter((k) => k !== 'key' && k !== 'value');
+    if (other.length) return { ok: false, reason: `${label}: unexpected member "${shorten(other[0]!)}"; an entry has exactly "key" and "value"` };
+    if (key === undefined) return { ok: false, reason: `${label}: "key" is missing` };
+    if (value === undefined) return { ok: false, reason: `${label}: "value" is missing` };
+    const kp = keyProblem(key, limits);
+    if (kp) return { ok: false, reason: `${label}: ${kp.message}` };
+    const vp = valueProblem(value, limits);
+    if (vp) return { ok: false, reason: `${label}: ${vp.message}` };
+    const k = key as string;
+    const v = value as string;
+    const first = seen.get(k);
+    if (first !== undefined) return { ok: false, reason: `${label}: duplicate key (first at data[${first}])` };
+    seen.set(k, i);
+    total += Buffer.byteLength(k, 'utf8') + Buffer.byteLength(v, 'utf8');
+    items[i] = { key: k, value: v };
+  }
+  if (total > limits.maxStoreBytes) {
+    return { ok: false, reason: `the imported items total ${total} bytes, over the store limit of ${limits.maxStoreBytes} bytes` };
+  }
+  return { ok: true, items, totalBytes: total };
+}
+
+/**
+ * NextToken of ListKeys: opaque to callers; base64url of `{"v":1,"s":storeId,"k":lastKey}`.
+ * Keyset pagination (key > last key, byte order) keeps pages stable while the store
+ * changes: no key is returned twice, and keys that exist throughout are never skipped.
+ */
+export function encodeNextToken(storeId: string, lastKey: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, s: storeId, k: lastKey }), 'utf8').toString('base64url');
+}
+
+/**
+ * Decodes a NextToken for `storeId`.
+ * @throws InvalidArgumentError when it is malformed or belongs to another store.
+ */
+export function decodeNextToken(token: string, storeId: string): string {
+  try {
+    const t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { v?: unknown; s?: unknown; k?: unknown };
+    if (t.v === 1 && t.s === storeId && typeof t.k === 'string') return t.k;
+  } catch { /* fall through */ }
+  throw new InvalidArgumentError('invalid NextToken: pass the NextToken of the previous ListKeys response of this store unchanged');
+}

@@ -1,0 +1,19 @@
+/**
+ * store/: persistence for all Portcullis state — key value stores and items, trust
+ * stores, connection functions (DEVELOPMENT and LIVE stages), distributions — behind
+ * one async {@link Store} interface, with in-code schema migrations and a change feed
+ * that replicas follow. Embedded backend: SQLite (`openSqliteStore`); the PostgreSQL
+ * backend of the cluster issue reuses the same kysely queries (sql-store.ts).
+ * Other folders import only from this file.
+ */
+export { openSqliteStore, DEFAULT_SQLITE_OPTIONS, SQLITE_FILE_NAME } from './sqlite.js';
+export type { SqliteStoreOptions } from './sqlite.js';
+export { subscribeChanges, ChangeSubscription } from './change-feed.js';
+export type { ChangeSubscriptionOptions } from './change-feed.js';
+export { migrationNames } from './migrations.js';
+export type { StoreDialect } from './migrations.js';
+export type {
+  Store, KvsRepository, ResourceRepository, FunctionRepository, FunctionStage, ResourceRecord,
+  KvsRecord, KvsStatus, KvsItem, KvsItemSource, KvsCrlState, CreateKvsInput, UpdateKvsItemsInput, KvsWriteOutcome,
+  ChangeRecord, ChangePayload, ChangeEntity, ChangesPage, KvsChangeMeta,
+} from './types.js';

@@ -1,0 +1,282 @@
+/**
+ * The Store interface: every piece of persistent state (key value stores and their
+ * items, trust stores, connection functions with both stages, distributions) and the
+ * change feed, behind one async interface. The SQLite backend implements it today;
+ * the PostgreSQL backend of the cluster issue implements the same interface with the
+ * same kysely queries.
+ *
+ * Semantics every backend guarantees:
+ * - every write is one transaction; conditional writes compare the `If-Match` ETag
+ *   inside that transaction, so of two concurrent writers holding the same ETag exactly
+ *   one succeeds and the other gets `PreconditionFailed` with nothing changed;
+ * - every committed write appends its change record(s) to the change feed in the same
+ *   transaction, with a sequence number strictly greater than every earlier commit's
+ *   (sequence order = commit order; no gaps are ever observed out of order);
+ * - a write is acknowledged (its promise resolves) only after the commit is durable.
+ */
+
+/** Status of a key value store (CloudFront's `Status`). */
+export type KvsStatus = 'PROVISIONING' | 'READY' | 'FAILED';
+
+/** Metadata of the last CRL imported into a KVS (see `kvs import-crl`). */
+export interface KvsCrlState {
+  /** Issuer DN (RFC 4514) of the imported CRL. */
+  issuer: string;
+  /** thisUpdate of the imported CRL, ISO 8601. */
+  thisUpdate: string;
+  /** nextUpdate of the imported CRL, ISO 8601, when present. */
+  nextUpdate?: string;
+  /** cRLNumber as a decimal string, when present. */
+  crlNumber?: string;
+  /** How many revoked-serial keys the import wrote. */
+  entries: number;
+  /** When the import happened, ISO 8601. */
+  importedAt: string;
+}
+
+/** One key value store row as stored. Sizes in bytes, times in ms since the epoch. */
+export interface KvsRecord {
+  id: string;
+  name: string;
+  comment: string;
+  status: KvsStatus;
+  failureReason: string | null;
+  etag: string;
+  itemCount: number;
+  /** Sum of the UTF-8 byte lengths of every key and every value. */
+  totalSize: number;
+  createdAt: number;
+  lastModified: number;
+  crlState: KvsCrlState | null;
+}
+
+/** One item: a key and its value. */
+export interface KvsItem {
+  key: string;
+  value: string;
+}
+
+/** Where an item came from: `crl` for `import-crl`, null for everything else. */
+export type KvsItemSource = 'crl' | null;
+
+/** Input of {@link KvsRepository.createStore}. */
+export interface CreateKvsInput {
+  id: string;
+  name: string;
+  comment: string;
+  etag: string;
+  now: number;
+}
+
+/**
+ * Input of {@link KvsRepository.updateItems}: an all-or-nothing batch of puts and
+ * deletes under an `If-Match` ETag.
+ */
+export interface UpdateKvsItemsInput {
+  /** The ETag the caller read; compared inside the transaction. */
+  ifMatch: string;
+  /** The store's ETag after this write. */
+  newEtag: string;
+  puts: readonly KvsItem[];
+  /** Keys to remove; keys that do not exist are ignored unless `requireExisting`. */
+  deletes: readonly string[];
+  /** When true, a delete of a key that does not exist fails with EntityNotFound (DeleteKey). */
+  requireExisting?: boolean;
+  /** Source marker written with the puts (default null). */
+  source?: KvsItemSource;
+  /**
+   * When set, every existing item with this source that is not among `puts` is
+   * deleted in the same transaction (a CRL import replacing the previous CRL's keys).
+   */
+  replaceSource?: Exclude<KvsItemSource, null>;
+  /** New CRL metadata to record (only with `replaceSource: 'crl'`). */
+  crlState?: KvsCrlState;
+  /** The store's size quota in bytes; a write that ends above it (and grows the store) is refused. */
+  maxStoreBytes: number;
+  now: number;
+}
+
+/** Result of a KVS data write: the new ETag and the store's new counters. */
+export interface KvsWriteOutcome {
+  record: KvsRecord;
+  /** Keys actually removed (deletes of absent keys and replaced CRL keys included only when they existed). */
+  deleted: string[];
+}
+
+/** Persistence of key value stores and their items. */
+export interface KvsRepository {
+  /**
+   * Inserts a store in status `PROVISIONING` with no items.
+   * @throws EntityAlreadyExistsError when the name is taken.
+   */
+  createStore(input: CreateKvsInput): Promise<KvsRecord>;
+  /**
+   * Finishes a create: inserts `items` (already validated: no duplicates, sizes within
+   * limits) and sets status `READY` with `etag`, in one transaction.
+   * @throws EntityNotFoundError when the store is gone; ServiceQuotaExceededError when
+   *   the items exceed `maxStoreBytes` (the store is left untouched).
+   */
+  completeImport(id: string, items: readonly KvsItem[], opts: { etag: string; now: number; maxStoreBytes: number }): Promise<KvsRecord>;
+  /** Sets status `FAILED` with `reason` (no items are stored). @throws EntityNotFoundError. */
+  failImport(id: string, reason: string, opts: { etag: string; now: number }): Promise<KvsRecord>;
+  /** The store with that name, or undefined. */
+  getStore(name: string): Promise<KvsRecord | undefined>;
+  /** Every store, ordered by name. */
+  listStores(): Promise<KvsRecord[]>;
+  /** One item's value, or undefined. */
+  getItem(storeId: string, key: string): Promise<string | undefined>;
+  /** Items with key > `after` (byte order), at most `limit`, ordered by key. */
+  listItems(storeId: string, opts: { after?: string; limit: number }): Promise<KvsItem[]>;
+  /** The keys of a store that carry `source`, ordered. */
+  listKeysBySource(storeId: string, source: Exclude<KvsItemSource, null>): Promise<string[]>;
+  /**
+   * Applies puts and deletes atomically under `ifMatch`.
+   * @throws EntityNotFoundError (no such store), EntityNotReadyError (status not READY),
+   *   PreconditionFailedError (stale ETag), ServiceQuotaExceededError (over
+   *   `maxStoreBytes`) — in every case nothing changed.
+   */
+  updateItems(name: string, input: UpdateKvsItemsInput): Promise<KvsWriteOutcome>;
+  /**
+   * Deletes the store and all its items under `ifMatch`.
+   * @throws EntityNotFoundError, PreconditionFailedError.
+   */
+  deleteStore(name: string, ifMatch: string, now: number): Promise<KvsRecord>;
+  /**
+   * Marks stores stuck in `PROVISIONING` since before `olderThan` (ms) as `FAILED`
+   * (an import whose process died). Returns the names changed.
+   */
+  failStaleProvisioning(olderThan: number, opts: { reason: string; now: number; etag: () => string }): Promise<string[]>;
+}
+
+/** A minimal stored resource (trust store, distribution, one stage of a function). */
+export interface ResourceRecord<D = unknown> {
+  id: string;
+  name: string;
+  etag: string;
+  document: D;
+  createdAt: number;
+  lastModified: number;
+}
+
+/** Stages of a connection function (SPEC section 4). */
+export type FunctionStage = 'DEVELOPMENT' | 'LIVE';
+
+/**
+ * Basic CRUD for a resource table (trust stores, distributions). Later issues add the
+ * resource-specific rules on top; this layer gives ETags, uniqueness and change records.
+ */
+export interface ResourceRepository<D = unknown> {
+  /** @throws EntityAlreadyExistsError */
+  create(input: { id: string; name: string; etag: string; document: D; now: number }): Promise<ResourceRecord<D>>;
+  get(name: string): Promise<ResourceRecord<D> | undefined>;
+  list(): Promise<ResourceRecord<D>[]>;
+  /** @throws EntityNotFoundError, PreconditionFailedError */
+  update(name: string, input: { ifMatch: string; newEtag: string; document: D; now: number }): Promise<ResourceRecord<D>>;
+  /** @throws EntityNotFoundError, PreconditionFailedError */
+  delete(name: string, ifMatch: string, now: number): Promise<ResourceRecord<D>>;
+}
+
+/** Connection functions: like {@link ResourceRepository} but every row is one stage. */
+export interface FunctionRepository<D = unknown> {
+  /** Creates the DEVELOPMENT stage. @throws EntityAlreadyExistsError */
+  create(input: { id: string; name: string; etag: string; document: D; now: number }): Promise<ResourceRecord<D> & { stage: FunctionStage }>;
+  get(name: string, stage: FunctionStage): Promise<(ResourceRecord<D> & { stage: FunctionStage }) | undefined>;
+  /** Every function's stages, ordered by name then stage. */
+  list(): Promise<(ResourceRecord<D> & { stage: FunctionStage })[]>;
+  /** Updates one stage (creating LIVE on first publish when `ifMatch` is the DEVELOPMENT ETag is the caller's rule, not this layer's). @throws EntityNotFoundError, PreconditionFailedError */
+  put(name: string, stage: FunctionStage, input: { ifMatch: string | null; newEtag: string; document: D; now: number; id?: string }): Promise<ResourceRecord<D> & { stage: FunctionStage }>;
+  /** Deletes both stages under the DEVELOPMENT ETag. @throws EntityNotFoundError, PreconditionFailedError */
+  delete(name: string, ifMatch: string, now: number): Promise<void>;
+}
+
+/** Entities that produce change records. */
+export type ChangeEntity = 'kvs' | 'trust-store' | 'connection-function' | 'distribution';
+
+/** Store-level fields carried by every KVS change, enough to update the replica's `meta()`. */
+export interface KvsChangeMeta {
+  storeId: string;
+  etag: string;
+  itemCount: number;
+  totalSize: number;
+  createdAt: number;
+  lastModified: number;
+}
+
+/**
+ * The payload of a change, by `entity`/`op`. Every record carries what a replica needs
+ * to apply it without reading the store again.
+ *
+ * - `kvs`/`store`: a store was created or its status changed; `record` is the store
+ *   row. When `items` is present (an import finished) it is the store's entire
+ *   content as `[key, value]` pairs and replaces whatever the replica held.
+ * - `kvs`/`batch`: puts (`[key, value]` pairs) and deletes of one write (put key,
+ *   delete key, batch update, CRL import), plus the new ETag and counters.
+ * - `kvs`/`delete-store`: the store and all its items are gone.
+ * - other entities, `upsert`: the resource document after the write; `delete`: gone.
+ */
+export type ChangePayload =
+  | { entity: 'kvs'; op: 'store'; record: KvsRecord; items?: [string, string][] }
+  | { entity: 'kvs'; op: 'batch'; meta: KvsChangeMeta; puts: [string, string][]; deletes: string[] }
+  | { entity: 'kvs'; op: 'delete-store'; storeId: string }
+  | { entity: Exclude<ChangeEntity, 'kvs'>; op: 'upsert'; record: ResourceRecord & { stage?: FunctionStage } }
+  | { entity: Exclude<ChangeEntity, 'kvs'>; op: 'delete'; id: string; stage?: FunctionStage };
+
+/** One committed change as read back from the feed. */
+export type ChangeRecord = ChangePayload & {
+  /** Sequence number: strictly increasing in commit order, never reused. */
+  seq: number;
+  /** Commit time, ms since the epoch. */
+  committedAt: number;
+  /** Name of the affected resource. */
+  name: string;
+};
+
+/**
+ * Result of {@link Store.changesAfter}. `reset` is true when changes after `seq` were
+ * pruned: the subscriber must reload the full state and continue from `latestSeq`.
+ */
+export interface ChangesPage {
+  changes: ChangeRecord[];
+  reset: boolean;
+  /** The last sequence committed when the page was read. */
+  latestSeq: number;
+}
+
+/** The one interface over all persistent state. Every method is async. */
+export interface Store {
+  /** Which backend: `sqlite` (embedded) or `postgres` (cluster, later issue). */
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Where the data lives (file path for SQLite), for messages. */
+  readonly location: string;
+  readonly kvs: KvsRepository;
+  readonly trustStores: ResourceRepository;
+  readonly distributions: ResourceRepository;
+  readonly functions: FunctionRepository;
+  /**
+   * Changes with sequence > `seq`, in order, at most `limit` (default 1000).
+   * `reset` when some of them were pruned away (see {@link pruneChanges}).
+   */
+  changesAfter(seq: number, limit?: number): Promise<ChangesPage>;
+  /** The sequence of the last committed change (0 when none). */
+  latestSequence(): Promise<number>;
+  /**
+   * Deletes change records with sequence ≤ `seq` (they are no longer needed by any
+   * subscriber). A subscriber that asks for changes after a pruned sequence gets
+   * `reset: true`. Returns how many were removed.
+   */
+  pruneChanges(seq: number): Promise<number>;
+  /**
+   * Registers `listener` to be called (without arguments) whenever new changes may
+   * have been committed: at once for writes through any Store instance of this process
+   * on the same database, and within the poll interval (SQLite: 50 ms by default) for
+   * writes by other processes. Calls may be spurious. Returns an unsubscribe function.
+   */
+  watch(listener: () => void): () => void;
+  /**
+   * Runs `fn` in one read transaction so that several reads see one consistent
+   * state (used by replicas loading everything at start). `fn` receives this store.
+   */
+  readConsistent<T>(fn: (store: Store) => Promise<T>): Promise<T>;
+  /** Stops the watcher and closes the database. Idempotent. */
+  close(): Promise<void>;
+}
