@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerCertCommands } from './cert-inspect.js';
 import { registerOcspCommands } from './ocsp-check.js';
+import { registerKvsCommands } from './kvs.js';
 import { EXIT_USAGE, CliUsageError } from './common.js';
 
 /** Builds the commander program with every command registered. */
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (str, write) => write(str) });
   registerCertCommands(program);
   registerOcspCommands(program);
+  registerKvsCommands(program);
   return program;
 }
 

@@ -1,0 +1,348 @@
+/**
+ * `portcullis kvs …`: KeyValueStore commands (SPEC section 5). Until the admin API
+ * exists they act directly on the local embedded store (`<data-dir>/portcullis.db`,
+ * `--data-dir`, default `$PORTCULLIS_DATA_DIR` or `./data`); several commands may run at
+ * once, and alongside a running node — concurrency is handled by ETags and SQLite
+ * locking.
+ *
+ * Writes need the store's current ETag: without `--if-match ETAG` the command reads it
+ * first (so two concurrent CLI writers can still conflict; with `--if-match` a stale
+ * ETag fails with PreconditionFailed and changes nothing).
+ *
+ * Exit codes ({@link KVS_EXIT}): 0 done; 2 not found (store or key); 3 conflict (stale
+ * ETag, name taken, store not READY, in use); 4 over a limit (key/value/file size,
+ * store quota); 5 an import or CRL was refused (the store is FAILED, or the CRL did not
+ * verify); 64 usage (bad arguments or option values, unreadable input file, missing
+ * If-Match); 69 the store is unavailable (cannot open the data directory, database
+ * locked past the busy timeout); 1 anything else.
+ */
+import { accessSync, constants, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { PortcullisError } from '../errors.js';
+import { openSqliteStore, type Store } from '../store/index.js';
+import { KeyValueStoreService, isUrlSource, type KvsDescription, type KvsWriteResult } from '../kvs/index.js';
+import { CliUsageError, EXIT_USAGE } from './common.js';
+
+/** Exit codes of the `kvs` commands. */
+export const KVS_EXIT = {
+  ok: 0,
+  error: 1,
+  notFound: 2,
+  conflict: 3,
+  limit: 4,
+  refused: 5,
+  usage: EXIT_USAGE,
+  unavailable: 69,
+} as const;
+
+/** Exit code for a catalogue error code. */
+export function kvsExitCode(code: string): number {
+  switch (code) {
+    case 'EntityNotFound': return KVS_EXIT.notFound;
+    case 'PreconditionFailed':
+    case 'EntityAlreadyExists':
+    case 'EntityNotReady':
+    case 'CannotDeleteEntityWhileInUse': return KVS_EXIT.conflict;
+    case 'EntitySizeLimitExceeded':
+    case 'ServiceQuotaExceeded': return KVS_EXIT.limit;
+    case 'InvalidCrl':
+    case 'ImportFailed': return KVS_EXIT.refused;
+    case 'InvalidArgument':
+    case 'InvalidIfMatchVersion': return KVS_EXIT.usage;
+    case 'StoreUnavailable': return KVS_EXIT.unavailable;
+    default: return KVS_EXIT.error;
+  }
+}
+
+/** Options every `kvs` subcommand takes. */
+interface CommonOptions {
+  dataDir: string;
+  json?: boolean;
+}
+
+/** Default data directory: `$PORTCULLIS_DATA_DIR`, else `./data`. */
+export function defaultDataDir(): string {
+  return process.env.PORTCULLIS_DATA_DIR || './data';
+}
+
+/**
+ * Where the kvs commands write (standard output and error). Tests replace these to
+ * capture output in-process without touching `process.stdout`, which the test runner
+ * itself reports through.
+ */
+export const kvsIo = {
+  stdout(text: string): void {
+    process.stdout.write(text);
+  },
+  stderr(text: string): void {
+    process.stderr.write(text);
+  },
+};
+
+function out(text: string): void {
+  kvsIo.stdout(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function printJson(value: unknown): void {
+  out(JSON.stringify(value, null, 2));
+}
+
+function describeText(d: KvsDescription): string {
+  const rows: [string, string | number][] = [
+    ['Name', d.Name], ['Id', d.Id], ['Status', d.Status],
+    ...(d.FailureReason ? [['FailureReason', d.FailureReason] as [string, string]] : []),
+    ['Comment', d.Comment], ['ItemCount', d.ItemCount], ['TotalSizeInBytes', d.TotalSizeInBytes], ['ETag', d.ETag],
+    ['Created', d.Created], ['LastModified', d.LastModified],
+  ];
+  if (d.CrlImport) {
+    rows.push(['CrlImport.Issuer', d.CrlImport.Issuer], ['CrlImport.ThisUpdate', d.CrlImport.ThisUpdate]);
+    if (d.CrlImport.NextUpdate) rows.push(['CrlImport.NextUpdate', d.CrlImport.NextUpdate]);
+    if (d.CrlImport.CrlNumber) rows.push(['CrlImport.CrlNumber', d.CrlImport.CrlNumber]);
+    rows.push(['CrlImport.Entries', d.CrlImport.Entries], ['CrlImport.ImportedAt', d.CrlImport.ImportedAt]);
+  }
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+}
+
+function writeText(name: string, what: string, r: KvsWriteResult): string {
+  return `${what} in ${name}\nETag              ${r.ETag}\nItemCount         ${r.ItemCount}\nTotalSizeInBytes  ${r.TotalSizeInBytes}`;
+}
+
+/** Reads a JSON file for `--puts`/`--deletes`. @throws CliUsageError naming the file. */
+function readJsonFile(file: string, option: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new CliUsageError(`cannot read ${option} file ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new CliUsageError(`${option} file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Parses a `--puts` file: the import format `{"data":[{"key","value"}]}`, or an array of
+ * `{"Key","Value"}` (the AWS CLI's UpdateKeys shape) or `{"key","value"}`.
+ * @throws CliUsageError naming the file and entry.
+ */
+export function parsePutsFile(doc: unknown, file: string): { key: string; value: string }[] {
+  const list = Array.isArray(doc) ? doc : (doc as { data?: unknown } | null)?.data;
+  if (!Array.isArray(list)) throw new CliUsageError(`--puts file ${file}: expected [{"Key":"…","Value":"…"}, …] or {"data":[{"key":"…","value":"…"}, …]}`);
+  return list.map((e: unknown, i) => {
+    const o = (e ?? {}) as Record<string, unknown>;
+    const key = o.Key ?? o.key;
+    const value = o.Value ?? o.value;
+    if (typeof key !== 'string' || typeof value !== 'string') throw new CliUsageError(`--puts file ${file}: entry ${i} needs string "Key" and "Value"`);
+    return { key, value };
+  });
+}
+
+/**
+ * Parses a `--deletes` file: an array of key strings, of `{"Key":…}` (AWS CLI shape) or
+ * of `{"key":…}`. @throws CliUsageError naming the file and entry.
+ */
+export function parseDeletesFile(doc: unknown, file: string): string[] {
+  if (!Array.isArray(doc)) throw new CliUsageError(`--deletes file ${file}: expected ["key", …] or [{"Key":"…"}, …]`);
+  return doc.map((e: unknown, i) => {
+    const key = typeof e === 'string' ? e : ((e ?? {}) as Record<string, unknown>).Key ?? ((e ?? {}) as Record<string, unknown>).key;
+    if (typeof key !== 'string') throw new CliUsageError(`--deletes file ${file}: entry ${i} is not a key string or {"Key":"…"}`);
+    return key;
+  });
+}
+
+function parseMax(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new CliUsageError(`--max must be a positive integer, got "${value}"`);
+  return Number(value);
+}
+
+async function readStdin(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of process.stdin) parts.push(chunk as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/**
+ * Opens the store, runs `fn`, closes the store, and turns catalogue errors into a
+ * message on stderr and the exit code of {@link kvsExitCode}.
+ */
+async function withService(opts: CommonOptions, fn: (kvs: KeyValueStoreService, store: Store) => Promise<number | void>): Promise<void> {
+  let store: Store | undefined;
+  try {
+    store = await openSqliteStore({ dataDir: opts.dataDir });
+    const code = await fn(new KeyValueStoreService(store), store);
+    if (typeof code === 'number' && code !== 0) process.exitCode = code;
+  } catch (err) {
+    if (err instanceof PortcullisError) {
+      kvsIo.stderr(`portcullis: ${err.code}: ${err.message}\n`);
+      process.exitCode = kvsExitCode(err.code);
+      return;
+    }
+    throw err;
+  } finally {
+    await store?.close();
+  }
+}
+
+/** Resolves `--if-match` or reads the store's current ETag. */
+async function ifMatchOrCurrent(kvs: KeyValueStoreService, name: string, ifMatch: string | undefined): Promise<string> {
+  if (ifMatch !== undefined) return ifMatch;
+  return (await kvs.describe(name)).ETag;
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--data-dir <dir>', 'data directory holding portcullis.db (default $PORTCULLIS_DATA_DIR or ./data)', defaultDataDir())
+    .option('--json', 'print the CloudFront-shaped JSON response');
+}
+
+function withIfMatch(cmd: Command): Command {
+  return cmd.option('--if-match <etag>', 'the ETag this write is based on (default: read the current one first)');
+}
+
+/** Registers `portcullis kvs …`. */
+export function registerKvsCommands(program: Command): void {
+  const kvs = program.command('kvs').description('KeyValueStore: create, import, read and write key value stores (local store)');
+
+  common(kvs.command('create'))
+    .description('create a key value store, optionally importing {"data":[{"key":"…","value":"…"}]} from a file or http(s) URL')
+    .argument('<name>', 'store name: 1-64 of A-Z a-z 0-9 - _')
+    .option('--import <file-or-url>', 'import file path or http(s):// URL (UTF-8 JSON, ≤ 5 MB)')
+    .option('--comment <text>', 'comment (≤ 128 characters)')
+    .action(async (name: string, opts: CommonOptions & { import?: string; comment?: string }) => {
+      if (opts.import !== undefined && !isUrlSource(opts.import)) {
+        try {
+          accessSync(opts.import, constants.R_OK);
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          throw new CliUsageError(`cannot read import file ${opts.import}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+        }
+      }
+      await withService(opts, async (svc) => {
+        await svc.recoverInterruptedImports();
+        const d = await svc.create({ name, ...(opts.comment !== undefined ? { comment: opts.comment } : {}), ...(opts.import !== undefined ? { importSource: opts.import } : {}) });
+        if (opts.json) printJson(d);
+        else out(describeText(d));
+        if (d.Status === 'FAILED') {
+          kvsIo.stderr(`portcullis: import failed: ${d.FailureReason ?? 'unknown reason'}; the store "${name}" exists with status FAILED and no items — delete it, fix the file and create it again\n`);
+          return KVS_EXIT.refused;
+        }
+      });
+    });
+
+  common(kvs.command('describe'))
+    .description('show status, item count, total size, ETag and times of a store')
+    .argument('<name>')
+    .action(async (name: string, opts: CommonOptions) => {
+      await withService(opts, async (svc) => {
+        const d = await svc.describe(name);
+        if (opts.json) printJson(d);
+        else out(describeText(d));
+      });
+    });
+
+  common(kvs.command('list'))
+    .description('list key value stores')
+    .action(async (opts: CommonOptions) => {
+      await withService(opts, async (svc) => {
+        const all = await svc.list();
+        if (opts.json) {
+          printJson({ KeyValueStoreList: { Items: all } });
+          return;
+        }
+        if (all.length === 0) {
+          out('no key value stores');
+          return;
+        }
+        const rows = [['NAME', 'STATUS', 'ITEMS', 'BYTES', 'ETAG', 'LAST-MODIFIED'], ...all.map((d) => [d.Name, d.Status, String(d.ItemCount), String(d.TotalSizeInBytes), d.ETag, d.LastModified])];
+        const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+        out(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n'));
+      });
+    });
+
+  common(kvs.command('keys'))
+    .description('list keys and values in byte order of the keys, one page at a time (ListKeys)')
+    .argument('<name>')
+    .option('--max <n>', 'items per page (default 10, at most 50)')
+    .option('--next-token <token>', 'continue after the previous page')
+    .action(async (name: string, opts: CommonOptions & { max?: string; nextToken?: string }) => {
+      const maxResults = opts.max !== undefined ? parseMax(opts.max) : undefined;
+      await withService(opts, async (svc) => {
+        const page = await svc.listKeys(name, { ...(maxResults !== undefined ? { maxResults } : {}), ...(opts.nextToken !== undefined ? { nextToken: opts.nextToken } : {}) });
+        if (opts.json) {
+          printJson(page);
+          return;
+        }
+        for (const it of page.Items) out(`${it.Key}\t${it.Value}`);
+        if (page.NextToken) kvsIo.stderr(`more keys: --next-token ${page.NextToken}\n`);
+      });
+    });
+
+  common(kvs.command('get'))
+    .description('print the value of a key (exit 2 when absent)')
+    .argument('<name>')
+    .argument('<key>')
+    .action(async (name: string, key: string, opts: CommonOptions) => {
+      await withService(opts, async (svc) => {
+        const r = await svc.getKey(name, key);
+        if (opts.json) printJson(r);
+        else out(r.Value);
+      });
+    });
+
+  withIfMatch(common(kvs.command('put')))
+    .description('create or replace a key; VALUE from standard input when omitted (one trailing newline removed)')
+    .argument('<name>')
+    .argument('<key>')
+    .argument('[value]')
+    .action(async (name: string, key: string, value: string | undefined, opts: CommonOptions & { ifMatch?: string }) => {
+      const v = value ?? (await readStdin()).replace(/\r?\n$/, '');
+      await withService(opts, async (svc) => {
+        const r = await svc.putKey(name, { key, value: v, ifMatch: await ifMatchOrCurrent(svc, name, opts.ifMatch) });
+        if (opts.json) printJson(r);
+        else out(writeText(name, `put ${key}`, r));
+      });
+    });
+
+  withIfMatch(common(kvs.command('delete-key')))
+    .description('delete a key (exit 2 when absent)')
+    .argument('<name>')
+    .argument('<key>')
+    .action(async (name: string, key: string, opts: CommonOptions & { ifMatch?: string }) => {
+      await withService(opts, async (svc) => {
+        const r = await svc.deleteKey(name, { key, ifMatch: await ifMatchOrCurrent(svc, name, opts.ifMatch) });
+        if (opts.json) printJson(r);
+        else out(writeText(name, `deleted ${key}`, r));
+      });
+    });
+
+  withIfMatch(common(kvs.command('update')))
+    .description('apply puts and deletes all-or-nothing (≤ 50 keys in total)')
+    .argument('<name>')
+    .option('--puts <file>', 'JSON [{"Key":"…","Value":"…"}, …] (or the import format)')
+    .option('--deletes <file>', 'JSON ["key", …] or [{"Key":"…"}, …]')
+    .action(async (name: string, opts: CommonOptions & { ifMatch?: string; puts?: string; deletes?: string }) => {
+      if (opts.puts === undefined && opts.deletes === undefined) throw new CliUsageError('kvs update needs --puts FILE and/or --deletes FILE');
+      const puts = opts.puts !== undefined ? parsePutsFile(readJsonFile(opts.puts, '--puts'), opts.puts) : [];
+      const deletes = opts.deletes !== undefined ? parseDeletesFile(readJsonFile(opts.deletes, '--deletes'), opts.deletes) : [];
+      await withService(opts, async (svc) => {
+        const r = await svc.updateKeys(name, { puts, deletes, ifMatch: await ifMatchOrCurrent(svc, name, opts.ifMatch) });
+        if (opts.json) printJson(r);
+        else out(writeText(name, `${puts.length} put(s), ${deletes.length} delete(s)`, r));
+      });
+    });
+
+  withIfMatch(common(kvs.command('delete')))
+    .description('delete a key value store and all its items')
+    .argument('<name>')
+    .action(async (name: string, opts: CommonOptions & { ifMatch?: string }) => {
+      await withService(opts, async (svc) => {
+        await svc.deleteStore(name, { ifMatch: await ifMatchOrCurrent(svc, name, opts.ifMatch) });
+        if (opts.json) printJson({ Deleted: name });
+        else out(`deleted key value store ${name}`);
+      });
+    });
+}
