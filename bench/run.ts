@@ -10,8 +10,9 @@ import { dirname, join } from 'node:path';
 import { fmt, machine, summary, type Benchmark, type Figure } from './lib.js';
 import { ocspMiss, ocspWarm } from './ocsp.js';
 import { pkiBench } from './pki.js';
+import { kvsBench } from './kvs.js';
 
-const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench];
+const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
