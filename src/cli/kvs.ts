@@ -21,6 +21,7 @@ import type { Command } from 'commander';
 import { PortcullisError } from '../errors.js';
 import { openSqliteStore, type Store } from '../store/index.js';
 import { KeyValueStoreService, isUrlSource, type KvsDescription, type KvsWriteResult } from '../kvs/index.js';
+import { parseTrustStoreBundle, type TrustAnchorSet } from '../pki/index.js';
 import { CliUsageError, EXIT_USAGE } from './common.js';
 
 /** Exit codes of the `kvs` commands. */
@@ -152,6 +153,16 @@ export function parseDeletesFile(doc: unknown, file: string): string[] {
     if (typeof key !== 'string') throw new CliUsageError(`--deletes file ${file}: entry ${i} is not a key string or {"Key":"…"}`);
     return key;
   });
+}
+
+/** Reads a whole file as bytes. @throws CliUsageError naming it. */
+function readBinaryFile(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file === '-' ? 0 : file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new CliUsageError(`cannot read ${what} ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
 }
 
 function parseMax(value: string): number {
@@ -332,6 +343,42 @@ export function registerKvsCommands(program: Command): void {
         const r = await svc.updateKeys(name, { puts, deletes, ifMatch: await ifMatchOrCurrent(svc, name, opts.ifMatch) });
         if (opts.json) printJson(r);
         else out(writeText(name, `${puts.length} put(s), ${deletes.length} delete(s)`, r));
+      });
+    });
+
+  withIfMatch(common(kvs.command('import-crl')))
+    .description('verify an X.509 CRL (DER or PEM) against a trust-store bundle and make the store\'s CRL keys exactly its revoked serials, in one atomic write')
+    .argument('<name>')
+    .requiredOption('--crl <file>', 'the CRL, DER or PEM')
+    .requiredOption('--trust-store <file>', 'PEM bundle of the CA(s) allowed to sign the CRL')
+    .action(async (name: string, opts: CommonOptions & { ifMatch?: string; crl: string; trustStore: string }) => {
+      const crl = readBinaryFile(opts.crl, 'CRL file');
+      const bundle = readBinaryFile(opts.trustStore, 'trust-store file').toString('utf8');
+      let anchors: TrustAnchorSet;
+      try {
+        anchors = parseTrustStoreBundle(bundle);
+      } catch (err) {
+        if (err instanceof PortcullisError) throw new CliUsageError(`trust-store file ${opts.trustStore}: ${err.message}`);
+        throw err;
+      }
+      await withService(opts, async (svc) => {
+        const r = await svc.importCrl(name, { crl, trustStore: anchors, ifMatch: await ifMatchOrCurrent(svc, name, opts.ifMatch) });
+        if (opts.json) {
+          printJson(r);
+          return;
+        }
+        out([
+          `imported the CRL of ${r.Crl.Issuer} into ${name}`,
+          `ThisUpdate        ${r.Crl.ThisUpdate}`,
+          ...(r.Crl.NextUpdate ? [`NextUpdate        ${r.Crl.NextUpdate}`] : []),
+          ...(r.Crl.CrlNumber ? [`CrlNumber         ${r.Crl.CrlNumber}`] : []),
+          `Entries           ${r.Entries}`,
+          `Removed           ${r.Removed}`,
+          ...(r.SkippedManualKeys ? [`SkippedManual     ${r.SkippedManualKeys} (keys put by hand are left as they are)`] : []),
+          `ETag              ${r.ETag}`,
+          `ItemCount         ${r.ItemCount}`,
+          `TotalSizeInBytes  ${r.TotalSizeInBytes}`,
+        ].join('\n'));
       });
     });
 

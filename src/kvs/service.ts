@@ -14,6 +14,7 @@ import {
 import type { KvsItem, KvsRecord, KvsStatus, Store } from '../store/index.js';
 import { resolveKvsLimits, type KvsLimits } from './limits.js';
 import { readImportSource, type ImportFetcher } from './import-source.js';
+import { importCrlIntoStore, type ImportCrlOptions, type ImportCrlResult } from './crl-import.js';
 import {
   decodeNextToken, encodeNextToken, parseKvsImport, shorten, validateKey, validateKvsName, validateValue,
 } from './validation.js';
@@ -350,6 +351,21 @@ export class KeyValueStoreService {
       ifMatch, newEtag: this.newEtag(), puts, deletes, maxStoreBytes: this.limits.maxStoreBytes, now: this.now(),
     });
     return writeResult(outcome.record);
+  }
+
+  /**
+   * Verifies an X.509 CRL against `trustStore` and makes the store's CRL-sourced keys
+   * exactly its revoked serials, atomically (rules in crl-import.ts and the README).
+   * Not limited to `maxBatchKeys`.
+   * @throws CrlError (`InvalidCrl`), InvalidIfMatchVersionError, PreconditionFailedError,
+   *   EntityNotFoundError, EntityNotReadyError, ServiceQuotaExceededError — nothing
+   *   changed in every case.
+   */
+  async importCrl(
+    name: string, opts: Omit<ImportCrlOptions, 'ifMatch'> & { ifMatch: string | undefined },
+  ): Promise<ImportCrlResult> {
+    const ifMatch = requireIfMatch(opts.ifMatch);
+    return importCrlIntoStore(this.store, name, { ...opts, ifMatch, limits: this.limits, newEtag: this.newEtag(), nowMs: this.now() });
   }
 
   /**

@@ -231,10 +231,24 @@ class SqlKvsRepository implements KvsRepository {
       // Current sizes of every touched key, to keep ItemCount and TotalSizeInBytes exact.
       const touched = [...new Set([...putKeys, ...deleteKeys])];
       const old = new Map<string, number>();
+      const oldSource = new Map<string, string | null>();
       for (const part of chunks(touched, IN_CHUNK)) {
-        const rows = await tx.selectFrom('kv_items').select(['key', 'value']).where('store_id', '=', current.id)
+        const rows = await tx.selectFrom('kv_items').select(['key', 'value', 'source']).where('store_id', '=', current.id)
           .where('key', 'in', part).execute();
-        for (const r of rows) old.set(r.key, itemBytes(r.key, r.value));
+        for (const r of rows) {
+          old.set(r.key, itemBytes(r.key, r.value));
+          oldSource.set(r.key, r.source);
+        }
+      }
+      // A source-managed write (CRL import) never touches keys that came from elsewhere.
+      const skipped: string[] = [];
+      let puts = input.puts;
+      if (input.replaceSource) {
+        puts = input.puts.filter((p) => {
+          const keep = !old.has(p.key) || oldSource.get(p.key) === input.replaceSource;
+          if (!keep) skipped.push(p.key);
+          return keep;
+        });
       }
       if (input.requireExisting) {
         const missing = input.deletes.find((k) => !old.has(k));
@@ -253,7 +267,7 @@ class SqlKvsRepository implements KvsRepository {
           deleted.push(k);
         }
       }
-      for (const p of input.puts) {
+      for (const p of puts) {
         const size = old.get(p.key);
         if (size !== undefined) total -= size;
         else count += 1;
@@ -269,7 +283,7 @@ class SqlKvsRepository implements KvsRepository {
         await tx.deleteFrom('kv_items').where('store_id', '=', current.id).where('key', 'in', part).execute();
       }
       const source = input.source ?? null;
-      for (const part of chunks(input.puts, INSERT_CHUNK)) {
+      for (const part of chunks(puts, INSERT_CHUNK)) {
         await tx.insertInto('kv_items')
           .values(part.map((p) => ({ store_id: current.id, key: p.key, value: p.value, source })))
           .onConflict((oc) => oc.columns(['store_id', 'key']).doUpdateSet((eb) => ({
@@ -288,9 +302,9 @@ class SqlKvsRepository implements KvsRepository {
       }).where('id', '=', current.id).execute();
       await appendChanges(tx, input.now, [{
         name,
-        payload: { entity: 'kvs', op: 'batch', meta: kvsMeta(record), puts: input.puts.map((p) => [p.key, p.value]), deletes: deleted },
+        payload: { entity: 'kvs', op: 'batch', meta: kvsMeta(record), puts: puts.map((p) => [p.key, p.value]), deletes: deleted },
       }]);
-      return { record, deleted };
+      return { record, deleted, skipped };
     });
   }
 

@@ -86,7 +86,9 @@ export interface UpdateKvsItemsInput {
   source?: KvsItemSource;
   /**
    * When set, every existing item with this source that is not among `puts` is
-   * deleted in the same transaction (a CRL import replacing the previous CRL's keys).
+   * deleted in the same transaction (a CRL import replacing the previous CRL's keys),
+   * and puts onto existing keys with another source are skipped (a key written by
+   * hand is never changed or removed by a CRL import).
    */
   replaceSource?: Exclude<KvsItemSource, null>;
   /** New CRL metadata to record (only with `replaceSource: 'crl'`). */
@@ -101,6 +103,8 @@ export interface KvsWriteOutcome {
   record: KvsRecord;
   /** Keys actually removed (deletes of absent keys and replaced CRL keys included only when they existed). */
   deleted: string[];
+  /** Puts not applied because the key exists with another source (only with `replaceSource`). */
+  skipped: string[];
 }
 
 /** Persistence of key value stores and their items. */

@@ -1,0 +1,133 @@
+/**
+ * CRL import into a KeyValueStore (SPEC section 5 extension): verify an X.509 CRL (DER
+ * or PEM) against a trust store, then make the store's CRL-sourced keys exactly the
+ * CRL's revoked serials, in one atomic write under the store's ETag.
+ *
+ * Rules (documented for users in the README):
+ * - Keys: `serialNumber.replaceAll(':', '')` — lowercase hex of the serial's DER
+ *   INTEGER content octets, leading `00` kept (see {@link normalizeSerialForKvs});
+ *   values: compact JSON `{"revocationDate","reason"?,"crlNumber"?,"issuer"}` (from
+ *   `crlToKvsEntries` in revocation/crl).
+ * - Keys written by an import are marked with source `crl`. A later import removes
+ *   every `crl` key its CRL no longer lists (a certificate taken off hold, an expired
+ *   certificate dropped by the CA) and adds or rewrites the others — all in one
+ *   transaction: a replica sees the old list or the new one, never a mix.
+ * - Keys put by hand (source none) are never changed or removed by an import, even
+ *   when the CRL lists the same serial: removing a manual revocation because a CRL
+ *   does not mention it would admit a revoked client.
+ * - One CA per store: a store that holds the CRL of issuer A refuses a CRL of issuer B
+ *   (replacing A's list with B's would un-revoke A's certificates). Use one store per CA.
+ * - No rollback: a CRL whose thisUpdate is older than the imported one's, or whose
+ *   cRLNumber is lower, is refused. Re-importing the same CRL is allowed (idempotent).
+ * - Not limited to `maxBatchKeys` (50): a CRL may list any number of serials; the
+ *   store's size quota (`maxStoreBytes`, 5 MB by default ≈ 45,000 serials with the
+ *   default value format) still applies and a CRL over it is refused with
+ *   ServiceQuotaExceeded, nothing changed.
+ */
+import { CrlError, EntityNotFoundError, PreconditionFailedError } from '../errors.js';
+import type { TrustAnchorSet } from '../pki/index.js';
+import { crlToKvsEntries, parseCrl, verifyCrl } from '../revocation/index.js';
+import type { KvsCrlState, Store } from '../store/index.js';
+import type { KvsLimits } from './limits.js';
+import { validateKey, validateKvsName, validateValue } from './validation.js';
+
+/** Input of {@link importCrlIntoStore}. */
+export interface ImportCrlOptions {
+  /** The CRL, DER bytes or PEM (`-----BEGIN X509 CRL-----`). */
+  crl: Uint8Array | string;
+  /** CAs allowed to sign the CRL (`parseTrustStoreBundle`). */
+  trustStore: TrustAnchorSet;
+  /** The store's current ETag. */
+  ifMatch: string;
+  /** Verification time (default now). */
+  now?: Date;
+  /** thisUpdate/nextUpdate tolerance, ms (default 5 minutes). */
+  clockSkewMs?: number;
+}
+
+/** Result of a CRL import: the write result plus what changed. */
+export interface ImportCrlResult {
+  ETag: string;
+  ItemCount: number;
+  TotalSizeInBytes: number;
+  /** Issuer (RFC 4514), thisUpdate, nextUpdate, cRLNumber of the imported CRL. */
+  Crl: { Issuer: string; ThisUpdate: string; NextUpdate?: string; CrlNumber?: string };
+  /** Revoked serials in the CRL (distinct). */
+  Entries: number;
+  /** CRL-sourced keys removed because the new CRL no longer lists them. */
+  Removed: number;
+  /** Serials the CRL lists that already exist as hand-written keys (left unchanged). */
+  SkippedManualKeys: number;
+}
+
+/**
+ * Verifies and imports a CRL (see the module comment for the rules).
+ * @throws CrlError (code `InvalidCrl`: unparsable, bad signature, issuer not in the
+ *   trust store, expired, not yet valid, delta/indirect, older than the imported one,
+ *   another issuer than the imported one), InvalidIfMatchVersionError,
+ *   PreconditionFailedError, EntityNotFoundError, EntityNotReadyError,
+ *   EntitySizeLimitExceededError (limits lowered below a serial or value),
+ *   ServiceQuotaExceededError — nothing changed in every case.
+ */
+export async function importCrlIntoStore(
+  store: Store, name: string, opts: ImportCrlOptions & { limits: KvsLimits; newEtag: string; nowMs: number },
+): Promise<ImportCrlResult> {
+  validateKvsName(name);
+  const crl = parseCrl(opts.crl);
+  verifyCrl(crl, opts.trustStore, { now: opts.now ?? new Date(opts.nowMs), ...(opts.clockSkewMs !== undefined ? { clockSkewMs: opts.clockSkewMs } : {}) });
+  const entries = crlToKvsEntries(crl);
+  for (const e of entries) {
+    validateKey(e.key, opts.limits);
+    validateValue(e.key, e.value, opts.limits);
+  }
+  const record = await store.kvs.getStore(name);
+  if (!record) throw new EntityNotFoundError(`key value store "${name}" does not exist`);
+  // The previous CRL state is read outside the write; the write's If-Match guarantees
+  // it is still the state the write replaces.
+  if (record.etag !== opts.ifMatch) {
+    throw new PreconditionFailedError(`the If-Match ETag "${opts.ifMatch}" is not the current ETag of key value store "${name}"`);
+  }
+  const thisUpdate = crl.thisUpdate.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const nextUpdate = crl.nextUpdate?.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const crlNumber = crl.crlNumber?.toString(10);
+  const prev = record.crlState;
+  if (prev) {
+    if (prev.issuer !== crl.issuer) {
+      throw new CrlError(`key value store "${name}" holds the CRL of "${prev.issuer}"; this CRL is from "${crl.issuer}" — import each CA's CRL into its own store`);
+    }
+    if (Date.parse(thisUpdate) < Date.parse(prev.thisUpdate)) {
+      throw new CrlError(`this CRL (thisUpdate ${thisUpdate}) is older than the one already imported (thisUpdate ${prev.thisUpdate}); refusing to roll back`);
+    }
+    if (crlNumber !== undefined && prev.crlNumber !== undefined && BigInt(crlNumber) < BigInt(prev.crlNumber)) {
+      throw new CrlError(`this CRL (cRLNumber ${crlNumber}) is older than the one already imported (cRLNumber ${prev.crlNumber}); refusing to roll back`);
+    }
+  }
+  const crlState: KvsCrlState = {
+    issuer: crl.issuer,
+    thisUpdate,
+    ...(nextUpdate ? { nextUpdate } : {}),
+    ...(crlNumber !== undefined ? { crlNumber } : {}),
+    entries: entries.length,
+    importedAt: new Date(opts.nowMs).toISOString(),
+  };
+  const outcome = await store.kvs.updateItems(name, {
+    ifMatch: opts.ifMatch,
+    newEtag: opts.newEtag,
+    puts: entries,
+    deletes: [],
+    source: 'crl',
+    replaceSource: 'crl',
+    crlState,
+    maxStoreBytes: opts.limits.maxStoreBytes,
+    now: opts.nowMs,
+  });
+  return {
+    ETag: outcome.record.etag,
+    ItemCount: outcome.record.itemCount,
+    TotalSizeInBytes: outcome.record.totalSize,
+    Crl: { Issuer: crl.issuer, ThisUpdate: thisUpdate, ...(nextUpdate ? { NextUpdate: nextUpdate } : {}), ...(crlNumber !== undefined ? { CrlNumber: crlNumber } : {}) },
+    Entries: entries.length,
+    Removed: outcome.deleted.length,
+    SkippedManualKeys: outcome.skipped.length,
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * CRL import into a KeyValueStore: a valid CRL, a bad signature, an expired CRL, a
+ * newer CRL replacing the previous one atomically (un-listed serials removed, keys put
+ * by hand kept), rollback and issuer-change refusals, more than 50 serials, and the
+ * `kvs import-crl` command.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTrustStoreBundle, type TrustAnchorSet } from '../../src/pki/index.js';
+import { openSqliteStore, type Store } from '../../src/store/index.js';
+import { KeyValueStoreService, KvsReplica, normalizeSerialForKvs } from '../../src/kvs/index.js';
+import { main } from '../../src/cli/index.js';
+import { kvsIo } from '../../src/cli/kvs.js';
+import { generateKey, issueCertificate, type TestCert } from '../helpers/pki.js';
+import { issueCrl } from '../helpers/crl.js';
+
+const DAY = 86400_000;
+const HOUR = 3600_000;
+
+async function ca(name: string): Promise<TestCert> {
+  return issueCertificate({
+    subject: `C=US,O=Portcullis KVS Test,CN=${name}`, ca: true, key: await generateKey('ec-p256', `kvs-crl-${name}`),
+    notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 365 * DAY),
+  });
+}
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io = { ...kvsIo };
+  const ew = process.stderr.write.bind(process.stderr);
+  kvsIo.stdout = (t) => { stdout += t; };
+  kvsIo.stderr = (t) => { stderr += t; };
+  // Usage errors are printed by main()/commander on process.stderr.
+  process.stderr.write = ((c: string | Uint8Array) => { stderr += c.toString(); return true; }) as typeof process.stderr.write;
+  process.exitCode = undefined;
+  try {
+    return { code: await main(['node', 'portcullis', ...args]), stdout, stderr };
+  } finally {
+    Object.assign(kvsIo, io);
+    process.stderr.write = ew;
+    process.exitCode = undefined;
+  }
+}
+
+describe('KVS CRL import', () => {
+  let rootA: TestCert, rootB: TestCert;
+  let anchors: TrustAnchorSet;
+  let dir: string;
+  let store: Store;
+  let kvs: KeyValueStoreService;
+
+  before(async () => {
+    [rootA, rootB] = await Promise.all([ca('CRL CA A'), ca('CRL CA B')]);
+    anchors = parseTrustStoreBundle(rootA.pem + rootB.pem);
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-kvs-crl-'));
+    store = await openSqliteStore({ dataDir: join(dir, 'data') });
+    kvs = new KeyValueStoreService(store);
+  });
+
+  it('a valid CRL: serials become keys in the connection-function form, values carry date and reason', async () => {
+    const etag = (await kvs.create({ name: 'crl-valid' })).ETag;
+    const revocationDate = new Date(Date.UTC(2026, 5, 1, 12, 0, 0));
+    const crl = await issueCrl({
+      issuer: rootA, crlNumber: 7,
+      entries: [
+        { serial: '00:a7:30:9e', reason: 'keyCompromise', revocationDate },
+        { serial: '10:03', revocationDate },
+      ],
+    });
+    const r = await kvs.importCrl('crl-valid', { crl: crl.pem, trustStore: anchors, ifMatch: etag });
+    assert.equal(r.Entries, 2);
+    assert.equal(r.ItemCount, 2);
+    assert.equal(r.Crl.CrlNumber, '7');
+    assert.equal(r.Crl.Issuer, 'CN=CRL CA A, O=Portcullis KVS Test, C=US');
+    const key = normalizeSerialForKvs('00:A7:30:9E');
+    assert.equal(key, '00a7309e');
+    const v = JSON.parse((await kvs.getKey('crl-valid', key)).Value) as Record<string, string>;
+    assert.deepEqual(v, { revocationDate: '2026-06-01T12:00:00Z', reason: 'keyCompromise', crlNumber: '7', issuer: r.Crl.Issuer });
+    assert.ok((await kvs.getKey('crl-valid', '1003')).Value);
+    const d = await kvs.describe('crl-valid');
+    assert.equal(d.CrlImport?.Entries, 2);
+    assert.equal(d.CrlImport?.CrlNumber, '7');
+    assert.equal(d.ETag, r.ETag);
+    // DER works as well as PEM (same CRL again: idempotent).
+    const again = await kvs.importCrl('crl-valid', { crl: crl.der, trustStore: anchors, ifMatch: r.ETag });
+    assert.equal(again.ItemCount, 2);
+    assert.equal(again.Removed, 0);
+  });
+
+  it('a bad signature, an unknown issuer, an expired or not-yet-valid CRL: refused, nothing changed', async () => {
+    const etag = (await kvs.create({ name: 'crl-bad' })).ETag;
+    const before = await kvs.describe('crl-bad');
+    const wrongKey = await generateKey('ec-p256', 'kvs-crl-wrong');
+    const stranger = await ca('Stranger CA');
+    const cases: [string, Promise<{ pem: string }>, RegExp][] = [
+      ['bad signature', issueCrl({ issuer: rootA, signWith: wrongKey, entries: [{ serial: '01' }] }), /signature does not verify/],
+      ['unknown issuer', issueCrl({ issuer: stranger, entries: [{ serial: '01' }] }), /not in the trust store/],
+      ['expired', issueCrl({ issuer: rootA, thisUpdate: new Date(Date.now() - 10 * DAY), nextUpdate: new Date(Date.now() - DAY), entries: [{ serial: '01' }] }), /expired/i],
+      ['not yet valid', issueCrl({ issuer: rootA, thisUpdate: new Date(Date.now() + DAY), entries: [{ serial: '01' }] }), /thisUpdate/],
+    ];
+    for (const [name, crlP, pattern] of cases) {
+      const crl = await crlP;
+      await assert.rejects(kvs.importCrl('crl-bad', { crl: crl.pem, trustStore: anchors, ifMatch: etag }), (err: unknown) => {
+        assert.equal((err as { code: string }).code, 'InvalidCrl', name);
+        assert.match((err as Error).message, pattern, name);
+        return true;
+      });
+    }
+    await assert.rejects(kvs.importCrl('crl-bad', { crl: Buffer.from('not a crl'), trustStore: anchors, ifMatch: etag }), { code: 'InvalidCrl' });
+    assert.deepEqual(await kvs.describe('crl-bad'), before);
+  });
+
+  it('a newer CRL replaces the previous one atomically; hand-written keys stay; older CRLs and other issuers are refused', async () => {
+    let etag = (await kvs.create({ name: 'crl-replace' })).ETag;
+    etag = (await kvs.putKey('crl-replace', { key: 'ff01', value: 'revoked by hand', ifMatch: etag })).ETag;
+    const t1 = new Date(Date.now() - 2 * HOUR);
+    const first = await issueCrl({ issuer: rootA, crlNumber: 1, thisUpdate: t1, entries: [{ serial: 'aa' }, { serial: 'bb' }, { serial: 'cc', reason: 'certificateHold' }] });
+    etag = (await kvs.importCrl('crl-replace', { crl: first.der, trustStore: anchors, ifMatch: etag })).ETag;
+    const replica = await KvsReplica.open(store);
+    try {
+      const old = replica.snapshot('crl-replace')!;
+      assert.deepEqual(['aa', 'bb', 'cc', 'ff01'].map((k) => old.has(k)), [true, true, true, true]);
+      // cc taken off hold, dd revoked; the CRL also lists the hand-written ff01.
+      const second = await issueCrl({ issuer: rootA, crlNumber: 2, thisUpdate: new Date(Date.now() - HOUR), entries: [{ serial: 'aa' }, { serial: 'bb' }, { serial: 'dd', reason: 'keyCompromise' }, { serial: 'ff:01' }] });
+      const r = await kvs.importCrl('crl-replace', { crl: second.pem, trustStore: anchors, ifMatch: etag });
+      assert.equal(r.Removed, 1);
+      assert.equal(r.SkippedManualKeys, 1);
+      assert.equal(r.ItemCount, 4);
+      etag = r.ETag;
+      assert.equal((await kvs.getKey('crl-replace', 'ff01')).Value, 'revoked by hand');
+      await assert.rejects(kvs.getKey('crl-replace', 'cc'), { code: 'EntityNotFound' });
+      assert.match((await kvs.getKey('crl-replace', 'dd')).Value, /keyCompromise/);
+      await replica.waitForSequence(await store.latestSequence(), 2000);
+      const now = replica.snapshot('crl-replace')!;
+      assert.deepEqual(['aa', 'bb', 'cc', 'dd', 'ff01'].map((k) => now.has(k)), [true, true, false, true, true]);
+      assert.deepEqual(['aa', 'bb', 'cc', 'dd', 'ff01'].map((k) => old.has(k)), [true, true, true, false, true], 'the old snapshot saw the old list, whole');
+
+      await assert.rejects(kvs.importCrl('crl-replace', { crl: first.pem, trustStore: anchors, ifMatch: etag }), { code: 'InvalidCrl', message: /older than the one already imported/ });
+      const lowerNumber = await issueCrl({ issuer: rootA, crlNumber: 1, entries: [] });
+      await assert.rejects(kvs.importCrl('crl-replace', { crl: lowerNumber.pem, trustStore: anchors, ifMatch: etag }), { code: 'InvalidCrl', message: /cRLNumber 1.*older/ });
+      const fromB = await issueCrl({ issuer: rootB, entries: [] });
+      await assert.rejects(kvs.importCrl('crl-replace', { crl: fromB.pem, trustStore: anchors, ifMatch: etag }), { code: 'InvalidCrl', message: /holds the CRL of "CN=CRL CA A/ });
+      await assert.rejects(kvs.importCrl('crl-replace', { crl: second.pem, trustStore: anchors, ifMatch: 'stale' }), { code: 'PreconditionFailed' });
+      await assert.rejects(kvs.importCrl('crl-replace', { crl: second.pem, trustStore: anchors, ifMatch: undefined }), { code: 'InvalidIfMatchVersion' });
+      assert.equal((await kvs.describe('crl-replace')).ETag, etag);
+    } finally {
+      replica.close();
+    }
+  });
+
+  it('a CRL import is not limited to 50 keys but respects the store quota', async () => {
+    const etag = (await kvs.create({ name: 'crl-big' })).ETag;
+    const entries = Array.from({ length: 600 }, (_, i) => ({ serial: (0x1000 + i).toString(16).padStart(4, '0') }));
+    const crl = await issueCrl({ issuer: rootB, entries });
+    const r = await kvs.importCrl('crl-big', { crl: crl.der, trustStore: anchors, ifMatch: etag });
+    assert.equal(r.ItemCount, 600);
+    const small = new KeyValueStoreService(store, { limits: { maxStoreBytes: 10_000 } });
+    const etag2 = (await small.create({ name: 'crl-quota' })).ETag;
+    await assert.rejects(small.importCrl('crl-quota', { crl: crl.der, trustStore: anchors, ifMatch: etag2 }), { code: 'ServiceQuotaExceeded' });
+    assert.equal((await small.describe('crl-quota')).ItemCount, 0);
+  });
+
+  it('kvs import-crl: imports, reports, exits 5 for a CRL that does not verify and 64 for a bad trust store', async () => {
+    const dd = ['--data-dir', join(dir, 'cli-data')];
+    assert.equal((await cli('kvs', 'create', 'cli-crl', ...dd)).code, 0);
+    const good = await issueCrl({ issuer: rootA, crlNumber: 3, entries: [{ serial: '01:02' }, { serial: '03' }] });
+    const bad = await issueCrl({ issuer: rootA, signWith: await generateKey('ec-p256', 'kvs-crl-wrong'), entries: [{ serial: '09' }] });
+    writeFileSync(join(dir, 'good.crl'), good.der);
+    writeFileSync(join(dir, 'bad.pem'), bad.pem);
+    writeFileSync(join(dir, 'ca.pem'), rootA.pem);
+    writeFileSync(join(dir, 'not-ca.pem'), 'nothing here\n');
+    let r = await cli('kvs', 'import-crl', 'cli-crl', '--crl', join(dir, 'good.crl'), '--trust-store', join(dir, 'ca.pem'), ...dd);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Entries\s+2$/m);
+    assert.match(r.stdout, /^CrlNumber\s+3$/m);
+    r = await cli('kvs', 'get', 'cli-crl', '0102', ...dd);
+    assert.match(r.stdout, /revocationDate/);
+    r = await cli('kvs', 'import-crl', 'cli-crl', '--crl', join(dir, 'bad.pem'), '--trust-store', join(dir, 'ca.pem'), ...dd);
+    assert.equal(r.code, 5);
+    assert.match(r.stderr, /InvalidCrl: .*signature does not verify/);
+    r = await cli('kvs', 'import-crl', 'cli-crl', '--crl', join(dir, 'good.crl'), '--trust-store', join(dir, 'not-ca.pem'), ...dd);
+    assert.equal(r.code, 64);
+    r = await cli('kvs', 'import-crl', 'cli-crl', '--crl', join(dir, 'good.crl'), ...dd);
+    assert.equal(r.code, 64, 'missing --trust-store');
+  });
+
+  after(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
