@@ -20,8 +20,8 @@
  * - No rollback: a CRL whose thisUpdate is older than the imported one's, or whose
  *   cRLNumber is lower, is refused. Re-importing the same CRL is allowed (idempotent).
  * - Not limited to `maxBatchKeys` (50): a CRL may list any number of serials; the
- *   store's size quota (`maxStoreBytes`, 5 MB by default ≈ 45,000 serials with the
- *   default value format) still applies and a CRL over it is refused with
+ *   store's size quota (`maxStoreBytes`, 5 MB by default: about 30,000 serials with
+ *   the value format above and a short issuer name) still applies and a CRL over it is refused with
  *   ServiceQuotaExceeded, nothing changed.
  */
 import { CrlError, EntityNotFoundError, PreconditionFailedError } from '../errors.js';
