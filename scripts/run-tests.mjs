@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // Runs the test suite with node:test through tsx. Node 20's --test does not expand
 // globs, so this finds the files: unit tests are src/**/*.test.ts, integration tests
-// test/integration/**/*.test.ts. Usage: node scripts/run-tests.mjs [unit|integration] [filter]
-import { readdirSync, statSync } from 'node:fs';
+// test/integration/**/*.test.ts; a test directory that does not exist (e.g. a checkout
+// without integration tests) is skipped, not an error. Usage:
+// node scripts/run-tests.mjs [unit|integration|all] [filter]
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const [which = 'all', filter = ''] = process.argv.slice(2);
 function find(dir) {
   const out = [];
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return out;
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) out.push(...find(p));
