@@ -4,14 +4,11 @@
  * comment lines allowed) or a DER file. An offline helper: it reads only FILE
  * (`-` for standard input) and needs no running node.
  */
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import {
-  ParsedCertificate, certificateView, signatureAlgorithmName, splitCertificates, viewerCertHeaders,
-} from '../pki/index.js';
-import type { CertificateView, ViewerCertHeaders } from '../pki/index.js';
+import { certificateView, signatureAlgorithmName, viewerCertHeaders } from '../pki/index.js';
+import type { CertificateView, ParsedCertificate, ViewerCertHeaders } from '../pki/index.js';
 import { CertificateParseError } from '../errors.js';
-import { CliUsageError } from './common.js';
+import { CliUsageError, readCertificateFile, shownFileName } from './common.js';
 
 /**
  * Information `cert inspect --json` adds beside the view. It is not part of the
@@ -46,34 +43,23 @@ interface Inspected {
 }
 
 /**
- * Reads and parses FILE.
+ * Reads and parses FILE with the shared reader of the other commands.
  * @throws CliUsageError naming the file (and the block, for a parse error) when the
- *   file cannot be read or a block is not a certificate.
+ *   file cannot be read (`cannot read x.pem: no such file`), a block is not a
+ *   certificate, or a certificate is not valid DER (its
+ *   {@link ParsedCertificate.encodingProblem}, e.g. a non-minimal serial).
  */
 function inspectFile(file: string): Inspected[] {
-  let input: Buffer;
-  try {
-    input = readFileSync(file === '-' ? 0 : file);
-  } catch (err) {
-    throw new CliUsageError(`cannot read ${file}: ${(err as Error).message}`);
-  }
-  const shownName = file === '-' ? '<stdin>' : file;
-  try {
-    return splitCertificates(input).map((block) => {
-      const cert = ParsedCertificate.fromDer(block.der, block.where);
-      let view: CertificateView;
-      try {
-        view = certificateView(cert);
-      } catch (err) {
-        if (err instanceof CertificateParseError) throw new CertificateParseError(err.message, block.where, { cause: err });
-        throw err;
-      }
-      return { where: block.where, cert, view };
-    });
-  } catch (err) {
-    if (err instanceof CertificateParseError) throw new CliUsageError(`${shownName}: ${err.message}`);
-    throw err;
-  }
+  const shownName = shownFileName(file);
+  return readCertificateFile(file, '').map(({ where, cert }) => {
+    if (cert.encodingProblem) throw new CliUsageError(`${shownName}: ${where}: not a valid DER X.509 certificate: ${cert.encodingProblem}`);
+    try {
+      return { where, cert, view: certificateView(cert) };
+    } catch (err) {
+      if (err instanceof CertificateParseError) throw new CliUsageError(`${shownName}: ${where}: ${err.message}`);
+      throw err;
+    }
+  });
 }
 
 function extrasOf(item: Inspected): CertInspectExtras {

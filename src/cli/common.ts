@@ -1,4 +1,4 @@
-/** Shared CLI helpers: exit codes, usage errors, reading certificate files. */
+/** Shared CLI helpers: exit codes, usage errors, option parsing, reading certificate files. */
 import { readFileSync } from 'node:fs';
 import { ParsedCertificate, splitCertificates } from '../pki/index.js';
 import { CertificateParseError } from '../errors.js';
@@ -9,12 +9,29 @@ export const EXIT_USAGE = 64;
 /** Thrown by a command for a bad argument or unreadable input file; exits with {@link EXIT_USAGE}. */
 export class CliUsageError extends Error {}
 
-/** Parses a positive integer option value, or throws CliUsageError naming the option. */
-export function parsePositiveInt(value: string, option: string): number {
-  if (!/^\d+$/.test(value) || Number(value) <= 0) throw new CliUsageError(`${option} must be a positive integer, got "${value}"`);
-  return Number(value);
+/** Inclusive range of a numeric option, with the unit shown in messages (`ms`, `bytes`, `seconds`). */
+export interface IntegerRange {
+  min: number;
+  max: number;
+  unit: string;
 }
 
+/**
+ * Parses the value of an integer option (decimal digits only: no sign, exponent, fraction
+ * or whitespace) and checks it against `range`. Every numeric option goes through this,
+ * so none can reach a timer, a buffer size or a date computation out of range (e.g.
+ * `setTimeout` silently turns a delay above 2^31−1 ms into 1 ms).
+ * @throws CliUsageError naming the option, the allowed range and the value given.
+ */
+export function parseIntegerOption(value: string, option: string, range: IntegerRange): number {
+  const allowed = `an integer from ${range.min} to ${range.max} (${range.unit})`;
+  if (!/^\d+$/.test(value)) throw new CliUsageError(`${option} must be ${allowed}, got "${value}"`);
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < range.min || n > range.max) {
+    throw new CliUsageError(`${option} ${value} is out of range: it must be ${allowed}`);
+  }
+  return n;
+}
 
 /** One certificate read from a file, with the block it came from (`certificate #2 (line 14)`). */
 export interface CertificateFromFile {
@@ -22,27 +39,60 @@ export interface CertificateFromFile {
   cert: ParsedCertificate;
 }
 
-/** Reads a file (`-` = standard input) as bytes, or throws CliUsageError naming it. */
+/** `<stdin>` for `-`, else the file name as given: how messages name an input. */
+export function shownFileName(file: string): string {
+  return file === '-' ? '<stdin>' : file;
+}
+
+/** Prefix of messages about `file`: `chain client.pem` with a label, `client.pem` without. */
+function named(what: string, file: string): string {
+  return what ? `${what} ${shownFileName(file)}` : shownFileName(file);
+}
+
+/**
+ * Reads a file (`-` = standard input) as bytes, or throws CliUsageError naming it
+ * (`cannot read chain x.pem: no such file`). `what` labels the input in the message;
+ * pass `''` when the command has a single input and the file name is enough.
+ */
 export function readInputFile(file: string, what = 'file'): Buffer {
   try {
     return readFileSync(file === '-' ? 0 : file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new CliUsageError(`cannot read ${what} ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    const reason = e.code === 'ENOENT' ? 'no such file'
+      : e.code === 'EISDIR' ? 'is a directory'
+        : e.code === 'EACCES' ? 'permission denied'
+          : e.message;
+    throw new CliUsageError(`cannot read ${named(what, file)}: ${reason}`);
   }
 }
 
 /**
  * Reads every certificate of a PEM (several blocks, `#` comments) or DER file.
+ * Certificates are returned as parsed, including any whose
+ * {@link ParsedCertificate.encodingProblem} is set: path validation reports those as
+ * `ClientCertInvalid`; commands that only display certificates must check it.
+ * @param what labels the input in messages (`''`: the file name alone).
  * @throws CliUsageError naming the file and the offending block.
  */
 export function readCertificateFile(file: string, what = 'certificate file'): CertificateFromFile[] {
   const input = readInputFile(file, what);
-  const shownName = file === '-' ? '<stdin>' : file;
   try {
     return splitCertificates(input).map((block) => ({ where: block.where, cert: ParsedCertificate.fromDer(block.der, block.where) }));
   } catch (err) {
-    if (err instanceof CertificateParseError) throw new CliUsageError(`${what} ${shownName}: ${err.message}`);
+    if (err instanceof CertificateParseError) throw new CliUsageError(`${named(what, file)}: ${err.message}`);
     throw err;
+  }
+}
+
+/**
+ * Checks that at most one of `inputs` (option name → file) is standard input (`-`):
+ * there is only one standard input to read.
+ * @throws CliUsageError naming the options that ask for it.
+ */
+export function checkOneStdin(inputs: Record<string, string | undefined>): void {
+  const stdin = Object.entries(inputs).filter(([, f]) => f === '-').map(([o]) => o);
+  if (stdin.length > 1) {
+    throw new CliUsageError(`${stdin.join(' and ')} both read standard input ("-"); only one input can be standard input`);
   }
 }

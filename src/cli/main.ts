@@ -1,7 +1,8 @@
 /**
  * The `portcullis` command line. Each command lives in its own file and registers
  * itself on the program; this file wires them and maps failures to exit codes
- * (64 = usage error, sysexits EX_USAGE).
+ * (64 = usage error, sysexits EX_USAGE, including a command group without its
+ * subcommand: `portcullis`, `portcullis ocsp`, … print their help to stderr).
  */
 import { Command, CommanderError } from 'commander';
 import { registerCertCommands } from './cert-inspect.js';
@@ -33,7 +34,11 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      // --help / `help` / --version exit 0. A command group run without a subcommand
+      // (`portcullis`, `portcullis ocsp`) has already printed its help to stderr and
+      // reports 'commander.help' with a non-zero exit code: a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : EXIT_USAGE;
       return EXIT_USAGE;
     }
     if (err instanceof CliUsageError) {

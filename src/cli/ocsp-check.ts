@@ -8,7 +8,9 @@
  *
  * Exit codes: 0 every checked certificate Good; 1 any Revoked; 2 any Unknown/Error
  * (none Revoked); 3 path validation failed or a certificate lacks an OCSP URL;
- * 64 usage error (bad option, unreadable file, invalid trust-store bundle).
+ * 64 usage error (bad option, a numeric option outside its range — see
+ * {@link OCSP_CHECK_OPTION_RANGES}, both inputs on standard input, unreadable file,
+ * invalid trust-store bundle).
  */
 import type { Command } from 'commander';
 import {
@@ -18,10 +20,24 @@ import {
 import { RevocationChecker, DEFAULT_REVOCATION_OPTIONS, type RevocationStatus, type CertificateRevocationStatus } from '../revocation/index.js';
 import { OpensslDemoPki } from '../demo/index.js';
 import { TrustStoreBundleError } from '../errors.js';
-import { CliUsageError, parsePositiveInt, readCertificateFile, readInputFile } from './common.js';
+import { CliUsageError, checkOneStdin, parseIntegerOption, readCertificateFile, readInputFile, type IntegerRange } from './common.js';
 
 /** Exit codes of `ocsp check`. */
 export const OCSP_CHECK_EXIT = { good: 0, revoked: 1, unknown: 2, invalidPath: 3 } as const;
+
+/**
+ * Allowed ranges of the numeric options of `ocsp check` (README option table). A value
+ * outside its range is a usage error (exit 64), never clamped:
+ * - `--timeout-ms` 1…60 000: the budget is per handshake, a minute is already far longer
+ *   than any client waits, and timers cannot take more than 2^31−1 ms;
+ * - `--max-response-bytes` 1…16 MiB: OCSP responses are a few KiB, and the body is buffered;
+ * - `--clock-skew-seconds` 0…86 400: a day; more would let long-expired responses through.
+ */
+export const OCSP_CHECK_OPTION_RANGES: Readonly<Record<'timeoutMs' | 'maxResponseBytes' | 'clockSkewSeconds', IntegerRange>> = Object.freeze({
+  timeoutMs: { min: 1, max: 60_000, unit: 'ms' },
+  maxResponseBytes: { min: 1, max: 16 * 1024 * 1024, unit: 'bytes' },
+  clockSkewSeconds: { min: 0, max: 86_400, unit: 'seconds' },
+});
 
 /** Options of one check (from the command line). */
 export interface OcspCheckOptions {
@@ -184,22 +200,22 @@ export function registerOcspCommands(program: Command): void {
     .option('--chain <file>', 'PEM (or DER) file: the leaf first, then the intermediates the client would send, any order')
     .option('--trust-store <file>', 'PEM CA bundle of trust anchors (# comment lines allowed)')
     .option('--json', 'print the revocationStatus object (SPEC 3) with per-certificate extras as JSON')
-    .option('--timeout-ms <n>', 'total OCSP time budget for the whole chain, in ms', String(DEFAULT_REVOCATION_OPTIONS.timeoutMs))
+    .option('--timeout-ms <n>', `total OCSP time budget for the whole chain, in ms (${rangeText(OCSP_CHECK_OPTION_RANGES.timeoutMs)})`, String(DEFAULT_REVOCATION_OPTIONS.timeoutMs))
     .option('--nonce', 'send a nonce (RFC 8954) and verify it when the responder echoes it')
     .option('--ignore-certificate-expiry', 'skip validity-date checks during path validation (signatures still checked)')
-    .option('--max-response-bytes <n>', 'largest accepted OCSP response body', String(DEFAULT_REVOCATION_OPTIONS.maxResponseBytes))
-    .option('--clock-skew-seconds <n>', 'tolerance for thisUpdate/nextUpdate', String(DEFAULT_REVOCATION_OPTIONS.clockSkewMs / 1000))
+    .option('--max-response-bytes <n>', `largest accepted OCSP response body (${rangeText(OCSP_CHECK_OPTION_RANGES.maxResponseBytes)})`, String(DEFAULT_REVOCATION_OPTIONS.maxResponseBytes))
+    .option('--clock-skew-seconds <n>', `tolerance for thisUpdate/nextUpdate (${rangeText(OCSP_CHECK_OPTION_RANGES.clockSkewSeconds)})`, String(DEFAULT_REVOCATION_OPTIONS.clockSkewMs / 1000))
     .option('--demo', 'run against a throwaway PKI with real `openssl ocsp` responders (one good and one revoked client)')
     .action(async (o: {
       chain?: string; trustStore?: string; json?: boolean; timeoutMs: string; nonce?: boolean;
       ignoreCertificateExpiry?: boolean; maxResponseBytes: string; clockSkewSeconds: string; demo?: boolean;
     }) => {
       const opts: OcspCheckOptions = {
-        timeoutMs: parsePositiveInt(o.timeoutMs, '--timeout-ms'),
+        timeoutMs: parseIntegerOption(o.timeoutMs, '--timeout-ms', OCSP_CHECK_OPTION_RANGES.timeoutMs),
         nonce: o.nonce === true,
         ignoreCertificateExpiry: o.ignoreCertificateExpiry === true,
-        maxResponseBytes: parsePositiveInt(o.maxResponseBytes, '--max-response-bytes'),
-        clockSkewMs: parseNonNegativeInt(o.clockSkewSeconds, '--clock-skew-seconds') * 1000,
+        maxResponseBytes: parseIntegerOption(o.maxResponseBytes, '--max-response-bytes', OCSP_CHECK_OPTION_RANGES.maxResponseBytes),
+        clockSkewMs: parseIntegerOption(o.clockSkewSeconds, '--clock-skew-seconds', OCSP_CHECK_OPTION_RANGES.clockSkewSeconds) * 1000,
       };
       if (o.demo) {
         if (o.chain || o.trustStore) throw new CliUsageError('--demo makes its own chain and trust store; do not combine it with --chain/--trust-store');
@@ -207,6 +223,7 @@ export function registerOcspCommands(program: Command): void {
         return;
       }
       if (!o.chain || !o.trustStore) throw new CliUsageError('ocsp check needs --chain FILE and --trust-store FILE (or --demo)');
+      checkOneStdin({ '--chain': o.chain, '--trust-store': o.trustStore });
       const anchors = loadTrustStore(o.trustStore);
       const presented = readCertificateFile(o.chain, 'chain').map((c) => c.cert);
       const out = await runOcspCheck(presented, anchors, opts);
@@ -215,7 +232,6 @@ export function registerOcspCommands(program: Command): void {
     });
 }
 
-function parseNonNegativeInt(value: string, option: string): number {
-  if (!/^\d+$/.test(value)) throw new CliUsageError(`${option} must be a non-negative integer, got "${value}"`);
-  return Number(value);
+function rangeText(r: IntegerRange): string {
+  return `${r.min}–${r.max} ${r.unit}`;
 }

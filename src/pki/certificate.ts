@@ -39,8 +39,14 @@ const UNDERSTOOD_EXTENSIONS = new Set<string>([
 /**
  * One parsed X.509 certificate (RFC 5280 section 4.1), decoded once and kept with
  * the raw DER pieces that formatting, path validation and OCSP need. Everything is
- * computed at parse time except the node `X509Certificate` and the public `KeyObject`,
- * which are built on first use.
+ * computed at parse time except the public `KeyObject`, which is built on first use.
+ *
+ * The bytes are decoded twice at parse time: by pkijs (lenient BER, for the fields) and
+ * by OpenSSL through node's `X509Certificate` (strict DER, for signature checks). When
+ * OpenSSL refuses bytes that pkijs read, the certificate is still returned, with
+ * {@link encodingProblem} saying why, so that callers can name it: path validation
+ * reports `ClientCertInvalid`, trust-store bundles reject it, `cert inspect` names the
+ * block. (Its signature can never be verified: {@link isSignedBy} is false.)
  */
 export class ParsedCertificate {
   /** The certificate's DER encoding. */
@@ -85,6 +91,19 @@ export class ParsedCertificate {
   /** OID of the signatureAlgorithm of this certificate. */
   readonly signatureAlgorithmOid: string;
   readonly publicKey: PublicKeyDescription;
+  /**
+   * Why this certificate is not a valid DER X.509 certificate although it decoded, e.g.
+   * `its serialNumber INTEGER is not minimally encoded (it starts 00 01; X.690 8.3.2 …)`; undefined
+   * for a valid certificate. Set when OpenSSL (node's `X509Certificate`) refuses the
+   * bytes; the reason is Portcullis's own diagnosis of the DER when it finds one (an
+   * empty or non-minimal INTEGER such as the serial, a padded OBJECT IDENTIFIER), else
+   * a general statement. (OpenSSL, and so Portcullis, tolerates some BER, e.g.
+   * non-minimal or indefinite lengths, in certificates whose signature still verifies.)
+   * Negative, zero and over-20-octet serials are accepted when minimally encoded: RFC
+   * 5280 4.1.2.2 makes "positive, at most 20 octets" a CA obligation and asks relying
+   * parties to handle such certificates gracefully, and OpenSSL accepts them.
+   */
+  readonly encodingProblem: string | undefined;
 
   #x509: X509Certificate | undefined;
   #keyObject: KeyObject | undefined;
@@ -194,6 +213,15 @@ export class ParsedCertificate {
     this.ocspNoCheck = noCheck;
     this.unhandledCriticalExtensions = unhandled;
     this.publicKey = describePublicKey(this.spkiDer, cert);
+    // Built now (not on first use) so that a certificate OpenSSL refuses is known as
+    // such from the start instead of failing later as a signature that "does not verify".
+    try {
+      this.#x509 = new X509Certificate(der);
+      this.encodingProblem = undefined;
+    } catch {
+      this.encodingProblem = derEncodingProblem(der, this.serialNumberBytes)
+        ?? 'OpenSSL refuses to decode it as an X.509 certificate (it is not valid DER, X.690 section 10, although it decodes as BER)';
+    }
   }
 
   /**
@@ -245,7 +273,10 @@ export class ParsedCertificate {
     return parsed;
   }
 
-  /** Node's X509Certificate for this DER (built on first use). */
+  /**
+   * Node's X509Certificate for this DER (built at parse time).
+   * @throws Error when OpenSSL refuses the bytes (see {@link encodingProblem}).
+   */
   get x509(): X509Certificate {
     return (this.#x509 ??= new X509Certificate(this.der));
   }
@@ -277,9 +308,11 @@ export class ParsedCertificate {
 
   /**
    * Verifies this certificate's signature with `issuer`'s public key (RSA PKCS#1 v1.5,
-   * RSA-PSS and ECDSA, via OpenSSL). Returns false on a bad signature or an
-   * unsupported algorithm; never throws. The answer is memoized per issuer object
-   * (parsed certificates are immutable and shared through the parse cache).
+   * RSA-PSS and ECDSA, via OpenSSL). Returns false on a bad signature, an unsupported
+   * algorithm or a certificate OpenSSL cannot decode (callers report
+   * {@link encodingProblem} before trying signatures); never throws. The answer is
+   * memoized per issuer object (parsed certificates are immutable and shared through
+   * the parse cache).
    */
   isSignedBy(issuer: ParsedCertificate): boolean {
     const known = this.#signedBy.get(issuer);
@@ -298,6 +331,78 @@ export class ParsedCertificate {
   static clearParseCache(): void {
     parseCache.clear();
   }
+}
+
+/** `00 01 02`: bytes as spaced lowercase hex, for messages. */
+function hexBytes(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex').replace(/(..)(?=.)/g, '$1 ');
+}
+
+/** Why an INTEGER's content octets are not DER (X.690 8.3.1, 8.3.2), or undefined. */
+function integerProblem(content: Uint8Array): string | undefined {
+  if (content.length === 0) return 'is empty (X.690 8.3.1: an INTEGER has at least one content octet)';
+  if (content.length > 1 && ((content[0] === 0x00 && content[1]! < 0x80) || (content[0] === 0xff && content[1]! >= 0x80))) {
+    return `is not minimally encoded (it starts ${hexBytes(content.subarray(0, 2))}; X.690 8.3.2 forbids a leading ${content[0] === 0 ? '00' : 'ff'} octet that only repeats the sign bit)`;
+  }
+  return undefined;
+}
+
+/**
+ * Portcullis's diagnosis of why OpenSSL refused `der`, or undefined when it finds
+ * nothing. Only used to word {@link ParsedCertificate.encodingProblem}; OpenSSL decides
+ * whether a certificate is refused. Checks what OpenSSL enforces and pkijs does not:
+ * the serialNumber first, then every INTEGER (non-empty, minimal: X.690 8.3) and OBJECT
+ * IDENTIFIER (no 0x80 padding in a subidentifier: X.690 8.19.2) in the TLV tree.
+ * (OpenSSL tolerates BER lengths, so those are not blamed.) Bounded: at most 4096 TLVs,
+ * stops at an indefinite length.
+ */
+function derEncodingProblem(der: Buffer, serial: Buffer): string | undefined {
+  const s = integerProblem(serial);
+  if (s) return `its serialNumber INTEGER ${s}`;
+  let budget = 4096;
+  const walk = (start: number, end: number): string | undefined | null => {
+    let p = start;
+    while (p < end) {
+      if (--budget < 0) return null;
+      const tag = der[p]!;
+      let q = p + 1;
+      if ((tag & 0x1f) === 0x1f) {
+        while (q < end && der[q]! & 0x80) q++;
+        q++;
+      }
+      if (q >= end) return null;
+      const first = der[q++]!;
+      let len = first;
+      if (first === 0x80) return null;
+      if (first > 0x80) {
+        const n = first & 0x7f;
+        if (n > 4 || q + n > end) return null;
+        len = 0;
+        for (let i = 0; i < n; i++) len = len * 256 + der[q++]!;
+      }
+      const valueEnd = q + len;
+      if (valueEnd > end) return null;
+      const value = der.subarray(q, valueEnd);
+      if (tag === 0x02) {
+        const i = integerProblem(value);
+        if (i) return `an INTEGER at byte ${p} ${i}`;
+      } else if (tag === 0x06) {
+        for (let i = 0; i < value.length; i++) {
+          if (value[i] === 0x80 && (i === 0 || !(value[i - 1]! & 0x80))) {
+            return `an OBJECT IDENTIFIER at byte ${p} has a subidentifier padded with a leading 80 octet (X.690 8.19.2)`;
+          }
+        }
+      }
+      if (tag & 0x20) {
+        const inner = walk(q, valueEnd);
+        if (inner !== undefined) return inner;
+      }
+      p = valueEnd;
+    }
+    return undefined;
+  };
+  const found = walk(0, der.length);
+  return found ? `it is not DER: ${found}` : undefined;
 }
 
 /** Most parsed certificates kept by {@link ParsedCertificate.fromDer}'s cache. */

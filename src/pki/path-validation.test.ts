@@ -3,7 +3,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { buildChain, generateKey, issueCertificate, type TestCert, type TestChain, type TestKey } from '../../test/helpers/pki.js';
+import { buildChain, encodeName, generateKey, issueCertificate, type TestCert, type TestChain, type TestKey } from '../../test/helpers/pki.js';
 import { InvalidArgumentError } from '../errors.js';
 import { OID } from './oids.js';
 import { parseTrustStoreBundle, TrustAnchorSet } from './trust-store.js';
@@ -218,6 +218,23 @@ describe('validateClientChain: failures', () => {
       failed(run([leaf, a, b], store(ec.root)), 'ClientCertUntrusted', 2, /leads back into its own chain/);
     });
 
+    it('an issuer Name equal to a trust anchor\'s only once decoded (PrintableString vs UTF8String) → ClientCertUntrusted saying so', async () => {
+      const key = await generateKey('ec-p256', 'pf-enc-root');
+      const printable = await issueCertificate({ subject: [[['C', 'US']], [['O', 'PF Enc', 'printable']], [['CN', 'PF Enc Root', 'printable']]], ca: true, key });
+      const utf8Name = encodeName([[['C', 'US']], [['O', 'PF Enc', 'utf8']], [['CN', 'PF Enc Root', 'utf8']]]);
+      assert.ok(!utf8Name.equals(printable.subjectDer), 'different DER');
+      // Signed by the root's own key, but naming its issuer with UTF8String values.
+      const leaf = await leafUnder({ ...printable, subjectDer: utf8Name }, { subject: 'CN=PF Enc Leaf' });
+      failed(run([leaf], store(printable)), 'ClientCertUntrusted', 0,
+        /^client certificate "CN=PF Enc Leaf" .* names its issuer "CN=PF Enc Root, O=PF Enc, C=US"; that issuer name matches trust anchor "CN=PF Enc Root, O=PF Enc, C=US" \(serial [0-9a-f:]+\) only in its text form; the DER encodings differ \(RFC 5280 7\.1 name chaining compares /);
+      // The same between presented certificates (an intermediate re-encoded by its CA).
+      const intP = await issueCertificate({ subject: [[['CN', 'PF Enc Int', 'printable']]], issuer: ec.root, ca: true, key });
+      const leaf2 = await leafUnder({ ...intP, subjectDer: encodeName([[['CN', 'PF Enc Int', 'utf8']]]) }, { subject: 'CN=PF Enc Leaf 2' });
+      failed(run([leaf2, intP], store(ec.root)), 'ClientCertUntrusted', 0, /matches presented certificate "CN=PF Enc Int" .* only in its text form; the DER encodings differ/);
+      // A really unknown issuer keeps the plain message.
+      failed(run([ec.leaf], store(printable)), 'ClientCertUntrusted', 0, /which is neither in the trust store nor among the presented certificates$/);
+    });
+
     it(`gives up after ${MAX_ISSUER_CANDIDATES_EXAMINED} candidate issuers`, async () => {
       const decoyKey = await generateKey('ec-p256', 'pf-decoy');
       const decoys: TestCert[] = [];
@@ -322,6 +339,26 @@ describe('validateClientChain: failures', () => {
       assert.deepEqual(ders(r.path), ders([leaf, rolled, i1, ec.root]));
     });
 
+    it('nameConstraints on an intermediate or the anchor, critical or not → ClientCertInvalid (not supported)', async () => {
+      const permitted = new pkijs.NameConstraints({
+        permittedSubtrees: [new pkijs.GeneralSubtree({ base: new pkijs.GeneralName({ type: 2, value: 'allowed.example' }) })],
+      }).toSchema().toBER(false);
+      const nc = (critical: boolean) => new pkijs.Extension({ extnID: OID.nameConstraints, critical, extnValue: permitted });
+      for (const critical of [false, true]) {
+        const kind = critical ? 'critical' : 'non-critical';
+        const i = await issueCertificate({ subject: `CN=PF NC Int ${kind}`, issuer: ec.root, ca: true, extensions: [nc(critical)] });
+        // Outside the permitted subtree (the fail-open case) and inside it: both refused.
+        for (const dns of ['evil.example', 'allowed.example']) {
+          failed(run([await leafUnder(i, { san: { dns: [dns] } }), i], store(ec.root)), 'ClientCertInvalid', 1,
+            new RegExp(`^intermediate CA certificate "CN=PF NC Int ${kind}" .* has a ${kind} nameConstraints extension \\(2\\.5\\.29\\.30\\); name constraints are not supported`));
+        }
+        // An anchor with nameConstraints (a TrustAnchorSet built without parseTrustStoreBundle's checks).
+        const root = await issueCertificate({ subject: `CN=PF NC Root ${kind}`, ca: true, extensions: [nc(critical)] });
+        failed(run([await leafUnder(root)], new TrustAnchorSet([root.cert])), 'ClientCertInvalid', null,
+          new RegExp(`^trust anchor "CN=PF NC Root ${kind}" .* ${kind} nameConstraints extension .*name constraints are not supported`));
+      }
+    });
+
     it('more than maxChainDepth certificates below the anchor → ClientCertMaxChainDepthExceeded', async () => {
       const four = await buildChain({ name: 'PF Four', intermediates: 4 });
       failed(run(four.presented, store(four.root)), 'ClientCertMaxChainDepthExceeded', 4,
@@ -365,6 +402,31 @@ describe('validateClientChain: failures', () => {
       failed(run([await leafUnder(intCrit), intCrit], store(ec.root)), 'ClientCertInvalid', 1, /^intermediate CA certificate "CN=PF Crit Int"/);
     });
 
+    it('a certificate that is not DER (non-minimal or empty serial) → ClientCertInvalid naming it and why, not a bad signature', async () => {
+      const cases: [string, RegExp][] = [
+        ['0001', /serialNumber INTEGER is not minimally encoded \(it starts 00 01; X\.690 8\.3\.2/],
+        ['ff80', /serialNumber INTEGER is not minimally encoded \(it starts ff 80; X\.690 8\.3\.2/],
+        ['', /serialNumber INTEGER is empty \(X\.690 8\.3\.1/],
+      ];
+      for (const [serial, why] of cases) {
+        const leaf = await leafUnder(int, { subject: `CN=PF Serial ${serial || 'empty'}`, serial });
+        assert.ok(leaf.cert.encodingProblem, serial);
+        failed(run([leaf, int], store(ec.root)), 'ClientCertInvalid', 0,
+          new RegExp(`^client certificate "CN=PF Serial ${serial || 'empty'}" \\(${serial ? 'serial [0-9a-f:]+' : 'empty serial'}\\) is not a valid DER X\\.509 certificate: `));
+        failed(run([leaf, int], store(ec.root)), 'ClientCertInvalid', 0, why);
+        // as any presented certificate, used on the path or not
+        const badInt = await issueCertificate({ subject: 'CN=PF Serial Int', issuer: ec.root, ca: true, serial });
+        failed(run([await leafUnder(badInt), badInt], store(ec.root)), 'ClientCertInvalid', 1, /^presented certificate #2 "CN=PF Serial Int" .*is not a valid DER X\.509 certificate/);
+        failed(run([...ec.presented, leaf], store(ec.root)), 'ClientCertInvalid', 2, why);
+      }
+      // Minimal encodings stay valid, including a negative, a zero and a long serial (RFC 5280 4.1.2.2 is a CA's SHOULD).
+      for (const serial of ['00ff', '80', '00', `7f${'11'.repeat(24)}`]) {
+        const leaf = await leafUnder(int, { serial });
+        assert.equal(leaf.cert.encodingProblem, undefined, serial);
+        ok(run([leaf, int], store(ec.root)));
+      }
+    });
+
     it('certificate over 16 KiB → ClientCertMaxSizeExceeded (leaf or any presented certificate)', async () => {
       const dns = Array.from({ length: 500 }, (_, i) => `host-${i}.a-rather-long-subdomain.example.com`);
       const big = await leafUnder(int, { san: { dns } });
@@ -377,10 +439,12 @@ describe('validateClientChain: failures', () => {
   });
 
   describe('precedence', () => {
-    it('size before type, type before trust', async () => {
+    it('size before encoding, encoding before type, type before trust', async () => {
       const weakUntrusted = await issueCertificate({ subject: 'CN=PF Weak Stray', key: await generateKey('rsa-1024', 'pf-rsa1024') });
       const bigExtra = await issueCertificate({ subject: 'CN=PF Big', san: { dns: Array.from({ length: 500 }, (_, i) => `h${i}.a-rather-long-subdomain.example.com`) } });
-      failed(run([weakUntrusted, bigExtra], store(ec.root)), 'ClientCertMaxSizeExceeded', 1);
+      const nonDer = await issueCertificate({ subject: 'CN=PF Non DER', serial: '0001' });
+      failed(run([weakUntrusted, nonDer, bigExtra], store(ec.root)), 'ClientCertMaxSizeExceeded', 2);
+      failed(run([weakUntrusted, nonDer], store(ec.root)), 'ClientCertInvalid', 1);
       failed(run([weakUntrusted], store(ec.root)), 'ClientCertTypeUnsupported', 0);
     });
 

@@ -1,7 +1,10 @@
 import { InvalidArgumentError } from '../errors.js';
 import { SUPPORTED_SIGNATURE_ALGORITHMS, signatureAlgorithmName, type ParsedCertificate } from './certificate.js';
 import { OID } from './oids.js';
-import { describeCertificate, extensionName, orderByKeyIdentifier, type TrustAnchorSet } from './trust-store.js';
+import {
+  describeCertificate, extensionName, hasNameConstraints, nameConstraintsRefusal, nameTextKey, orderByKeyIdentifier,
+  type TrustAnchorSet,
+} from './trust-store.js';
 import { formatDnRfc4514 } from './dn.js';
 
 /**
@@ -128,9 +131,12 @@ function fail(code: PathValidationFailureCode, reason: string, certificateIndex:
  * order, possibly with unrelated or repeated certificates. From the leaf upwards, the
  * candidate issuers of a certificate are the trust anchors and presented certificates
  * whose subject Name DER equals its issuer Name DER (byte comparison, RFC 5280 6.1.3
- * (a)(4)); anchors are tried before presented certificates (shortest path first), and
- * within each group a subjectKeyIdentifier matching the authorityKeyIdentifier first. A
- * candidate whose key does not verify the signature is skipped; the search backtracks
+ * (a)(4); stricter than the string-prepared comparison of RFC 5280 7.1, as Go's
+ * crypto/x509 is: a Name that matches only once decoded, e.g. PrintableString vs
+ * UTF8String, does not chain, and the `ClientCertUntrusted` reason says so); anchors
+ * are tried before presented certificates (shortest path first), and within each group
+ * a subjectKeyIdentifier matching the authorityKeyIdentifier first. A candidate whose
+ * key does not verify the signature is skipped; the search backtracks
  * when a branch dead-ends, never uses a certificate twice on one path, and stops at the
  * first trust anchor reached: any trust-store certificate (root or intermediate) is an
  * anchor, and a presented copy of one stands for it. The anchor's own signature, and its
@@ -140,18 +146,28 @@ function fail(code: PathValidationFailureCode, reason: string, certificateIndex:
  * Checks and precedence (the first failing check of this list decides the code):
  * 1. `ClientCertMaxSizeExceeded` — any presented certificate (used or not) larger than
  *    `maxCertificateBytes`.
- * 2. `ClientCertTypeUnsupported` — leaf public key not RSA 2048/3072/4096 or ECDSA
+ * 2. `ClientCertInvalid` — any presented certificate (used or not) that is not a valid
+ *    DER certificate ({@link ParsedCertificate.encodingProblem}: OpenSSL refuses it, e.g.
+ *    a non-minimal or empty serialNumber INTEGER), since its signature cannot be checked;
+ *    a TLS stack would refuse such a Certificate message too.
+ * 3. `ClientCertTypeUnsupported` — leaf public key not RSA 2048/3072/4096 or ECDSA
  *    P-256/P-384, or leaf signature algorithm not SHA-256/384/512 with RSA, RSA-PSS or
  *    ECDSA (e.g. SHA-1).
- * 3. `ClientCertUntrusted` — no chain of valid signatures from the leaf to a trust anchor
+ * 4. `ClientCertUntrusted` — no chain of valid signatures from the leaf to a trust anchor
  *    (a bad signature, e.g. a certificate forged under a trusted issuer name, is
- *    "untrusted"). Nothing more specific is said about a chain that is not trusted.
- * 4. For complete paths (first failing check wins; among several failing paths, the one
+ *    "untrusted"). The reason names the certificate where the search ended and why (bad
+ *    signature, unknown issuer, an issuer Name that matches a trust anchor or presented
+ *    certificate only in its text form, a loop).
+ * 5. For complete paths (first failing check wins; among several failing paths, the one
  *    that got furthest down this list is reported):
  *    a. `ClientCertMaxChainDepthExceeded` — more than `maxChainDepth` certificates below
  *       the anchor;
  *    b. `ClientCertTypeUnsupported` — an intermediate's key or signature algorithm;
- *    c. `ClientCertInvalid` — in RFC 5280 6.1.4 order from the anchor down, each
+ *    c. `ClientCertInvalid` — first, no CA certificate of the path (the anchor and every
+ *       intermediate) has a nameConstraints extension, critical or not: Portcullis does
+ *       not implement name-constraint processing (RFC 5280 6.1.3 (b)(c), 6.1.4 (g)) and
+ *       refuses such paths rather than ignore the constraints (fail closed); then, in
+ *       RFC 5280 6.1.4 order from the anchor down, each
  *       intermediate: no unprocessed critical extension, basicConstraints cA=TRUE
  *       (6.1.4 (k)), keyUsage (when present) with keyCertSign (6.1.4 (n)),
  *       pathLenConstraint of the anchor and of every CA above it (6.1.4 (l)(m);
@@ -200,7 +216,15 @@ export function validateClientChain(
         `${i === 0 ? 'client certificate' : `presented certificate #${i + 1}`} ${describeCertificate(c)} is ${c.der.length} bytes; the limit is ${maxCertificateBytes} bytes per certificate`, i);
     }
   }
-  // 2. Leaf key and signature algorithm.
+  // 2. Encoding: OpenSSL must accept every presented certificate (signatures are checked by it).
+  for (let i = 0; i < presented.length; i++) {
+    const c = presented[i]!;
+    if (c.encodingProblem) {
+      return fail('ClientCertInvalid',
+        `${i === 0 ? 'client certificate' : `presented certificate #${i + 1}`} ${describeCertificate(c)} is not a valid DER X.509 certificate: ${c.encodingProblem}`, i);
+    }
+  }
+  // 3. Leaf key and signature algorithm.
   const leafType = typeProblem(leaf, 'client certificate');
   if (leafType) return fail('ClientCertTypeUnsupported', leafType, 0);
 
@@ -324,9 +348,31 @@ function recordDeadEnd(s: Search, path: readonly ParsedCertificate[], badSignatu
   } else if (loop) {
     reason = `the issuer of ${who} leads back into its own chain (a loop) and no trust anchor was reached`;
   } else {
-    reason = `${who} was issued by "${formatDnRfc4514(cert.issuerDer)}", which is neither in the trust store nor among the presented certificates`;
+    const textMatch = textOnlyIssuerMatch(s, cert);
+    reason = textMatch
+      ? `${who} names its issuer "${formatDnRfc4514(cert.issuerDer)}"; that issuer name matches ${textMatch} only in its text form; the DER encodings differ (RFC 5280 7.1 name chaining compares names after string preparation, but Portcullis compares the DER bytes, as Go's crypto/x509 does, and fails closed: the issuing CA must copy its subject into the issuer field unchanged, RFC 5280 4.1.2.6)`
+      : `${who} was issued by "${formatDnRfc4514(cert.issuerDer)}", which is neither in the trust store nor among the presented certificates`;
   }
   s.deadEnd = { depth, failure: fail('ClientCertUntrusted', reason, s.indexOf.get(cert)) };
+}
+
+/**
+ * For a certificate whose issuer Name matched nothing byte for byte: the trust anchor
+ * (preferred) or presented certificate whose subject has the same text, as
+ * `trust anchor "…" (serial …)`, or undefined. Failure path only; bounded.
+ */
+function textOnlyIssuerMatch(s: Search, cert: ParsedCertificate): string | undefined {
+  const anchor = s.anchors.bySubjectText(cert.issuerDer).find((a) => !a.subjectDer.equals(cert.issuerDer));
+  if (anchor) return `trust anchor ${describeCertificate(anchor)}`;
+  const key = nameTextKey(cert.issuerDer);
+  if (key === undefined) return undefined;
+  let examined = 0;
+  for (const list of s.presentedBySubject.values()) {
+    if (++examined > MAX_ISSUER_CANDIDATES_EXAMINED) break;
+    const c = list[0]!;
+    if (c !== cert && !c.subjectDer.equals(cert.issuerDer) && nameTextKey(c.subjectDer) === key) return `presented certificate ${describeCertificate(c)}`;
+  }
+  return undefined;
 }
 
 function evaluate(s: Search, path: readonly ParsedCertificate[]): void {
@@ -370,7 +416,15 @@ function checkPath(s: Search, path: readonly ParsedCertificate[]): RankedFailure
     if (problem) return at(Stage.Type, 'ClientCertTypeUnsupported', problem, c);
   }
 
-  // c. Structure, RFC 5280 6.1.4 from the anchor down, then 6.1.5 for the leaf.
+  // c. Structure. Name constraints first: not implemented, so refused on any CA of the
+  // path, critical or not (ignoring a non-critical one would be fail-open).
+  for (let i = n - 1; i >= 1; i--) {
+    const c = path[i]!;
+    if (hasNameConstraints(c)) {
+      return at(Stage.Structure, 'ClientCertInvalid', `${i === n - 1 ? 'trust anchor' : 'intermediate CA certificate'} ${describeCertificate(c)} ${nameConstraintsRefusal(c)}`, c);
+    }
+  }
+  // Then RFC 5280 6.1.4 from the anchor down, then 6.1.5 for the leaf.
   let maxPathLength = Number.POSITIVE_INFINITY;
   let limiter: ParsedCertificate | undefined;
   if (n > 1 && anchor.pathLenConstraint !== undefined) {

@@ -15,10 +15,21 @@ export interface CertificateBlock {
 const BEGIN = /^-----BEGIN ([A-Z0-9 ]+)-----\s*$/;
 const END = /^-----END ([A-Z0-9 ]+)-----\s*$/;
 
-/** True when `input` looks like PEM text (contains a `-----BEGIN` marker). */
+const MARKER = '-----BEGIN ';
+
+/**
+ * True when `input` is to be read as PEM text rather than DER: a string, or bytes that
+ * do not start with a SEQUENCE tag (0x30, which every DER certificate starts with and
+ * no valid PEM file does: outside blocks PEM allows only `#` comments, blank lines and
+ * BEGIN markers) and contain a `-----BEGIN ` marker anywhere. The marker is searched in
+ * the whole input, however long its comment header (native byte search, so even
+ * megabytes of binary are scanned in milliseconds), and not in DER, whose values
+ * could contain those bytes by chance.
+ */
 export function looksLikePem(input: Uint8Array | string): boolean {
-  const text = typeof input === 'string' ? input : Buffer.from(input.subarray(0, 4096)).toString('latin1');
-  return text.includes('-----BEGIN ');
+  if (typeof input === 'string') return input.includes(MARKER);
+  if (input.length === 0 || input[0] === 0x30) return false;
+  return Buffer.from(input.buffer, input.byteOffset, input.byteLength).includes(MARKER, 0, 'latin1');
 }
 
 /**
@@ -29,26 +40,35 @@ export function looksLikePem(input: Uint8Array | string): boolean {
  * section 2 allows comment lines in CA bundles). Text outside blocks that is not a
  * comment is an error, as is a block of another type (e.g. a private key) or bad base64.
  * DER: a buffer starting with a SEQUENCE tag (0x30) is taken as one certificate.
+ * Any other buffer is PEM text (decoded as UTF-8) when it contains a BEGIN marker
+ * anywhere (see {@link looksLikePem}) and no NUL byte before it; otherwise it is
+ * reported as neither PEM nor DER (or as holding only comments).
  *
  * @throws CertificateParseError naming the block and line when the armour or base64 is bad,
  *   or when the input holds no certificate at all.
  */
 export function splitCertificates(input: Uint8Array | string): CertificateBlock[] {
-  if (typeof input !== 'string' && !looksLikePem(input)) {
+  if (typeof input !== 'string') {
     const buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     if (buf.length === 0) throw new CertificateParseError('input is empty; expected PEM or DER certificates');
-    if (isOnlyCommentsOrBlank(buf)) throw new CertificateParseError('no certificate found (only comment or blank lines; expected -----BEGIN CERTIFICATE----- blocks)');
-    if (buf[0] !== 0x30) throw new CertificateParseError('input is neither PEM (no -----BEGIN marker) nor DER (does not start with a SEQUENCE)');
-    return [{ der: buf, index: 1, line: 0, where: 'certificate #1 (DER)' }];
+    if (buf[0] === 0x30) return [{ der: buf, index: 1, line: 0, where: 'certificate #1 (DER)' }];
+    const marker = buf.indexOf(MARKER, 0, 'latin1');
+    if (marker === -1) {
+      if (isOnlyCommentsOrBlank(buf)) throw new CertificateParseError('no certificate found (only comment or blank lines; expected -----BEGIN CERTIFICATE----- blocks)');
+      throw new CertificateParseError('input is neither PEM (no -----BEGIN marker) nor DER (does not start with a SEQUENCE)');
+    }
+    // Text has no NUL bytes: binary data that happens to contain the marker is not PEM
+    // (and is not decoded and split into lines, however large).
+    const nul = buf.subarray(0, marker).indexOf(0);
+    if (nul !== -1) {
+      throw new CertificateParseError(`input is neither PEM (binary data, a NUL byte at offset ${nul}, before the first -----BEGIN marker) nor DER (does not start with a SEQUENCE)`);
+    }
   }
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
-  const lines = text.split(/\r?\n/);
   const blocks: CertificateBlock[] = [];
   let inBlock: { type: string; line: number; body: string[] } | null = null;
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i] as string;
+  for (const [lineNo, raw] of linesOf(text)) {
     const line = raw.trim();
-    const lineNo = i + 1;
     if (inBlock) {
       const end = END.exec(line);
       if (end) {
@@ -87,6 +107,22 @@ export function splitCertificates(input: Uint8Array | string): CertificateBlock[
   if (inBlock) throw new CertificateParseError(`block starting at line ${inBlock.line} has no END marker`, `line ${inBlock.line}`);
   if (blocks.length === 0) throw new CertificateParseError('no certificate found (expected -----BEGIN CERTIFICATE----- blocks)');
   return blocks;
+}
+
+/**
+ * The lines of `text` (split at LF, a preceding CR dropped) with their 1-based numbers,
+ * produced one at a time so that a parse error on an early line does not first split
+ * a large input.
+ */
+function* linesOf(text: string): Generator<[number, string]> {
+  let start = 0;
+  for (let lineNo = 1; ; lineNo++) {
+    const nl = text.indexOf('\n', start);
+    const end = nl === -1 ? text.length : nl;
+    yield [lineNo, text.slice(start, end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end)];
+    if (nl === -1) return;
+    start = nl + 1;
+  }
 }
 
 /** True when the bytes are text made only of `#` comment lines and blank lines. */

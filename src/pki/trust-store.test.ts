@@ -3,7 +3,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { buildChain, generateKey, issueCertificate, type TestCert, type TestChain, type TestKey } from '../../test/helpers/pki.js';
+import { buildChain, encodeName, generateKey, issueCertificate, type TestCert, type TestChain, type TestKey } from '../../test/helpers/pki.js';
 import { InvalidArgumentError, TrustStoreBundleError } from '../errors.js';
 import { OID } from './oids.js';
 import { parseTrustStoreBundle, TrustAnchorSet, DEFAULT_TRUST_STORE_LIMITS } from './trust-store.js';
@@ -177,16 +177,45 @@ describe('parseTrustStoreBundle', () => {
   });
 
   it('rejects a CA with a critical extension it does not process', async () => {
-    const nc = new pkijs.Extension({ extnID: OID.nameConstraints, critical: true, extnValue: new asn1js.Sequence().toBER(false) });
-    const c = await issueCertificate({ subject: 'CN=Constrained CA', ca: true, extensions: [nc] });
-    rejects(c.pem, /critical extension .*2\.5\.29\.30 \(nameConstraints\)/);
+    const pc = new pkijs.Extension({ extnID: OID.policyConstraints, critical: true, extnValue: new asn1js.Sequence().toBER(false) });
+    const c = await issueCertificate({ subject: 'CN=Policy CA', ca: true, extensions: [pc] });
+    rejects(c.pem, /critical extension .*2\.5\.29\.36 \(policyConstraints\)/);
   });
 
-  it('enforces the certificate count limit (duplicates count) and names limit and actual', () => {
-    rejects(chain.root.pem + other.root.pem + chain.intermediates[0]!.pem, /holds 3 certificates; the limit is 2$/, { maxCertificates: 2 });
+  it('rejects a CA with nameConstraints, critical or not: name constraints are not supported', async () => {
+    const permitted = new pkijs.NameConstraints({
+      permittedSubtrees: [new pkijs.GeneralSubtree({ base: new pkijs.GeneralName({ type: 2, value: 'allowed.example' }) })],
+    }).toSchema().toBER(false);
+    for (const critical of [true, false]) {
+      const nc = new pkijs.Extension({ extnID: OID.nameConstraints, critical, extnValue: permitted });
+      const c = await issueCertificate({ subject: `CN=Constrained CA ${critical}`, ca: true, extensions: [nc] });
+      const err = rejects(`# constrained\n${c.pem}`, new RegExp(`^certificate #1 \\(line 2\\): "CN=Constrained CA ${critical}" .* has a ${critical ? 'critical' : 'non-critical'} nameConstraints extension \\(2\\.5\\.29\\.30\\); name constraints are not supported`));
+      assert.doesNotMatch(err.message, /does not process/);
+    }
+  });
+
+  it('rejects a CA that is not valid DER (non-minimal or empty serial), naming the block and the reason', async () => {
+    for (const [serial, why] of [['0001', /serialNumber INTEGER is not minimally encoded \(it starts 00 01/], ['', /\(empty serial\) .*serialNumber INTEGER is empty/]] as const) {
+      const c = await issueCertificate({ subject: 'CN=Sloppy CA', ca: true, serial });
+      assert.ok(c.cert.encodingProblem);
+      const err = rejects(chain.root.pem + c.pem, /^certificate #2 \(line \d+\): "CN=Sloppy CA" .*is not a valid DER X\.509 certificate: /);
+      assert.match(err.message, why);
+    }
+  });
+
+  it('enforces the certificate count limit on distinct certificates and names limit and actual', async () => {
+    rejects(chain.root.pem + other.root.pem + chain.intermediates[0]!.pem, /holds 3 distinct certificates; the limit is 2$/, { maxCertificates: 2 });
+    rejects(chain.root.pem + other.root.pem + chain.root.pem + chain.intermediates[0]!.pem + other.root.pem,
+      /holds 3 distinct certificates \(5 blocks, 2 of them duplicates\); the limit is 2$/, { maxCertificates: 2 });
     assert.equal(DEFAULT_TRUST_STORE_LIMITS.maxCertificates, 25);
-    rejects(chain.root.pem.repeat(26), /holds 26 certificates; the limit is 25$/);
-    assert.equal(parseTrustStoreBundle(chain.root.pem.repeat(25)).count, 1);
+    // Byte-identical copies are dropped and not counted: 26 copies of one root is one anchor.
+    const copies = parseTrustStoreBundle(chain.root.pem.repeat(26));
+    assert.equal(copies.count, 1);
+    assert.equal(copies.duplicates.length, 25);
+    const key = await generateKey('ec-p256', 'ts-many');
+    const many = await Promise.all(Array.from({ length: 26 }, (_, i) => issueCertificate({ subject: `CN=Many CA ${i}`, ca: true, key })));
+    assert.equal(parseTrustStoreBundle(many.slice(0, 25).map((c) => c.pem).join('') + many[0]!.pem).count, 25);
+    rejects(many.map((c) => c.pem).join(''), /holds 26 distinct certificates; the limit is 25$/);
   });
 
   it('enforces the byte limit before parsing and names limit and actual', () => {
@@ -210,5 +239,19 @@ describe('parseTrustStoreBundle', () => {
     const weak: TestCert = await issueCertificate({ subject: 'CN=Weak CA 2', ca: true, key: await generateKey('rsa-1024', 'ts-rsa1024') });
     const bundle = chain.root.pem + chain.leaf.pem + weak.pem;
     rejects(bundle, /^certificate #2 .* is not a CA certificate/);
+  });
+});
+
+describe('TrustAnchorSet.bySubjectText', () => {
+  it('finds anchors whose subject reads the same whatever its string types, case or spacing', async () => {
+    const printable = await issueCertificate({ subject: [[['C', 'US']], [['O', 'TS Enc', 'printable']], [['CN', 'TS Enc Root', 'printable']]], ca: true });
+    const anchors = parseTrustStoreBundle(printable.pem);
+    const utf8 = encodeName([[['C', 'US']], [['O', 'TS Enc', 'utf8']], [['CN', 'TS Enc Root', 'utf8']]]);
+    assert.ok(!utf8.equals(printable.subjectDer));
+    assert.deepEqual(anchors.bySubject(utf8), [], 'name chaining compares bytes');
+    assert.deepEqual(anchors.bySubjectText(utf8), [anchors.anchors[0]]);
+    assert.deepEqual(anchors.bySubjectText(printable.subjectDer), [anchors.anchors[0]]);
+    assert.deepEqual(anchors.bySubjectText(encodeName('C=US,O=TS Enc,CN=ts  enc ROOT')), [anchors.anchors[0]]);
+    assert.deepEqual(anchors.bySubjectText(encodeName('C=US,O=TS Enc,CN=TS Enc Root 2')), []);
   });
 });

@@ -7,9 +7,10 @@ import { formatSerialNumber } from './serial.js';
 
 /**
  * Limits applied to a trust-store CA bundle (SPEC section 2, configurable).
- * `maxCertificates` counts the certificate blocks written in the bundle (byte-identical
- * duplicates included); `maxBundleBytes` is the size of the whole bundle in bytes
- * (UTF-8, comments and blank lines included).
+ * `maxCertificates` counts the *distinct* certificates of the bundle (a block
+ * byte-identical to an earlier one is dropped and not counted, as the trust store holds
+ * it once); `maxBundleBytes` is the size of the whole bundle as given in bytes (UTF-8,
+ * comments, blank lines and duplicate blocks included).
  */
 export interface TrustStoreLimits {
   maxCertificates: number;
@@ -47,7 +48,9 @@ function derKey(der: Uint8Array): string {
  * - {@link byKeyIdentifier}: anchors whose subjectKeyIdentifier equals the given bytes;
  * - {@link issuersOf}: anchors that may have issued a certificate (subject == its issuer
  *   Name, key-identifier matches first);
- * - {@link find}: the anchor byte-identical to a certificate, if any.
+ * - {@link find}: the anchor byte-identical to a certificate, if any;
+ * - {@link bySubjectText}: anchors whose subject has the same *text* as a Name (for
+ *   messages only: name chaining itself compares DER bytes).
  *
  * Build it with {@link parseTrustStoreBundle}; the constructor itself checks nothing
  * (callers that already validated certificates may use it directly).
@@ -69,6 +72,7 @@ export class TrustAnchorSet {
   readonly #bySubject = new Map<string, ParsedCertificate[]>();
   readonly #byKeyId = new Map<string, ParsedCertificate[]>();
   readonly #byDer = new Map<string, ParsedCertificate>();
+  readonly #bySubjectText = new Map<string, ParsedCertificate[]>();
 
   /**
    * @param anchors CA certificates, already checked (see {@link parseTrustStoreBundle}).
@@ -90,6 +94,12 @@ export class TrustAnchorSet {
         this.#bySubject.set(subjectKey, [cert]);
         names.push(cert.subjectDer);
       }
+      const textKey = nameTextKey(cert.subjectDer);
+      if (textKey !== undefined) {
+        const sameText = this.#bySubjectText.get(textKey);
+        if (sameText) sameText.push(cert);
+        else this.#bySubjectText.set(textKey, [cert]);
+      }
       if (cert.subjectKeyIdentifier) {
         const k = derKey(cert.subjectKeyIdentifier);
         const sameKey = this.#byKeyId.get(k);
@@ -103,6 +113,7 @@ export class TrustAnchorSet {
     this.duplicates = Object.freeze(duplicates.slice());
     for (const v of this.#bySubject.values()) Object.freeze(v);
     for (const v of this.#byKeyId.values()) Object.freeze(v);
+    for (const v of this.#bySubjectText.values()) Object.freeze(v);
     Object.freeze(this);
   }
 
@@ -131,6 +142,50 @@ export class TrustAnchorSet {
   find(cert: ParsedCertificate): ParsedCertificate | undefined {
     return this.#byDer.get(derKey(cert.der));
   }
+
+  /**
+   * Anchors whose subject Name reads the same as `nameDer` once decoded (see
+   * {@link nameTextKey}: same RFC 4514 text, case and runs of spaces ignored), whatever
+   * the DER bytes — e.g. PrintableString vs UTF8String values. Includes byte-identical
+   * subjects. For diagnostics only: path building matches names by DER bytes.
+   */
+  bySubjectText(nameDer: Uint8Array): readonly ParsedCertificate[] {
+    const key = nameTextKey(nameDer);
+    return (key !== undefined && this.#bySubjectText.get(key)) || EMPTY;
+  }
+}
+
+/**
+ * Text form of a Name used to notice "same name, different encoding": its RFC 4514
+ * string, NFKC-normalized, lowercased, with runs of white space collapsed (roughly the
+ * caseIgnoreMatch of RFC 4518 string preparation). Undefined when the Name does not
+ * decode. @internal shared with path-validation.ts
+ */
+export function nameTextKey(nameDer: Uint8Array): string | undefined {
+  try {
+    return formatDnRfc4514(nameDer).normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True when `cert` has a nameConstraints extension (RFC 5280 4.2.1.10), critical or not.
+ * Portcullis does not process name constraints; a CA certificate carrying them is
+ * refused (trust-store bundles, path validation) rather than trusted beyond its
+ * constraints. @internal shared with path-validation.ts
+ */
+export function hasNameConstraints(cert: ParsedCertificate): boolean {
+  return cert.asn1.extensions?.some((e) => e.extnID === OID.nameConstraints) === true;
+}
+
+/**
+ * Sentence ending of a nameConstraints refusal, after `<who> has a … nameConstraints
+ * extension`. @internal shared with path-validation.ts
+ */
+export function nameConstraintsRefusal(cert: ParsedCertificate): string {
+  const critical = cert.asn1.extensions?.find((e) => e.extnID === OID.nameConstraints)?.critical === true;
+  return `has a ${critical ? 'critical' : 'non-critical'} nameConstraints extension (${OID.nameConstraints}); name constraints are not supported by Portcullis, so they cannot be enforced and certificates under this CA are refused instead (RFC 5280 4.2.1.10)`;
 }
 
 const EMPTY: readonly ParsedCertificate[] = Object.freeze([]);
@@ -162,7 +217,8 @@ export function orderByKeyIdentifier(child: ParsedCertificate, candidates: reado
  * @internal shared with path-validation.ts
  */
 export function describeCertificate(cert: ParsedCertificate): string {
-  return `"${formatDnRfc4514(cert.subjectDer)}" (serial ${formatSerialNumber(cert.serialNumberBytes)})`;
+  const serial = cert.serialNumberBytes.length ? `serial ${formatSerialNumber(cert.serialNumberBytes)}` : 'empty serial';
+  return `"${formatDnRfc4514(cert.subjectDer)}" (${serial})`;
 }
 
 const CRITICAL_EXTENSION_NAMES: Record<string, string> = {
@@ -191,12 +247,14 @@ function checkLimits(limits: Partial<TrustStoreLimits> | undefined): TrustStoreL
 
 /**
  * Why `cert` cannot be a trust anchor, or undefined when it can. Checks, in order:
- * basicConstraints cA=TRUE, keyUsage (when present) asserts keyCertSign, supported
- * public key, supported signature algorithm (also for self-signed roots), and no
- * critical extension Portcullis does not process.
+ * DER encoding that OpenSSL accepts, basicConstraints cA=TRUE, keyUsage (when present)
+ * asserts keyCertSign, supported public key, supported signature algorithm (also for
+ * self-signed roots), no nameConstraints extension (critical or not), and no critical
+ * extension Portcullis does not process.
  */
 function anchorProblem(cert: ParsedCertificate): string | undefined {
   const who = describeCertificate(cert);
+  if (cert.encodingProblem) return `${who} is not a valid DER X.509 certificate: ${cert.encodingProblem}`;
   if (!cert.isCA) {
     const found = !cert.hasBasicConstraints
       ? cert.version < 3 ? `it is an X.509 v${cert.version} certificate without extensions` : 'basicConstraints extension is absent'
@@ -213,6 +271,7 @@ function anchorProblem(cert: ParsedCertificate): string | undefined {
   if (!SUPPORTED_SIGNATURE_ALGORITHMS.has(cert.signatureAlgorithmOid)) {
     return `${who} is signed with an unsupported signature algorithm (${signatureAlgorithmName(cert.signatureAlgorithmOid)}); supported are SHA-256/384/512 with RSA, RSA-PSS or ECDSA`;
   }
+  if (hasNameConstraints(cert)) return `${who} ${nameConstraintsRefusal(cert)}`;
   if (cert.unhandledCriticalExtensions.length) {
     return `${who} has a critical extension Portcullis does not process (${cert.unhandledCriticalExtensions.map(extensionName).join(', ')}); ignoring it would accept clients the CA meant to exclude`;
   }
@@ -230,20 +289,25 @@ function anchorProblem(cert: ParsedCertificate): string | undefined {
  * 1. bundle size ≤ `maxBundleBytes` (default 65 536 bytes);
  * 2. PEM armour and base64 of every block, at least one certificate, no other block
  *    types (e.g. a private key);
- * 3. number of certificate blocks ≤ `maxCertificates` (default 25; duplicates count);
- * 4. for each block in bundle order: DER parses as an X.509 certificate (RFC 5280 4.1);
+ * 3. number of distinct certificates ≤ `maxCertificates` (default 25; byte-identical
+ *    duplicate blocks are not counted);
+ * 4. for each distinct block in bundle order: DER parses as an X.509 certificate (RFC
+ *    5280 4.1) and OpenSSL accepts its encoding ({@link ParsedCertificate.encodingProblem});
  *    basicConstraints cA=TRUE; keyUsage, when present, asserts keyCertSign; public key
  *    RSA 2048/3072/4096 or ECDSA P-256/P-384; signature algorithm SHA-256/384/512 with
  *    RSA, RSA-PSS or ECDSA — checked for self-signed roots too, because SPEC section 2
- *    lists supported signatures for the bundle; no critical extension Portcullis does not
- *    process (e.g. nameConstraints: ignoring it would widen what the CA may vouch for).
+ *    lists supported signatures for the bundle; no nameConstraints extension, critical
+ *    or not (Portcullis does not process name constraints, and ignoring them would
+ *    widen what the CA may vouch for); no other critical extension Portcullis does not
+ *    process.
  *
  * Not checked here: validity dates (time-dependent; path validation reports an expired
  * anchor) and self-signatures (trust anchors are trusted input, RFC 5280 6.1.1 (d)).
  *
  * Duplicates: a block byte-identical to an earlier one is dropped silently (listed in
- * {@link TrustAnchorSet.duplicates}); concatenated bundles often repeat a root and the
- * repetition changes nothing. Different certificates with the same subject (re-issued
+ * {@link TrustAnchorSet.duplicates}) and does not count against `maxCertificates`;
+ * concatenated bundles often repeat a root and the repetition changes nothing. (The
+ * bundle's raw size, duplicates included, still counts against `maxBundleBytes`.) Different certificates with the same subject (re-issued
  * or cross-signed CAs) are all kept; path validation tries each.
  *
  * @param pem the bundle as text or bytes.
@@ -276,11 +340,8 @@ export function parseTrustStoreBundle(pem: string | Buffer, limits?: Partial<Tru
     }
     throw err;
   }
-  if (blocks.length > maxCertificates) {
-    throw new TrustStoreBundleError(`the bundle holds ${blocks.length} certificates; the limit is ${maxCertificates}`);
-  }
-
-  const anchors: ParsedCertificate[] = [];
+  // Drop byte-identical repeats first (cheap: no parsing), then count what is left.
+  const distinct: CertificateBlock[] = [];
   const duplicates: DuplicateTrustAnchor[] = [];
   const seen = new Map<string, string>();
   for (const block of blocks) {
@@ -291,6 +352,15 @@ export function parseTrustStoreBundle(pem: string | Buffer, limits?: Partial<Tru
       continue;
     }
     seen.set(key, block.where);
+    distinct.push(block);
+  }
+  if (distinct.length > maxCertificates) {
+    const dup = duplicates.length ? ` (${blocks.length} blocks, ${duplicates.length} of them duplicates)` : '';
+    throw new TrustStoreBundleError(`the bundle holds ${distinct.length} distinct certificates${dup}; the limit is ${maxCertificates}`);
+  }
+
+  const anchors: ParsedCertificate[] = [];
+  for (const block of distinct) {
     let cert: ParsedCertificate;
     try {
       cert = ParsedCertificate.fromDer(block.der, block.where);

@@ -39,7 +39,7 @@
  * handler's {@link TestResponderReply} is sent. Handlers are plain functions; the
  * ready-made ones are in {@link behaviours}. A handler that throws gets an HTTP 500.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import * as asn1js from 'asn1js';
@@ -109,7 +109,11 @@ export interface SignOcspResponseOptions extends SingleResponseSpec {
   certs?: (TestCert | Buffer)[];
   /** responderID form (RFC 6960 4.2.2.3): default `byName`; or raw bytes (`byName`: Name DER, `byKey`: the 20-byte hash). */
   responderId?: 'byName' | 'byKey' | { byName: Buffer } | { byKey: Buffer };
-  /** Signature hash; default SHA-384 for P-384 keys, SHA-512 for P-521, SHA-256 otherwise. */
+  /**
+   * Signature hash; default SHA-384 for P-384 keys, SHA-512 for P-521, SHA-256 otherwise.
+   * Honoured for RSA keys too (the key is re-imported with this hash), so `SHA-1` with
+   * an RSA key really writes sha1WithRSAEncryption.
+   */
   signatureHash?: HashName;
   /** Flip one bit of the signature after signing. */
   corruptSignature?: boolean;
@@ -193,6 +197,21 @@ function defaultHash(key: TestKey): HashName {
 }
 
 /**
+ * The private key to sign with `hash`. WebCrypto binds the hash to an RSA key when it is
+ * generated (SHA-256 in test/helpers/pki.ts), and pkijs signs with the key's own hash
+ * whatever it is asked, so an RSA key is re-imported with the requested hash (as
+ * `issueCertificate` does); ECDSA keys take the hash per signature.
+ */
+async function signingKeyFor(key: TestKey, hash: HashName): Promise<webcrypto.CryptoKey> {
+  const privateKey = key.pair.privateKey;
+  const alg = privateKey.algorithm as webcrypto.RsaHashedKeyAlgorithm;
+  if (alg.name !== 'RSASSA-PKCS1-v1_5' && alg.name !== 'RSA-PSS') return privateKey;
+  if (alg.hash.name === hash) return privateKey;
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', privateKey);
+  return webcrypto.subtle.importKey('pkcs8', pkcs8, { name: alg.name, hash }, false, ['sign']);
+}
+
+/**
  * Builds one DER OCSPResponse (RFC 6960 4.2.1) as a responder would, signed with
  * WebCrypto through pkijs (RSA PKCS#1 v1.5, RSA-PSS, ECDSA — by the key's type).
  * Defaults: successful, good, thisUpdate now − 60 s, nextUpdate now + 1 h, producedAt
@@ -252,7 +271,8 @@ export async function signOcspResponse(opts: SignOcspResponseOptions): Promise<B
     basicParams.certs = certs.map((c) => new pkijs.Certificate({ schema: asn1js.fromBER(Buffer.isBuffer(c) ? c : c.der).result }));
   }
   const basic = new pkijs.BasicOCSPResponse(basicParams);
-  await basic.sign(signingKey.pair.privateKey, opts.signatureHash ?? defaultHash(signingKey));
+  const signatureHash = opts.signatureHash ?? defaultHash(signingKey);
+  await basic.sign(await signingKeyFor(signingKey, signatureHash), signatureHash);
   if (opts.corruptSignature) {
     const sig = new Uint8Array(basic.signature.valueBlock.valueHexView);
     sig[sig.length - 1]! ^= 0x01;

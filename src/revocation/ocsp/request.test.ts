@@ -11,6 +11,7 @@ import { OID } from '../../pki/index.js';
 import { buildChain, issueCertificate, type TestCert, type TestChain } from '../../../test/helpers/pki.js';
 import { parseOcspRequest, startTestResponder, behaviours, type TestResponder } from '../../../test/helpers/ocsp-responder.js';
 import { buildCertId, buildOcspRequest, encodeCertId, ocspGetUrl, OCSP_GET_MAX_URL_BYTES } from './request.js';
+import { OcspHttpClient } from './client.js';
 
 const sha1 = (b: Uint8Array) => createHash('sha1').update(b).digest();
 
@@ -175,6 +176,15 @@ describe('ocspGetUrl (RFC 6960 A.1, RFC 5019 5)', () => {
     assert.equal(ocspGetUrl(hostFor(200), der, 199), undefined);
   });
 
+  test('no GET form for a responder URL with a query string or a fragment (the caller POSTs)', () => {
+    for (const responderUrl of ['http://ocsp.example.com/ocsp?x=1', 'http://ocsp.example.com/?', 'http://ocsp.example.com/ocsp#frag', 'http://ocsp.example.com/ocsp?a=1#f']) {
+      assert.equal(ocspGetUrl(responderUrl, der), undefined, responderUrl);
+      assert.equal(ocspGetUrl(responderUrl, der, Infinity), undefined, `${responderUrl} (maxBytes Infinity)`);
+    }
+    // '?' and '#' only matter in the responder URL: the encoded request never contains them.
+    assert.ok(ocspGetUrl('http://ocsp.example.com/ocsp', der));
+  });
+
   test('a typical RFC 5019 request fits, with or without a nonce, for a short responder URL', () => {
     const plain = buildOcspRequest({ cert: ec.leaf.cert, issuer: ec.intermediates[0]!.cert });
     const nonced = buildOcspRequest({ cert: ec.leaf.cert, issuer: ec.intermediates[0]!.cert, nonce: true });
@@ -208,6 +218,22 @@ describe('ocspGetUrl (RFC 6960 A.1, RFC 5019 5)', () => {
         assert.deepEqual(r.nonce, req.nonce);
       }
       assert.equal(responder.requests[1]!.contentType, 'application/ocsp-request');
+    });
+
+    test('a responder URL with a query string is asked with POST, to the URL as given', async () => {
+      const req = buildOcspRequest({ cert: ec.leaf.cert, issuer: ec.intermediates[0]!.cert });
+      responder.reset();
+      const client = new OcspHttpClient();
+      try {
+        const out = await client.fetch({ responderUrl: `${responder.url}?x=1`, requestDer: req.der, signal: AbortSignal.timeout(5000), maxResponseBytes: 65_536 });
+        assert.equal(out.method, 'POST');
+        assert.equal(out.httpStatus, 200);
+      } finally {
+        await client.close();
+      }
+      assert.deepEqual(responder.counts, { GET: 0, POST: 1, other: 0, total: 1 });
+      assert.equal(responder.requests[0]!.url, '/ocsp?x=1');
+      assert.deepEqual(responder.requests[0]!.der, req.der);
     });
 
     test('GET-only and POST-only responders answer 405 to the other method', async () => {

@@ -163,11 +163,19 @@ export const OCSP_GET_MAX_URL_BYTES = 255;
  * server name and base64-encoded OCSPRequest structure" — against 255 bytes: clients
  * MUST use GET up to that size and SHOULD use POST above it.
  *
+ * No GET form exists for a responder URL with a query (`?`) or a fragment (`#`): the
+ * request would land inside the query (`/ocsp?x=1/MFEw…`) or be cut off as a fragment,
+ * and responders reject both; RFC 6960 A.1 defines GET only as a path suffix. Such a
+ * responder is asked with POST (to the URL as given).
+ *
  * @param maxBytes largest acceptable URL length in bytes (default 255, RFC 5019 5);
- *   pass `Infinity` to always get the GET form (e.g. to retry with GET after a 405 on POST).
- * @returns the URL, or `undefined` when it would be longer than `maxBytes` (use POST).
+ *   pass `Infinity` to always get the GET form when there is one (e.g. to retry with
+ *   GET after a 405 on POST).
+ * @returns the URL, or `undefined` when it would be longer than `maxBytes` or the
+ *   responder URL has a query or fragment (use POST).
  */
 export function ocspGetUrl(responderUrl: string, der: Uint8Array, maxBytes: number = OCSP_GET_MAX_URL_BYTES): string | undefined {
+  if (responderUrl.includes('?') || responderUrl.includes('#')) return undefined;
   const encoded = encodeURIComponent(Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64'));
   const url = `${responderUrl.endsWith('/') ? responderUrl : `${responderUrl}/`}${encoded}`;
   return Buffer.byteLength(url, 'utf8') <= maxBytes ? url : undefined;

@@ -583,3 +583,17 @@ describe('test responder behaviours end to end (HTTP → parseAndVerifyOcspRespo
     assert.deepEqual(responder.counts, { GET: 1, POST: 0, other: 0, total: 1 });
   });
 });
+
+test('an RSA issuer signing with SHA-1 (a real sha1WithRSAEncryption signature) is refused as weak', async () => {
+  const der = await sign(rsa, { signatureHash: 'SHA-1' });
+  // The helper must really write SHA-1 with an RSA key (WebCrypto binds the hash to RSA
+  // keys; test/helpers/ocsp-responder.ts re-imports the key with the requested hash).
+  const outer = new pkijs.OCSPResponse({ schema: asn1js.fromBER(der).result });
+  const basic = new pkijs.BasicOCSPResponse({ schema: asn1js.fromBER(outer.responseBytes!.response.valueBlock.valueHexView).result });
+  assert.equal(basic.signatureAlgorithm.algorithmId, '1.2.840.113549.1.1.5', 'sha1WithRSAEncryption');
+  const { createVerify } = await import('node:crypto');
+  const tbs = Buffer.from(basic.tbsResponseData.toSchema(true).toBER(false));
+  assert.ok(createVerify('sha1').update(tbs).verify(rsa.issuer.cert.publicKeyObject, Buffer.from(basic.signature.valueBlock.valueHexView)),
+    'the signature is a valid SHA-1 RSA signature by the issuing CA');
+  rejects(der, ctx(rsa), 'SignatureInvalid', /too weak/);
+});
