@@ -181,3 +181,49 @@ test('recoverInterruptedImports: a store stuck in PROVISIONING becomes FAILED', 
   assert.equal(d.Status, 'FAILED');
   assert.match(d.FailureReason!, /import interrupted/);
 });
+
+test('startCreate: the store is PROVISIONING (and refuses writes) while its import source is fetched, then READY', async (t) => {
+  const { store } = await setup(t);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const kvs = new KeyValueStoreService(store, {
+    fetcher: async () => {
+      await gate;
+      return { ok: true, bytes: importJson([{ key: 'slow', value: 'import' }]) };
+    },
+  });
+  const { description, completion } = await kvs.startCreate({ name: 'slow', importSource: 'https://example.invalid/data.json' });
+  assert.equal(description.Status, 'PROVISIONING');
+  const during = await kvs.describe('slow');
+  assert.equal(during.Status, 'PROVISIONING');
+  await assert.rejects(kvs.putKey('slow', { key: 'k', value: 'v', ifMatch: during.ETag }), { code: 'EntityNotReady' });
+  release();
+  const done = await completion;
+  assert.equal(done.Status, 'READY');
+  assert.equal(done.ItemCount, 1);
+  assert.notEqual(done.ETag, during.ETag);
+});
+
+test('ListKeys: pages stay consistent while keys are added and removed between pages', async (t) => {
+  const { kvs } = await setup(t);
+  let etag = (await kvs.create({ name: 'live', importData: importJson(Array.from({ length: 30 }, (_, i) => ({ key: `k${String(i).padStart(2, '0')}`, value: '' }))) })).ETag;
+  const first = await kvs.listKeys('live', { maxResults: 10 });
+  // Between pages: delete a key already returned, delete one not yet returned, add one
+  // before and one after the position.
+  etag = (await kvs.updateKeys('live', { ifMatch: etag, puts: [{ key: 'a-before', value: '' }, { key: 'k25b', value: '' }], deletes: ['k03', 'k20'] })).ETag;
+  const seen = first.Items.map((i) => i.Key);
+  let token = first.NextToken;
+  while (token) {
+    const page = await kvs.listKeys('live', { maxResults: 10, nextToken: token });
+    seen.push(...page.Items.map((i) => i.Key));
+    token = page.NextToken;
+  }
+  assert.equal(new Set(seen).size, seen.length, 'no key twice');
+  for (let i = 0; i < 30; i++) {
+    const k = `k${String(i).padStart(2, '0')}`;
+    if (k !== 'k20') assert.ok(seen.includes(k), `${k} present throughout is listed`);
+  }
+  assert.ok(seen.includes('k25b'), 'a key added after the position is listed');
+  assert.ok(!seen.includes('a-before'), 'a key added before the position is not');
+  assert.ok(etag);
+});
