@@ -104,18 +104,25 @@ class InCodeMigrationProvider implements MigrationProvider {
 }
 
 /**
- * Brings the schema up to date (kysely `Migrator.migrateToLatest`, each migration in
- * its own transaction, guarded by kysely's lock table so concurrent starters do not
- * both migrate).
+ * Brings the schema up to date (kysely `Migrator.migrateToLatest`).
+ *
+ * With `inCallerTransaction`, `db` must be bound to a connection that is already in a
+ * write transaction (the SQLite backend's `BEGIN IMMEDIATE`): kysely then opens no
+ * transaction of its own, the whole check-and-migrate is atomic, and processes that
+ * start at once on a new file migrate one after the other (the second finds nothing to
+ * do). Without it, kysely runs the migrations in its own transaction under its lock.
  * @throws StoreUnavailableError when a migration fails or the database has migrations
  *   this build does not know (a newer Portcullis wrote it).
  */
-export async function migrateToLatest(db: Kysely<unknown>, dialect: StoreDialect): Promise<MigrationResultSet> {
+export async function migrateToLatest(
+  db: Kysely<unknown>, dialect: StoreDialect, options: { inCallerTransaction?: boolean } = {},
+): Promise<MigrationResultSet> {
   const migrator = new Migrator({
     db,
     provider: new InCodeMigrationProvider(dialect),
     migrationTableName: MIGRATION_TABLE,
     migrationLockTableName: MIGRATION_LOCK_TABLE,
+    disableTransactions: options.inCallerTransaction === true,
   });
   const result = await migrator.migrateToLatest();
   if (result.error) {

@@ -152,3 +152,12 @@ test('resources: trust stores, distributions and staged functions have ETag-guar
     'connection-function:upsert:fn', 'connection-function:upsert:fn', 'connection-function:delete:fn',
   ]);
 });
+
+test('store: instances opening a new data directory at the same time all succeed; the schema is migrated once', async (t) => {
+  const dir = tempDir();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const stores = await Promise.all([1, 2, 3].map(() => openSqliteStore({ dataDir: dir })));
+  t.after(async () => { for (const s of stores) await s.close(); });
+  await readyStore(stores[0]!, 'one');
+  assert.deepEqual((await stores[2]!.kvs.listStores()).map((r) => r.name), ['one']);
+});

@@ -270,31 +270,37 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
   const dataDir = resolve(options.dataDir);
   const file = join(dataDir, SQLITE_FILE_NAME);
   const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_SQLITE_OPTIONS.busyTimeoutMs;
-  let raw: BetterSqlite3.Database;
+  let raw: BetterSqlite3.Database | undefined;
+  const deadline = Date.now() + busyTimeoutMs;
   try {
     mkdirSync(dataDir, { recursive: true });
     raw = new BetterSqlite3(file, { timeout: BUSY_SPIN_MS });
-    const mode = raw.pragma('journal_mode = WAL', { simple: true });
+    // Switching a new file to WAL needs a moment of exclusive access: retry while
+    // another process starting at the same time holds it.
+    let mode: unknown;
+    for (;;) {
+      try {
+        mode = raw.pragma('journal_mode = WAL', { simple: true });
+        break;
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
     if (String(mode).toLowerCase() !== 'wal') throw new Error(`could not switch to WAL journal mode (got ${String(mode)})`);
     raw.pragma('synchronous = FULL');
   } catch (err) {
+    raw?.close();
     throw new StoreUnavailableError(`cannot open the store ${file}: ${(err as Error).message}`, { cause: err });
   }
   const backend = new SqliteBackend(file, raw, options.pollIntervalMs ?? DEFAULT_SQLITE_OPTIONS.pollIntervalMs, busyTimeoutMs);
-  // Two processes starting at once on a new file may both try to migrate; the loser
-  // fails to upgrade its transaction (SQLITE_BUSY) and simply tries again.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await migrateToLatest(backend.db as unknown as Kysely<unknown>, 'sqlite');
-      break;
-    } catch (err) {
-      const busy = /SQLITE_BUSY|database is locked/i.test(`${(err as Error).message} ${String((err as { cause?: { code?: string } }).cause?.code ?? '')}`);
-      if (!busy || attempt >= 50) {
-        await backend.close();
-        throw err;
-      }
-      await new Promise((r) => setTimeout(r, Math.min(100, 10 * attempt)));
-    }
+  try {
+    // Inside one BEGIN IMMEDIATE: processes starting at once on a new file migrate one
+    // after the other, and the second finds nothing left to do.
+    await backend.writeTransaction((tx) => migrateToLatest(tx as unknown as Kysely<unknown>, 'sqlite', { inCallerTransaction: true }));
+  } catch (err) {
+    await backend.close();
+    throw err;
   }
   return new SqlStore(backend);
 }
