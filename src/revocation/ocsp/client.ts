@@ -85,6 +85,10 @@ export class OcspHttpClient {
     if (!FALLBACK_STATUSES.has(out.httpStatus)) return this.#accept(out, input);
     const second: OcspHttpMethod = first === 'GET' ? 'POST' : 'GET';
     const secondUrl = second === 'GET' ? (getUrl ?? ocspGetUrl(input.responderUrl, input.requestDer, Infinity)) : undefined;
+    if (second === 'GET' && secondUrl === undefined) {
+      // No GET form exists for this responder URL (it has a query or fragment).
+      throw new OcspTransportError(`responder ${input.responderUrl} refused POST with HTTP ${out.httpStatus}, and its URL has no GET form (a query or fragment)`);
+    }
     const retry = await this.#exchange(second, secondUrl, input);
     if (FALLBACK_STATUSES.has(retry.httpStatus)) {
       throw new OcspTransportError(`responder ${input.responderUrl} refused both methods: ${first} → HTTP ${out.httpStatus}, ${second} → HTTP ${retry.httpStatus}`);

@@ -236,6 +236,23 @@ describe('ocspGetUrl (RFC 6960 A.1, RFC 5019 5)', () => {
       assert.deepEqual(responder.requests[0]!.der, req.der);
     });
 
+    test('a GET-only responder at a URL with a query string: POST refused, no GET form → a clear transport error', async () => {
+      const req = buildOcspRequest({ cert: ec.leaf.cert, issuer: ec.intermediates[0]!.cert });
+      responder.reset();
+      responder.setHandler(behaviours.getOnly(behaviours.good(ec.intermediates[0]!)));
+      const client = new OcspHttpClient();
+      try {
+        await assert.rejects(
+          client.fetch({ responderUrl: `${responder.url}?x=1`, requestDer: req.der, signal: AbortSignal.timeout(5000), maxResponseBytes: 65_536 }),
+          (err: Error) => /refused POST with HTTP 405, and its URL has no GET form/.test(err.message),
+        );
+      } finally {
+        await client.close();
+        responder.setHandler(behaviours.good(ec.intermediates[0]!));
+      }
+      assert.deepEqual(responder.counts, { GET: 0, POST: 1, other: 0, total: 1 });
+    });
+
     test('GET-only and POST-only responders answer 405 to the other method', async () => {
       const req = buildOcspRequest({ cert: ec.leaf.cert, issuer: ec.intermediates[0]!.cert });
       responder.setHandler(behaviours.getOnly(behaviours.good(ec.intermediates[0]!)));
