@@ -22,3 +22,5 @@ export { validateClientChain, DEFAULT_PATH_VALIDATION_LIMITS, MAX_ISSUER_CANDIDA
 export type {
   PathValidationOptions, PathValidationResult, PathValidationSuccess, PathValidationFailure, PathValidationFailureCode,
 } from './path-validation.js';
+export { signatureScheme, verifySignature } from './signature.js';
+export type { SignatureScheme } from './signature.js';

@@ -5,13 +5,13 @@
  * received; pkijs' `CertificateRevocationList.verify()` is not used (it cannot report
  * why a check failed, and accepts SHA-1).
  */
-import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CrlError, InvalidArgumentError } from '../../errors.js';
 import {
-  OID, formatDnRfc4514, formatIsoSeconds, formatSerialNumber, signatureAlgorithmName,
-  type ParsedCertificate, type TrustAnchorSet,
+  OID, formatDnRfc4514, formatIsoSeconds, formatSerialNumber, signatureScheme, verifySignature,
+  type ParsedCertificate, type SignatureScheme, type TrustAnchorSet,
 } from '../../pki/index.js';
 import type { ParsedCrl } from './parse.js';
 
@@ -32,81 +32,20 @@ export interface VerifiedCrl {
   issuer: ParsedCertificate;
 }
 
-const RSA_PKCS1_HASHES: Readonly<Record<string, string>> = {
-  [OID.sha256WithRSA]: 'sha256', [OID.sha384WithRSA]: 'sha384', [OID.sha512WithRSA]: 'sha512',
-};
-const ECDSA_HASHES: Readonly<Record<string, string>> = {
-  [OID.ecdsaWithSHA256]: 'sha256', [OID.ecdsaWithSHA384]: 'sha384', [OID.ecdsaWithSHA512]: 'sha512',
-};
-const PSS_HASHES: Readonly<Record<string, string>> = {
-  [OID.sha256]: 'sha256', [OID.sha384]: 'sha384', [OID.sha512]: 'sha512',
-};
-const WEAK_SIGNATURES: ReadonlySet<string> = new Set([
-  OID.sha1WithRSA, '1.2.840.10045.4.1' /* ecdsa-with-SHA1 */, '1.2.840.113549.1.1.4' /* md5WithRSA */,
-  '1.2.840.113549.1.1.2' /* md2WithRSA */, '1.2.840.10040.4.3' /* dsa-with-sha1 */,
-]);
-
-type SignatureScheme =
-  | { kind: 'pkcs1'; hash: string }
-  | { kind: 'ecdsa'; hash: string }
-  | { kind: 'pss'; hash: string; saltLength: number };
-
 /**
- * node:crypto parameters for the CRL's signatureAlgorithm, or a string saying why it is
- * refused. Same accepted set as OCSP responses (revocation/ocsp/response.ts) and SPEC
- * section 2: SHA-256/384/512 with RSA PKCS#1 v1.5, RSASSA-PSS (MGF1 with the same hash,
- * trailerField 1) or ECDSA.
+ * node:crypto parameters for the CRL's signatureAlgorithm, or a sentence saying why it
+ * is refused (the shared pki/ rule: SHA-256/384/512 with RSA, RSA-PSS or ECDSA).
  */
-function signatureScheme(crl: ParsedCrl): SignatureScheme | string {
-  const oid = crl.signatureAlgorithmOid;
-  const pkcs1 = RSA_PKCS1_HASHES[oid];
-  if (pkcs1) return { kind: 'pkcs1', hash: pkcs1 };
-  const ecdsa = ECDSA_HASHES[oid];
-  if (ecdsa) return { kind: 'ecdsa', hash: ecdsa };
-  if (oid === OID.rsassaPss) {
-    let p: pkijs.RSASSAPSSParams;
+function crlSignatureScheme(crl: ParsedCrl): SignatureScheme | string {
+  let params: unknown;
+  if (crl.signatureAlgorithmOid === OID.rsassaPss) {
     try {
-      const alg = new pkijs.AlgorithmIdentifier({ schema: asn1js.fromBER(crl.signatureAlgorithmDer).result });
-      p = new pkijs.RSASSAPSSParams({ schema: alg.algorithmParams });
+      params = new pkijs.AlgorithmIdentifier({ schema: asn1js.fromBER(crl.signatureAlgorithmDer).result }).algorithmParams;
     } catch {
       return 'RSASSA-PSS with missing or malformed parameters';
     }
-    const hash = PSS_HASHES[p.hashAlgorithm.algorithmId];
-    if (!hash) return `RSASSA-PSS with hash ${p.hashAlgorithm.algorithmId} (only SHA-256/384/512 are accepted)`;
-    if (p.maskGenAlgorithm.algorithmId !== OID.mgf1) return `RSASSA-PSS with mask generation ${p.maskGenAlgorithm.algorithmId}`;
-    let mgfHash: string;
-    try {
-      mgfHash = new pkijs.AlgorithmIdentifier({ schema: p.maskGenAlgorithm.algorithmParams }).algorithmId;
-    } catch {
-      return 'RSASSA-PSS with malformed MGF1 parameters';
-    }
-    if (mgfHash !== p.hashAlgorithm.algorithmId) return 'RSASSA-PSS with an MGF1 hash different from the message hash';
-    if (p.trailerField !== 1) return `RSASSA-PSS with trailerField ${p.trailerField}`;
-    return { kind: 'pss', hash, saltLength: p.saltLength };
   }
-  if (WEAK_SIGNATURES.has(oid)) {
-    return `${signatureAlgorithmName(oid)} is too weak (accepted: SHA-256/384/512 with RSA, RSA-PSS or ECDSA)`;
-  }
-  return `signature algorithm ${signatureAlgorithmName(oid)} is not supported (accepted: SHA-256/384/512 with RSA, RSA-PSS or ECDSA)`;
-}
-
-/** Verifies the CRL signature with `key`; false on a bad signature or a key of the wrong type (never throws). */
-function signatureVerifies(crl: ParsedCrl, scheme: SignatureScheme, key: KeyObject): boolean {
-  try {
-    switch (scheme.kind) {
-      case 'pkcs1':
-        if (key.asymmetricKeyType !== 'rsa') return false;
-        return cryptoVerify(scheme.hash, crl.tbsDer, { key, padding: constants.RSA_PKCS1_PADDING }, crl.signature);
-      case 'pss':
-        if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'rsa-pss') return false;
-        return cryptoVerify(scheme.hash, crl.tbsDer, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: scheme.saltLength }, crl.signature);
-      case 'ecdsa':
-        if (key.asymmetricKeyType !== 'ec') return false;
-        return cryptoVerify(scheme.hash, crl.tbsDer, { key, dsaEncoding: 'der' }, crl.signature);
-    }
-  } catch {
-    return false;
-  }
+  return signatureScheme(crl.signatureAlgorithmOid, params);
 }
 
 /** 0 = CRL AKI equals the certificate's SKI, 1 = either is absent, 2 = both present and different. */
@@ -209,7 +148,7 @@ export function verifyCrl(crl: ParsedCrl, anchors: TrustAnchorSet, options: Veri
   }
 
   // 3. Signature algorithm
-  const scheme = signatureScheme(crl);
+  const scheme = crlSignatureScheme(crl);
   if (typeof scheme === 'string') throw new CrlError(`CRL from ${name} cannot be verified: ${scheme}`);
 
   // 4. Issuer
@@ -236,7 +175,7 @@ export function verifyCrl(crl: ParsedCrl, anchors: TrustAnchorSet, options: Veri
     } catch {
       return false;
     }
-    return signatureVerifies(crl, scheme, key);
+    return verifySignature(scheme, crl.tbsDer, crl.signature, key);
   });
   if (!issuer) {
     const tried = usable.map((c) => `"${formatDnRfc4514(c.subjectDer)}" (${position(c)})`).join(' or ');

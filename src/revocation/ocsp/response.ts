@@ -8,11 +8,13 @@
  * carries no certificates (legal when the issuing CA signs itself) and checks neither
  * the delegated responder's EKU and validity nor freshness.
  */
-import { constants, createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { OcspVerificationError } from '../../errors.js';
-import { OID, ParsedCertificate, SUPPORTED_SIGNATURE_ALGORITHMS, formatDnRfc4514, signatureAlgorithmName } from '../../pki/index.js';
+import {
+  OID, ParsedCertificate, SUPPORTED_SIGNATURE_ALGORITHMS, formatDnRfc4514, signatureAlgorithmName, signatureScheme, verifySignature,
+} from '../../pki/index.js';
 import { issuerHashes } from './request.js';
 import { CRL_REASONS, type CertId, type OcspCertStatus, type OcspVerificationFailure, type VerifiedOcspResponse } from './types.js';
 
@@ -121,7 +123,7 @@ export function parseAndVerifyOcspResponse(der: Uint8Array, ctx: OcspVerifyConte
   const basic = decodeBasic(responseBytes);
 
   const signers = authorizedSigners(basic, ctx);
-  const signer = signers.find((s) => verifySignature(basic, () => (s.cert ?? ctx.issuer).publicKeyObject));
+  const signer = signers.find((s) => verifyResponseSignature(basic, () => (s.cert ?? ctx.issuer).publicKeyObject));
   if (!signer) {
     const alg = basic.signatureAlgorithm;
     const unsupported = signatureScheme(alg.algorithmId, alg.params);
@@ -417,72 +419,12 @@ function authorizedSigners(basic: DecodedBasic, ctx: OcspVerifyContext): SignerC
 // ---------------------------------------------------------------------------------
 // Signature (RFC 6960 4.2.1: signature over the DER of tbsResponseData)
 
-const RSA_PKCS1_HASHES: Readonly<Record<string, string>> = {
-  [OID.sha256WithRSA]: 'sha256', [OID.sha384WithRSA]: 'sha384', [OID.sha512WithRSA]: 'sha512',
-};
-const ECDSA_HASHES: Readonly<Record<string, string>> = {
-  [OID.ecdsaWithSHA256]: 'sha256', [OID.ecdsaWithSHA384]: 'sha384', [OID.ecdsaWithSHA512]: 'sha512',
-};
-const PSS_HASHES: Readonly<Record<string, string>> = {
-  [OID.sha256]: 'sha256', [OID.sha384]: 'sha384', [OID.sha512]: 'sha512',
-};
-const WEAK_SIGNATURES: Readonly<Record<string, string>> = {
-  [OID.sha1WithRSA]: 'sha1WithRSAEncryption', '1.2.840.10045.4.1': 'ecdsa-with-SHA1', '1.2.840.113549.1.1.4': 'md5WithRSAEncryption',
-};
-
-type SignatureScheme =
-  | { kind: 'pkcs1'; hash: string }
-  | { kind: 'ecdsa'; hash: string }
-  | { kind: 'pss'; hash: string; saltLength: number };
-
-/** The node:crypto parameters of a signature algorithm, or a string saying why it is not accepted. */
-function signatureScheme(algorithmId: string, params: unknown): SignatureScheme | string {
-  const pkcs1 = RSA_PKCS1_HASHES[algorithmId];
-  if (pkcs1) return { kind: 'pkcs1', hash: pkcs1 };
-  const ecdsa = ECDSA_HASHES[algorithmId];
-  if (ecdsa) return { kind: 'ecdsa', hash: ecdsa };
-  if (algorithmId === OID.rsassaPss) {
-    let p: pkijs.RSASSAPSSParams;
-    try {
-      p = new pkijs.RSASSAPSSParams({ schema: params });
-    } catch {
-      return 'RSASSA-PSS with missing or malformed parameters';
-    }
-    const hash = PSS_HASHES[p.hashAlgorithm.algorithmId];
-    if (!hash) return `RSASSA-PSS with hash ${p.hashAlgorithm.algorithmId} (only SHA-256/384/512 are accepted)`;
-    if (p.maskGenAlgorithm.algorithmId !== OID.mgf1) return `RSASSA-PSS with mask generation ${p.maskGenAlgorithm.algorithmId}`;
-    let mgfHash: string;
-    try {
-      mgfHash = new pkijs.AlgorithmIdentifier({ schema: p.maskGenAlgorithm.algorithmParams }).algorithmId;
-    } catch {
-      return 'RSASSA-PSS with malformed MGF1 parameters';
-    }
-    if (mgfHash !== p.hashAlgorithm.algorithmId) return 'RSASSA-PSS with an MGF1 hash different from the message hash';
-    if (p.trailerField !== 1) return `RSASSA-PSS with trailerField ${p.trailerField}`;
-    return { kind: 'pss', hash, saltLength: p.saltLength };
-  }
-  const weak = WEAK_SIGNATURES[algorithmId];
-  if (weak) return `${weak} is too weak (SHA-256/384/512 with RSA, RSA-PSS or ECDSA are accepted)`;
-  return `signature algorithm ${algorithmId} is not supported`;
-}
-
 /** Verifies the response signature with the key `getKey` returns; false on any failure (never throws). */
-function verifySignature(basic: DecodedBasic, getKey: () => KeyObject): boolean {
+function verifyResponseSignature(basic: DecodedBasic, getKey: () => KeyObject): boolean {
   const scheme = signatureScheme(basic.signatureAlgorithm.algorithmId, basic.signatureAlgorithm.params);
   if (typeof scheme === 'string') return false;
   try {
-    const key = getKey();
-    switch (scheme.kind) {
-      case 'pkcs1':
-        if (key.asymmetricKeyType !== 'rsa') return false;
-        return cryptoVerify(scheme.hash, basic.tbs, { key, padding: constants.RSA_PKCS1_PADDING }, basic.signature);
-      case 'pss':
-        if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'rsa-pss') return false;
-        return cryptoVerify(scheme.hash, basic.tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: scheme.saltLength }, basic.signature);
-      case 'ecdsa':
-        if (key.asymmetricKeyType !== 'ec') return false;
-        return cryptoVerify(scheme.hash, basic.tbs, { key, dsaEncoding: 'der' }, basic.signature);
-    }
+    return verifySignature(scheme, basic.tbs, basic.signature, getKey());
   } catch {
     return false;
   }
