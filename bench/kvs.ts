@@ -88,6 +88,7 @@ async function visibility(dir: string): Promise<{ same: number; other: number; a
   return { same: percentile(same, 50), other: percentile(other, 50), ack: percentile(ack, 50) };
 }
 
+/** The `kvs` benchmark (`npm run bench -- kvs`); `PORTCULLIS_BENCH_KVS_KEYS` overrides the 1M key count. */
 export const kvsBench: Benchmark = {
   name: 'kvs',
   description: `KeyValueStore: import of ${KEYS.toLocaleString('en-US')} keys (raised limits), replica memory and lookups, write-to-visible latency`,
