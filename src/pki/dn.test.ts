@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeName, issueCertificate } from '../../test/helpers/pki.js';
+import { encodeName, hasOpenssl, issueCertificate } from '../../test/helpers/pki.js';
 import type { NameSpec } from '../../test/helpers/pki.js';
 import { CertificateParseError } from '../errors.js';
 import { escapeDnValue, formatDn, formatDnRfc2253, formatDnRfc4514, parseDn } from './dn.js';
@@ -27,14 +27,6 @@ const both = (spec: NameSpec) => {
   return { rfc4514: formatDnRfc4514(der), rfc2253: formatDnRfc2253(der) };
 };
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 test('RDNs come out in reverse DER order with ", " (RFC 4514) or "," (RFC 2253)', () => {
   assert.deepEqual(both('C=US,O=Example Corp,OU=Devices,CN=device-17'), {

@@ -4,18 +4,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueCertificate } from '../../test/helpers/pki.js';
+import { hasOpenssl, issueCertificate } from '../../test/helpers/pki.js';
 import { InvalidArgumentError } from '../errors.js';
 import { formatSerialNumber, normalizeSerialForKvs } from './serial.js';
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const TWENTY = '7f0102030405060708090a0b0c0d0e0f10111213';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { buildChain, issueCertificate } from '../../test/helpers/pki.js';
+import { buildChain, hasOpenssl, issueCertificate } from '../../test/helpers/pki.js';
 import type { TestCert } from '../../test/helpers/pki.js';
 import { CertificateParseError, InvalidArgumentError } from '../errors.js';
 import { ParsedCertificate } from './certificate.js';
@@ -20,14 +20,6 @@ import {
 const VIEW_KEYS = ['issuer', 'san', 'sanHex', 'serialNumber', 'sha256Fingerprint', 'spki', 'subject', 'validity'];
 const ISO_SECONDS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** Runs `openssl x509 … -in <cert>` and returns stdout. */
 function openssl(cert: TestCert, args: string[]): string {

@@ -5,7 +5,6 @@
  * makes a CRL with the real `openssl ca -gencrl` over an index file.
  */
 import { execFile } from 'node:child_process';
-import { webcrypto } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +13,8 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { toPem } from '../../src/pki/index.js';
 import { CRL_REASONS } from '../../src/revocation/index.js';
-import { encodeName, type NameSpec, type TestCert, type TestKey } from './pki.js';
+import { encodeName, signingKeyFor, type NameSpec, type TestCert, type TestKey } from './pki.js';
 
-const subtle = webcrypto.subtle;
 const run = promisify(execFile);
 
 /** One revokedCertificates entry of {@link issueCrl}. */
@@ -138,13 +136,7 @@ export async function issueCrl(opts: IssueCrlOptions): Promise<TestCrl> {
 
   const signer = opts.signWith ?? opts.issuer.key;
   const hash = opts.hash ?? (signer.type === 'ec-p384' ? 'SHA-384' : 'SHA-256');
-  let signingKey = signer.pair.privateKey;
-  if (signer.type.startsWith('rsa') && hash !== 'SHA-256') {
-    // WebCrypto binds the hash to an RSA key: re-import it with the requested hash.
-    const pkcs8 = await subtle.exportKey('pkcs8', signingKey);
-    const name = signer.type.startsWith('rsa-pss') ? 'RSA-PSS' : 'RSASSA-PKCS1-v1_5';
-    signingKey = await subtle.importKey('pkcs8', pkcs8, { name, hash }, false, ['sign']);
-  }
+  const signingKey = await signingKeyFor(signer, hash);
   await crl.sign(signingKey, hash);
   const der = Buffer.from(crl.toSchema(true).toBER(false));
   return { der, pem: toPem(der, 'X509 CRL') };

@@ -39,14 +39,14 @@
  * handler's {@link TestResponderReply} is sent. Handlers are plain functions; the
  * ready-made ones are in {@link behaviours}. A handler that throws gets an HTTP 500.
  */
-import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { OID, type ParsedCertificate } from '../../src/pki/index.js';
 import type { CertId } from '../../src/revocation/ocsp/index.js';
-import { issueCertificate, type IssueOptions, type KeyType, type TestCert, type TestKey } from './pki.js';
+import { issueCertificate, signingKeyFor, type IssueOptions, type KeyType, type TestCert, type TestKey } from './pki.js';
 
 // ---------------------------------------------------------------------------------
 // Building responses
@@ -194,21 +194,6 @@ function singleResponse(certId: CertId, spec: SingleResponseSpec, now: Date): pk
 
 function defaultHash(key: TestKey): HashName {
   return key.type === 'ec-p384' ? 'SHA-384' : key.type === 'ec-p521' ? 'SHA-512' : 'SHA-256';
-}
-
-/**
- * The private key to sign with `hash`. WebCrypto binds the hash to an RSA key when it is
- * generated (SHA-256 in test/helpers/pki.ts), and pkijs signs with the key's own hash
- * whatever it is asked, so an RSA key is re-imported with the requested hash (as
- * `issueCertificate` does); ECDSA keys take the hash per signature.
- */
-async function signingKeyFor(key: TestKey, hash: HashName): Promise<webcrypto.CryptoKey> {
-  const privateKey = key.pair.privateKey;
-  const alg = privateKey.algorithm as webcrypto.RsaHashedKeyAlgorithm;
-  if (alg.name !== 'RSASSA-PKCS1-v1_5' && alg.name !== 'RSA-PSS') return privateKey;
-  if (alg.hash.name === hash) return privateKey;
-  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', privateKey);
-  return webcrypto.subtle.importKey('pkcs8', pkcs8, { name: alg.name, hash }, false, ['sign']);
 }
 
 /**

@@ -4,6 +4,7 @@
  * or extension, and anything can be made wrong on purpose (wrong EKU, expired, no AIA,
  * odd serial encodings, multi-valued RDNs, delegated OCSP responders, …).
  */
+import { execFileSync } from 'node:child_process';
 import { webcrypto, createPrivateKey } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
@@ -247,13 +248,7 @@ export async function issueCertificate(opts: IssueOptions): Promise<TestCert> {
 
   const signer = opts.issuer ? opts.issuer.key : key;
   const hash = opts.hash ?? (signer.type === 'ec-p384' ? 'SHA-384' : 'SHA-256');
-  let signingKey = signer.pair.privateKey;
-  if (signer.type.startsWith('rsa') && hash !== 'SHA-256') {
-    // WebCrypto binds the hash to an RSA key: re-import it with the requested hash.
-    const pkcs8 = await subtle.exportKey('pkcs8', signingKey);
-    const name = signer.type.startsWith('rsa-pss') ? 'RSA-PSS' : 'RSASSA-PKCS1-v1_5';
-    signingKey = await subtle.importKey('pkcs8', pkcs8, { name, hash }, false, ['sign']);
-  }
+  const signingKey = await signingKeyFor(signer, hash);
   await cert.sign(signingKey, hash);
   const der = Buffer.from(cert.toSchema(true).toBER(false));
   return { der, pem: toPem(der), cert: ParsedCertificate.fromDer(der), key, subjectDer, keyPem: key.privateKeyPem };
@@ -310,6 +305,31 @@ export async function buildChain(opts: ChainOptions = {}): Promise<TestChain> {
   const presented = [leaf, ...intermediates.slice().reverse()];
   return { root, intermediates, leaf, presented, presentedPem: presented.map((c) => c.pem).join('') };
 }
+
+/**
+ * The private key to sign with `hash`. WebCrypto binds the hash to an RSA key when it is
+ * generated (SHA-256 here), and pkijs signs with the key's own hash whatever it is
+ * asked, so an RSA key is re-imported with the requested hash; ECDSA keys take the hash
+ * per signature.
+ */
+export async function signingKeyFor(key: TestKey, hash: string): Promise<webcrypto.CryptoKey> {
+  const privateKey = key.pair.privateKey;
+  const alg = privateKey.algorithm as webcrypto.RsaHashedKeyAlgorithm;
+  if (alg.name !== 'RSASSA-PKCS1-v1_5' && alg.name !== 'RSA-PSS') return privateKey;
+  if (alg.hash.name === hash) return privateKey;
+  const pkcs8 = await subtle.exportKey('pkcs8', privateKey);
+  return subtle.importKey('pkcs8', pkcs8, { name: alg.name, hash }, false, ['sign']);
+}
+
+/** True when the `openssl` command is available (tests that cross-check with it skip otherwise). */
+export const hasOpenssl: boolean = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /** Node-usable private key object from a TestKey (for node:tls / crypto.sign). */
 export function nodePrivateKey(key: TestKey) {
