@@ -125,3 +125,33 @@ test('replica: pruned feed → full reload; the replica keeps its state while th
   assert.equal(r2.degraded, true);
   assert.ok(errors.length >= 1);
 });
+
+test('replica: previous values are kept only while an older snapshot is still referenced', async (t) => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const { kvs, store } = await setup(t);
+  let etag = (await kvs.create({ name: 'h', importData: data(5) })).ETag;
+  const replica = await KvsReplica.open(store);
+  t.after(() => replica.close());
+  const history = () => (replica as unknown as { stores: Map<string, { history: Map<string, unknown> }> }).stores.get('h')!.history.size;
+  const write = async (value: string) => {
+    etag = (await kvs.putKey('h', { key: 'k0', value, ifMatch: etag })).ETag;
+    await replica.waitForSequence(await store.latestSequence(), 2000);
+  };
+  // No snapshot taken: nothing is kept.
+  await write('a');
+  assert.equal(history(), 0);
+  let held: ReturnType<KvsReplica['snapshot']> | undefined = replica.snapshot('h');
+  await write('b');
+  assert.equal(history(), 1, 'kept for the live snapshot');
+  assert.equal(held!.get('k0'), 'a');
+  held = undefined;
+  // Let the write's microtasks and the WeakRef's keep-alive job end, then collect.
+  await new Promise((r) => setTimeout(r, 10));
+  gc();
+  await write('c');
+  assert.equal(history(), 0, 'dropped once no older snapshot is alive');
+  assert.equal(replica.snapshot('h')!.get('k0'), 'c');
+});
