@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { randomInt } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -205,14 +206,24 @@ function opensslTime(d: Date): string {
   return d.toISOString().replace(/^\d\d(\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d).*$/, '$1$2$3$4$5$6Z');
 }
 
-/** A TCP port free on 127.0.0.1 right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+/** Lowest and highest port {@link freePort} picks: below Linux's default ephemeral range (32768–60999). */
+const PORT_RANGE = { low: 20000, high: 32000 } as const;
+
+/**
+ * A TCP port that is free on 127.0.0.1 right now, for a server that can only be told
+ * a port number (`openssl ocsp -port`). Picked at random *below* the kernel's ephemeral
+ * range, so that no outgoing connection of this or another process can take it between
+ * this check and the server's bind; candidates that are in use are skipped.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = PORT_RANGE.low + randomInt(PORT_RANGE.high - PORT_RANGE.low);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error(`no free TCP port found between ${PORT_RANGE.low} and ${PORT_RANGE.high}`);
 }
