@@ -273,7 +273,7 @@ export function formatDn(name: Uint8Array | ParsedDn, options: DnFormatOptions =
  * @throws CertificateParseError when `name` is DER that is not a Name.
  */
 export function formatDnRfc4514(name: Uint8Array | ParsedDn): string {
-  return formatDn(name, { separator: ', ', escapeNonAscii: false });
+  return name instanceof Uint8Array ? cachedFormat(rfc4514ByDer, name, ', ', false) : formatDn(name, { separator: ', ', escapeNonAscii: false });
 }
 
 /**
@@ -287,5 +287,25 @@ export function formatDnRfc4514(name: Uint8Array | ParsedDn): string {
  * @throws CertificateParseError when `name` is DER that is not a Name.
  */
 export function formatDnRfc2253(name: Uint8Array | ParsedDn): string {
-  return formatDn(name, { separator: ',', escapeNonAscii: true });
+  return name instanceof Uint8Array ? cachedFormat(rfc2253ByDer, name, ',', true) : formatDn(name, { separator: ',', escapeNonAscii: true });
+}
+
+/**
+ * Formatted Names by DER (bounded, oldest first out): the same issuer and subject names
+ * come back on nearly every handshake and in every log line, and asn1js decoding costs
+ * tens of µs per Name. Strings are immutable, so sharing them is safe.
+ */
+const FORMAT_CACHE_MAX = 4096;
+const rfc4514ByDer = new Map<string, string>();
+const rfc2253ByDer = new Map<string, string>();
+
+function cachedFormat(cache: Map<string, string>, der: Uint8Array, separator: string, escapeNonAscii: boolean): string {
+  const key = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('latin1');
+  let text = cache.get(key);
+  if (text === undefined) {
+    text = formatDn(parseDn(der), { separator, escapeNonAscii });
+    if (cache.size >= FORMAT_CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(key, text);
+  }
+  return text;
 }
