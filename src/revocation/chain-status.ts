@@ -32,7 +32,7 @@ export interface CertificateRevocationStatus {
   /** Extension: thisUpdate / nextUpdate of the response used, ISO 8601. */
   thisUpdate?: string;
   nextUpdate?: string;
-  /** Extension: milliseconds this certificate's status took within the check. */
+  /** Extension: milliseconds (µs precision) this certificate's status took within the check. */
   durationMs: number;
 }
 
@@ -195,12 +195,12 @@ export class RevocationChecker {
     return {
       ok: true,
       revocationStatus: { chainValidity: chainValidity(results), certificates: { leaf, intermediates } },
-      durationMs: performance.now() - started,
+      durationMs: roundMs(performance.now() - started),
     };
   }
 
   #base(cert: ParsedCertificate, durationMs: number): { serialNumber: string; responder: string; durationMs: number } {
-    return { serialNumber: formatSerialNumber(cert.serialNumberBytes), responder: cert.ocspUrls[0] as string, durationMs };
+    return { serialNumber: formatSerialNumber(cert.serialNumberBytes), responder: cert.ocspUrls[0] as string, durationMs: roundMs(durationMs) };
   }
 
   /** One network exchange plus verification; failures become outcomes (never rejects). */
@@ -253,6 +253,11 @@ function toCertificateStatus(
         source, ...times, ...base,
       };
   }
+}
+
+/** Milliseconds rounded to the microsecond (for logs and JSON). */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 /** chainValidity of SPEC section 3 over per-certificate statuses. */
