@@ -189,3 +189,31 @@ export class CrlError extends PortcullisError {
     super('InvalidCrl', message, options);
   }
 }
+
+/**
+ * Connection-function code was rejected at create/update/test (SPEC section 4): it does
+ * not compile (a SyntaxError, an import of a module other than `cloudfront`), it has no
+ * top-level `connectionHandler`, or its top-level code threw. `line` and `column`
+ * (1-based) locate the problem in the submitted code when QuickJS reports a position;
+ * the message repeats them, e.g. `SyntaxError: unexpected token in expression: ';'
+ * (line 2, column 11)`. Code `InvalidFunctionCode`; HTTP 400.
+ */
+export class FunctionCompileError extends PortcullisError {
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  constructor(message: string, position?: { line?: number; column?: number }, options?: { cause?: unknown }) {
+    super('InvalidFunctionCode', message, options);
+    this.line = position?.line;
+    this.column = position?.column;
+  }
+}
+
+/**
+ * Connection-function code is larger than `functions.maxCodeBytes` (default 10240 bytes
+ * of UTF-8, SPEC section 4). CloudFront's `FunctionSizeLimitExceeded`; HTTP 413.
+ */
+export class FunctionSizeLimitExceededError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FunctionSizeLimitExceeded', message, options);
+  }
+}

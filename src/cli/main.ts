@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { registerCertCommands } from './cert-inspect.js';
 import { registerOcspCommands } from './ocsp-check.js';
 import { registerKvsCommands } from './kvs.js';
+import { registerFunctionCommands } from './function.js';
 import { EXIT_USAGE, CliUsageError } from './common.js';
 
 /** Builds the commander program with every command registered. */
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerCertCommands(program);
   registerOcspCommands(program);
   registerKvsCommands(program);
+  registerFunctionCommands(program);
   return program;
 }
 

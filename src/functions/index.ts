@@ -1,0 +1,19 @@
+/**
+ * functions/: CloudFront-compatible connection functions (SPEC section 4) — the QuickJS
+ * sandbox runtime, the `connection` object, offline test and decision matrix, and the
+ * lifecycle over the store with a registry of warm LIVE instances.
+ * Other folders import only from this file.
+ */
+export {
+  compileFunction, loadQuickJs, FunctionInstance, DEFAULT_FUNCTION_LIMITS, resolveFunctionLimits, kvsSnapshotFromMap, truncateUtf8,
+} from './runtime.js';
+export type {
+  FunctionLimits, FunctionResult, FunctionFailureCode, InvokeOptions, CompileOptions, KvsSnapshotLike, FunctionKvsMeta,
+} from './runtime.js';
+export { buildConnection, connectionJson, newConnectionId } from './connection.js';
+export type { ConnectionObject, ConnectionInput, ConnectionClientCertificate } from './connection.js';
+export {
+  syntheticRevocationStatus, runDecisionMatrix, MATRIX_STATUSES, MATRIX_CLIENT_IPS,
+} from './harness.js';
+export type { MatrixRow, DecisionMatrixOptions } from './harness.js';
+export { SAMPLE_CHAIN_PEM } from './sample-chain.js';

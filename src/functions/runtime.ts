@@ -1,0 +1,582 @@
+/**
+ * The connection-function runtime (SPEC section 4): CloudFront `cloudfront-js-2.0`
+ * connection functions run in a QuickJS sandbox (quickjs-emscripten, pure WASM).
+ *
+ * One {@link FunctionInstance} per function version: its QuickJS runtime and context
+ * are created once (prelude + the function's module) and reused for every invocation
+ * ("warm"); an invocation costs one call into the sandbox plus one per KVS access. After
+ * a fatal error (CPU limit, memory limit, stack overflow, a sandbox failure) the
+ * sandbox is thrown away and rebuilt before the next invocation, so a misbehaving
+ * connection never affects the next one.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { getQuickJS, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from 'quickjs-emscripten';
+import { FunctionCompileError, FunctionSizeLimitExceededError, InvalidArgumentError } from '../errors.js';
+import { PRELUDE_SOURCE } from './prelude.js';
+
+/**
+ * Limits of a connection function (SPEC section 4; config keys `functions.cpuLimitMs`,
+ * `functions.memoryLimitBytes`, `functions.maxCodeBytes`).
+ */
+export interface FunctionLimits {
+  /**
+   * CPU budget per invocation, milliseconds (default 5). Enforced as a deadline checked
+   * by QuickJS's interrupt handler: the wall time spent inside the sandbox for that
+   * invocation (the sandbox is synchronous, so this is CPU time of this thread plus
+   * host-side KVS and hash calls). The function's top-level code gets the same budget.
+   */
+  cpuLimitMs: number;
+  /**
+   * Memory the function may allocate, bytes (default 2 MiB = 2097152). QuickJS's
+   * runtime limit is set to the sandbox's baseline after the prelude (≈ 0.5 MB: the
+   * built-ins and the Buffer/crypto/querystring shims) plus this amount.
+   */
+  memoryLimitBytes: number;
+  /** Maximum code size, UTF-8 bytes (default 10240). */
+  maxCodeBytes: number;
+}
+
+/** Defaults of SPEC section 4: 5 ms CPU, 2 MiB memory, 10 KB code. */
+export const DEFAULT_FUNCTION_LIMITS: Readonly<FunctionLimits> = Object.freeze({
+  cpuLimitMs: 5,
+  memoryLimitBytes: 2 * 1024 * 1024,
+  maxCodeBytes: 10240,
+});
+
+/**
+ * Fills in defaults and checks ranges: cpuLimitMs 1–1000, memoryLimitBytes 64 KiB–256 MiB,
+ * maxCodeBytes 1–1 MiB.
+ * @throws InvalidArgumentError naming the key and the range.
+ */
+export function resolveFunctionLimits(partial: Partial<FunctionLimits> = {}): FunctionLimits {
+  const limits = { ...DEFAULT_FUNCTION_LIMITS, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) };
+  const check = (key: keyof FunctionLimits, min: number, max: number): void => {
+    const v = limits[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+      throw new InvalidArgumentError(`functions.${key} must be a number from ${min} to ${max}, got ${String(v)}`);
+    }
+  };
+  check('cpuLimitMs', 1, 1000);
+  check('memoryLimitBytes', 64 * 1024, 256 * 1024 * 1024);
+  check('maxCodeBytes', 1, 1024 * 1024);
+  return limits;
+}
+
+/** Store-level facts `cf.kvs().meta()` returns (CloudFront field names). */
+export interface FunctionKvsMeta {
+  /** ISO 8601 UTC. */
+  creationDateTime: string;
+  /** ISO 8601 UTC. */
+  lastUpdatedDateTime: string;
+  keyCount: number;
+}
+
+/**
+ * What a function invocation reads its KeyValueStore through: a consistent snapshot
+ * for the whole invocation (kvs/ `KvsReplica.snapshot(name)` satisfies it; tests can
+ * use {@link kvsSnapshotFromMap}). Calls are synchronous and do no I/O.
+ */
+export interface KvsSnapshotLike {
+  get(key: string): string | undefined;
+  has(key: string): boolean;
+  meta(): FunctionKvsMeta;
+}
+
+/**
+ * A {@link KvsSnapshotLike} over a plain Map (tests, the offline `function test` and
+ * `function matrix` commands). `meta` defaults to the epoch for both dates.
+ */
+export function kvsSnapshotFromMap(
+  map: ReadonlyMap<string, string>, meta: Partial<Omit<FunctionKvsMeta, 'keyCount'>> = {},
+): KvsSnapshotLike {
+  const epoch = '1970-01-01T00:00:00Z';
+  return {
+    get: (key) => map.get(key),
+    has: (key) => map.has(key),
+    meta: () => ({
+      creationDateTime: meta.creationDateTime ?? epoch,
+      lastUpdatedDateTime: meta.lastUpdatedDateTime ?? meta.creationDateTime ?? epoch,
+      keyCount: map.size,
+    }),
+  };
+}
+
+/** Failure codes of SPEC section 7 a function can produce. */
+export type FunctionFailureCode = 'ConnectionFunctionDenied' | 'ConnectionFunctionError';
+
+/**
+ * The outcome of one invocation (SPEC section 4 "Test" output and the connection log).
+ * - `decision`: `allow` only when `allow()` was called, `deny()` was not, and the
+ *   handler finished without error. Calling `deny()` at any point wins over `allow()`.
+ * - `implicit`: true when neither method was called (an implicit deny), or when the
+ *   function failed (the deny is then the runtime's, not the function's).
+ * - `customData`: the last `logCustomData()` argument, truncated to 800 UTF-8 bytes at
+ *   a character boundary; absent when never called.
+ * - `logs`: `console.log` lines (at most 100, each at most 2048 characters).
+ * - `computeUtilization`: time spent in the sandbox as a percentage of the CPU limit,
+ *   one decimal (can exceed 100 when the limit stopped the function).
+ * - `error` / `failureCode`: `ConnectionFunctionError` with the message when the
+ *   function threw, timed out, ran out of memory or never settled;
+ *   `ConnectionFunctionDenied` for every other deny (explicit or implicit).
+ */
+export interface FunctionResult {
+  decision: 'allow' | 'deny';
+  implicit: boolean;
+  customData?: string;
+  logs: string[];
+  computeUtilization: number;
+  error?: string;
+  failureCode?: FunctionFailureCode;
+}
+
+/** Per-invocation inputs besides the connection object. */
+export interface InvokeOptions {
+  /** The associated KVS snapshot; without it `cf.kvs()` methods reject. */
+  kvs?: KvsSnapshotLike;
+  /** What `Date.now()` / `new Date()` return during this invocation, ms since the epoch (default: now). */
+  now?: number;
+}
+
+/** Options of {@link compileFunction}. */
+export interface CompileOptions extends Partial<FunctionLimits> {
+  /** Shown in messages (`function "name"`). */
+  name?: string;
+}
+
+const MAX_CUSTOM_DATA_BYTES = 800;
+const STACK_BYTES = 256 * 1024;
+const PRELUDE_CPU_MS = 2000;
+const HANDLER_EXPORT = '__portcullis_handler__';
+
+const WARM_UP_SOURCE = `import cf from 'cloudfront';
+const crypto = require('crypto');
+async function connectionHandler(connection) {
+  const kvs = cf.kvs();
+  const leaf = connection.clientCertificate.certificates.leaf;
+  const key = leaf.serialNumber.replaceAll(':', '');
+  if (await kvs.exists(key)) { connection.logCustomData('hit'); return connection.deny(); }
+  try { await kvs.get('absent', { format: 'json' }); } catch (e) { console.log(e.message); }
+  const tag = crypto.createHmac('sha256', 'k').update(key).digest('hex');
+  connection.logCustomData(Buffer.from(tag, 'hex').subarray(0, 4).toString('base64') + (await kvs.meta()).keyCount);
+  if (connection.clientIp === '0.0.0.0') throw new Error('x');
+  connection.allow();
+}`;
+
+let quickJs: Promise<QuickJSWASMModule> | undefined;
+/**
+ * Loads the QuickJS WASM module once per process and warms it up (≈ 50 ms the first
+ * time): a throwaway function exercising the KVS, crypto, Buffer and error paths runs a
+ * few dozen times so that V8 has compiled the WASM code paths before the first real
+ * connection is measured against the 5 ms CPU limit.
+ */
+export function loadQuickJs(): Promise<QuickJSWASMModule> {
+  quickJs ??= getQuickJS().then((qjs) => {
+    const inst = new FunctionInstance(qjs, WARM_UP_SOURCE, resolveFunctionLimits({ cpuLimitMs: 1000 }), '(warm-up)');
+    const kvs = kvsSnapshotFromMap(new Map([['00aa', 'v']]));
+    const conn = (ip: string, serial: string): string => JSON.stringify({
+      clientIp: ip, clientCertificate: { certificates: { leaf: { serialNumber: serial }, intermediates: [] } },
+    });
+    for (let i = 0; i < 40; i++) {
+      inst.invoke(conn(i % 5 === 0 ? '0.0.0.0' : '10.0.0.1', i % 3 === 0 ? '00:aa' : '00:bb'), { kvs });
+    }
+    inst.dispose();
+    return qjs;
+  });
+  return quickJs;
+}
+
+/** Truncates to at most `max` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(s: string, max = MAX_CUSTOM_DATA_BYTES): string {
+  if (s.length * 3 <= max) return s;
+  const bytes = Buffer.from(s, 'utf8');
+  if (bytes.length <= max) return s;
+  let end = max;
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
+}
+
+interface Sandbox {
+  rt: QuickJSRuntime;
+  ctx: QuickJSContext;
+  invokeFn: QuickJSHandle;
+  collectFn: QuickJSHandle;
+  handler: QuickJSHandle;
+  /** Heap after the prelude, bytes. */
+  baselineBytes: number;
+  deadline: number;
+  interrupted: boolean;
+  overMemory: boolean;
+}
+
+function errorPosition(stack: unknown, codeLines: number): { line?: number; column?: number } {
+  if (typeof stack !== 'string') return {};
+  const m = /function\.js:(\d+):(\d+)/.exec(stack.slice(0, 400));
+  if (!m) return {};
+  const line = Number(m[1]);
+  return line <= codeLines ? { line, column: Number(m[2]) } : {};
+}
+
+function dumpError(ctx: QuickJSContext, handle: QuickJSHandle): { name: string; message: string; stack?: string } {
+  try {
+    const d = ctx.dump(handle) as unknown;
+    if (d && typeof d === 'object') {
+      const o = d as { name?: unknown; message?: unknown; stack?: unknown };
+      return {
+        name: typeof o.name === 'string' ? o.name : 'Error',
+        message: typeof o.message === 'string' ? o.message.slice(0, 1000) : String(d).slice(0, 1000),
+        stack: typeof o.stack === 'string' ? o.stack.slice(0, 400) : undefined,
+      };
+    }
+    return { name: 'Error', message: String(d).slice(0, 1000) };
+  } catch {
+    return { name: 'Error', message: 'unreadable error' };
+  }
+}
+
+function disposeSandbox(s: Sandbox): void {
+  try {
+    s.invokeFn.dispose();
+    s.collectFn.dispose();
+    s.handler.dispose();
+    s.ctx.dispose();
+    s.rt.dispose();
+  } catch {
+    // A sandbox that cannot be torn down cleanly is dropped; its memory stays with the WASM heap.
+  }
+}
+
+/**
+ * A compiled connection function with its warm sandbox. Create with
+ * {@link compileFunction}; call {@link invoke} per connection (synchronous, never
+ * throws for anything the function does); {@link dispose} when the version is retired.
+ * Not safe for re-entrant use (one invocation at a time, which a single-threaded
+ * worker guarantees since `invoke` is synchronous).
+ */
+export class FunctionInstance {
+  /** The limits this instance enforces. */
+  readonly limits: FunctionLimits;
+  /** Size of the code, UTF-8 bytes. */
+  readonly codeBytes: number;
+  /** How many times the sandbox was rebuilt after a fatal error. */
+  rebuilds = 0;
+  private sandbox: Sandbox | undefined;
+  private snapshot: KvsSnapshotLike | undefined;
+  private disposed = false;
+
+  /** @internal use {@link compileFunction}. */
+  constructor(private readonly qjs: QuickJSWASMModule, readonly code: string, limits: FunctionLimits, private readonly label: string) {
+    this.limits = limits;
+    this.codeBytes = Buffer.byteLength(code, 'utf8');
+    this.sandbox = this.build();
+  }
+
+  /** Heap bytes QuickJS reports for this instance's sandbox (0 when it is being rebuilt). */
+  memoryUsageBytes(): number {
+    const s = this.sandbox;
+    if (!s) return 0;
+    return heapUsed(s.rt, s.ctx);
+  }
+
+  private build(): Sandbox {
+    const codeLines = this.code.split('\n').length;
+    const rt = this.qjs.newRuntime();
+    let ctx: QuickJSContext | undefined;
+    const handles: QuickJSHandle[] = [];
+    try {
+      rt.setMaxStackSize(STACK_BYTES);
+      rt.setMemoryLimit(64 * 1024 * 1024);
+      rt.setModuleLoader((name) => (name === 'cloudfront'
+        ? 'export default globalThis.__portcullis_cloudfront__;'
+        : { error: new Error(`Cannot find module '${name}' (connection functions may import only 'cloudfront')`) }));
+      const state = { deadline: performance.now() + PRELUDE_CPU_MS, interrupted: false, memoryLimit: Infinity, overMemory: false };
+      const c = rt.newContext();
+      ctx = c;
+      // QuickJS's own malloc limit only catches large allocations in this build (many
+      // small ones slip past it), so the interrupt handler also checks the heap size.
+      rt.setInterruptHandler(() => {
+        if (performance.now() > state.deadline) {
+          state.interrupted = true;
+          return true;
+        }
+        if (state.memoryLimit !== Infinity && heapUsed(rt, c) > state.memoryLimit) {
+          state.overMemory = true;
+          return true;
+        }
+        return false;
+      });
+      this.installHost(c);
+      const driverResult = c.evalCode(PRELUDE_SOURCE, 'prelude.js');
+      if (driverResult.error) {
+        const e = dumpError(c, driverResult.error);
+        driverResult.error.dispose();
+        throw new Error(`sandbox prelude failed: ${e.name}: ${e.message}`);
+      }
+      const driver = driverResult.value;
+      handles.push(driver);
+      const invokeFn = c.getProp(driver, 'invoke');
+      handles.push(invokeFn);
+      const collectFn = c.getProp(driver, 'collect');
+      handles.push(collectFn);
+      const noopFn = c.getProp(driver, 'noop');
+      handles.push(noopFn);
+      const baselineBytes = heapUsed(rt, c);
+      rt.setMemoryLimit(baselineBytes + this.limits.memoryLimitBytes);
+      state.memoryLimit = baselineBytes + this.limits.memoryLimitBytes;
+
+      state.deadline = performance.now() + this.limits.cpuLimitMs;
+      const mod = c.evalCode(`${this.code}\n;export { connectionHandler as ${HANDLER_EXPORT} };\n`, 'function.js', { type: 'module' });
+      if (mod.error) {
+        const e = dumpError(c, mod.error);
+        mod.error.dispose();
+        throw this.compileError(e, codeLines, state.interrupted);
+      }
+      handles.push(mod.value);
+      rt.executePendingJobs();
+      const settled = c.getPromiseState(mod.value);
+      if (settled.type !== 'fulfilled') {
+        if (settled.type === 'rejected') {
+          const e = dumpError(c, settled.error);
+          settled.error.dispose();
+          throw this.compileError(e, codeLines, state.interrupted);
+        }
+        throw new FunctionCompileError(`function ${this.label}: top-level await never settled`);
+      }
+      const ns = settled.value;
+      if (!settled.notAPromise) handles.push(ns);
+      const handler = c.getProp(ns, HANDLER_EXPORT);
+      if (c.typeof(handler) !== 'function') {
+        handler.dispose();
+        throw new FunctionCompileError(`function ${this.label}: connectionHandler is not a function`);
+      }
+      state.deadline = Infinity;
+      // Warm-up: one call through the driver with a no-op handler.
+      const warmJson = c.newString('{}');
+      const warmNow = c.newNumber(0);
+      const warm = c.callFunction(invokeFn, c.undefined, noopFn, warmJson, warmNow);
+      warmJson.dispose();
+      warmNow.dispose();
+      if (warm.error) warm.error.dispose(); else warm.value.dispose();
+      const sandbox: Sandbox = {
+        rt, ctx: c, invokeFn, collectFn, handler, baselineBytes,
+        get deadline() { return state.deadline; },
+        set deadline(v: number) { state.deadline = v; },
+        get interrupted() { return state.interrupted; },
+        set interrupted(v: boolean) { state.interrupted = v; },
+        get overMemory() { return state.overMemory; },
+        set overMemory(v: boolean) { state.overMemory = v; },
+      };
+      for (const h of handles) if (h !== invokeFn && h !== collectFn && h.alive) h.dispose();
+      return sandbox;
+    } catch (err) {
+      for (const h of handles) if (h.alive) h.dispose();
+      try {
+        ctx?.dispose();
+        rt.dispose();
+      } catch { /* see disposeSandbox */ }
+      throw err;
+    }
+  }
+
+  private compileError(e: { name: string; message: string; stack?: string }, codeLines: number, interrupted: boolean): FunctionCompileError {
+    if (interrupted) {
+      return new FunctionCompileError(`function ${this.label}: top-level code exceeded the CPU limit of ${this.limits.cpuLimitMs} ms`);
+    }
+    if (/exported variable 'connectionHandler' does not exist/.test(e.message)) {
+      return new FunctionCompileError(`function ${this.label}: the code has no top-level connectionHandler function`);
+    }
+    const pos = errorPosition(e.stack, codeLines);
+    const where = pos.line !== undefined ? ` (line ${pos.line}, column ${pos.column})` : '';
+    return new FunctionCompileError(`function ${this.label}: ${e.name}: ${e.message}${where}`, pos);
+  }
+
+  private installHost(ctx: QuickJSContext): void {
+    const kvs = ctx.newFunction('__ph_kvs', (opH, keyH) => {
+      const snap = this.snapshot;
+      if (!snap) return { error: ctx.newError('no KeyValueStore is associated with this function') };
+      const op = ctx.getNumber(opH);
+      if (op === 2) return ctx.newString(JSON.stringify(snap.meta()));
+      const key = ctx.getString(keyH);
+      if (op === 1) return snap.has(key) ? ctx.true : ctx.false;
+      const v = snap.get(key);
+      return v === undefined ? ctx.undefined : ctx.newString(v);
+    });
+    ctx.setProp(ctx.global, '__ph_kvs', kvs);
+    kvs.dispose();
+    const hash = ctx.newFunction('__ph_hash', (algH, keyH, dataH) => {
+      const alg = ctx.getString(algH);
+      if (alg !== 'md5' && alg !== 'sha1' && alg !== 'sha256') return { error: ctx.newError(`Digest method not supported: ${alg}`) };
+      const data = Buffer.from(ctx.getString(dataH), 'hex');
+      const h = ctx.typeof(keyH) === 'string' ? createHmac(alg, Buffer.from(ctx.getString(keyH), 'hex')) : createHash(alg);
+      return ctx.newString(h.update(data).digest('hex'));
+    });
+    ctx.setProp(ctx.global, '__ph_hash', hash);
+    hash.dispose();
+  }
+
+  /**
+   * Runs `connectionHandler(connection)` once. `connection` is the SPEC section 4
+   * object (see connection.ts) or its JSON text; `allow`, `deny` and `logCustomData`
+   * are added inside the sandbox. Synchronous: KVS reads are served from the snapshot,
+   * and the handler's promise (if any) is driven to completion before returning. Never
+   * throws for anything the function does; every failure is a deny with
+   * `failureCode: 'ConnectionFunctionError'`.
+   * @throws InvalidArgumentError after {@link dispose}.
+   */
+  invoke(connection: object | string, options: InvokeOptions = {}): FunctionResult {
+    if (this.disposed) throw new InvalidArgumentError(`function ${this.label} was disposed`);
+    let s = this.sandbox;
+    if (!s) {
+      try {
+        s = this.sandbox = this.build();
+        this.rebuilds++;
+      } catch (err) {
+        return failed(`the sandbox could not be rebuilt: ${(err as Error).message}`, performance.now(), this.limits.cpuLimitMs, []);
+      }
+    }
+    const start = performance.now();
+    const json = typeof connection === 'string' ? connection : JSON.stringify(connection);
+    const { ctx, rt } = s;
+    this.snapshot = options.kvs;
+    s.interrupted = false;
+    s.overMemory = false;
+    s.deadline = start + this.limits.cpuLimitMs;
+    let out: string | undefined;
+    let fatal: string | undefined;
+    try {
+      const jsonH = ctx.newString(json);
+      const nowH = ctx.newNumber(options.now ?? Date.now());
+      const r = ctx.callFunction(s.invokeFn, ctx.undefined, s.handler, jsonH, nowH);
+      jsonH.dispose();
+      nowH.dispose();
+      if (r.error) {
+        const e = dumpError(ctx, r.error);
+        r.error.dispose();
+        fatal = `${e.name}: ${e.message}`;
+      } else {
+        if (ctx.typeof(r.value) === 'string') out = ctx.getString(r.value);
+        r.value.dispose();
+        if (out === undefined) {
+          const jobs = rt.executePendingJobs();
+          if (jobs.error) {
+            const e = dumpError(ctx, jobs.error);
+            jobs.error.dispose();
+            fatal = `${e.name}: ${e.message}`;
+          } else {
+            const c = ctx.callFunction(s.collectFn, ctx.undefined);
+            if (c.error) {
+              const e = dumpError(ctx, c.error);
+              c.error.dispose();
+              fatal = `${e.name}: ${e.message}`;
+            } else {
+              out = ctx.getString(c.value);
+              c.value.dispose();
+            }
+          }
+        }
+      }
+    } catch (err) {
+      fatal = `sandbox failure: ${(err as Error).message}`;
+    } finally {
+      s.deadline = Infinity;
+      this.snapshot = undefined;
+    }
+    if (s.interrupted) fatal = `the function exceeded its CPU limit of ${this.limits.cpuLimitMs} ms`;
+    else if (s.overMemory) fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes`;
+    if (fatal !== undefined) {
+      if (/out of memory/.test(fatal)) fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (${fatal})`;
+      const r = failed(fatal, start, this.limits.cpuLimitMs, []);
+      this.retire(s);
+      return r;
+    }
+    return this.decode(out ?? '3', start, s);
+  }
+
+  private decode(out: string, start: number, s: Sandbox): FunctionResult {
+    const head = out.charCodeAt(0) - 48;
+    let customData: string | undefined;
+    let error: string | undefined;
+    let logs: string[] = [];
+    if (out.length > 1) {
+      const [cd, err, l] = JSON.parse(out.slice(1)) as [string | null, string | null, string[]];
+      if (cd !== null) customData = truncateUtf8(cd);
+      if (err !== null) error = err;
+      logs = l;
+    }
+    if (head === 3 && error === undefined) error = 'connectionHandler returned a promise that never settled';
+    if (error !== undefined) {
+      // Stack overflow, out-of-memory and interrupts leave the heap in an unknown state: rebuild.
+      if (/^InternalError:/.test(error)) {
+        if (/out of memory/.test(error)) error = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (${error})`;
+      }
+      const r = failed(error, start, this.limits.cpuLimitMs, logs);
+      if (/^InternalError:/.test(error) || /exceeded its memory limit/.test(error)) this.retire(s);
+      if (customData !== undefined) r.customData = customData;
+      return r;
+    }
+    const result: FunctionResult = {
+      decision: head === 1 ? 'allow' : 'deny',
+      implicit: head === 0,
+      logs,
+      computeUtilization: utilization(start, this.limits.cpuLimitMs),
+    };
+    if (customData !== undefined) result.customData = customData;
+    if (head !== 1) result.failureCode = 'ConnectionFunctionDenied';
+    return result;
+  }
+
+  private retire(s: Sandbox): void {
+    if (this.sandbox === s) this.sandbox = undefined;
+    disposeSandbox(s);
+  }
+
+  /** Frees the sandbox. Idempotent; {@link invoke} throws afterwards. */
+  dispose(): void {
+    this.disposed = true;
+    if (this.sandbox) this.retire(this.sandbox);
+  }
+}
+
+function utilization(start: number, cpuLimitMs: number): number {
+  return Math.round(((performance.now() - start) / cpuLimitMs) * 1000) / 10;
+}
+
+function failed(error: string, start: number, cpuLimitMs: number, logs: string[]): FunctionResult {
+  return {
+    decision: 'deny', implicit: true, logs, computeUtilization: utilization(start, cpuLimitMs),
+    error, failureCode: 'ConnectionFunctionError',
+  };
+}
+
+function heapUsed(rt: QuickJSRuntime, ctx: QuickJSContext): number {
+  const h = rt.computeMemoryUsage();
+  try {
+    const u = ctx.dump(h) as { malloc_size?: number; memory_used_size?: number };
+    return u.malloc_size ?? u.memory_used_size ?? 0;
+  } finally {
+    h.dispose();
+  }
+}
+
+/**
+ * Compiles `code` into a warm {@link FunctionInstance} (SPEC section 4): checks the size
+ * (UTF-8 bytes ≤ `maxCodeBytes`), compiles it as an ES module in a fresh sandbox
+ * (`import cf from 'cloudfront'` allowed, no other import), runs its top-level code
+ * under the CPU and memory limits, and requires a top-level `connectionHandler`
+ * function. Then warms the sandbox up once.
+ * @throws FunctionSizeLimitExceededError when the code is too large.
+ * @throws FunctionCompileError (with `line`/`column` when known) when it does not compile,
+ *   has no `connectionHandler`, or its top-level code throws or runs out of time.
+ * @throws InvalidArgumentError for out-of-range limits.
+ */
+export async function compileFunction(code: string, options: CompileOptions = {}): Promise<FunctionInstance> {
+  const { name, ...partial } = options;
+  const limits = resolveFunctionLimits(partial);
+  const label = name === undefined ? 'code' : `"${name}"`;
+  const bytes = Buffer.byteLength(code, 'utf8');
+  if (bytes > limits.maxCodeBytes) {
+    throw new FunctionSizeLimitExceededError(`function ${label} is ${bytes} bytes, over the limit of ${limits.maxCodeBytes} bytes`);
+  }
+  const qjs = await loadQuickJs();
+  return new FunctionInstance(qjs, code, limits, label);
+}

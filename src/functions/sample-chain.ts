@@ -1,0 +1,39 @@
+/**
+ * The built-in synthetic client chain of `portcullis function matrix` (and the default
+ * for tests): leaf `CN=device-0042, O=Portcullis Sample, C=US` (serial
+ * `00:a7:30:9e:73:7b:3e:63`, SAN `DNS:device-0042.example.test`, OCSP URL
+ * `http://ocsp.int.example.test/`, ECDSA P-256, valid 2026–2126) and its issuing CA
+ * (OCSP URL `http://ocsp.root.example.test/`). Public certificates only: the keys were
+ * thrown away after signing. The same text is shipped as
+ * `examples/functions/sample-chain.pem`. Embedded so the CLI needs no file at run time.
+ */
+export const SAMPLE_CHAIN_PEM = `-----BEGIN CERTIFICATE-----
+MIICXTCCAgSgAwIBAgIIAKcwnnN7PmMwCgYIKoZIzj0EAwIwUDELMAkGA1UEBhMC
+VVMxGjAYBgNVBAoMEVBvcnRjdWxsaXMgU2FtcGxlMSUwIwYDVQQDDBxQb3J0Y3Vs
+bGlzIFNhbXBsZSBJc3N1aW5nIENBMCAXDTI2MTEzMDA1NDAzMloYDzIxMjYxMTA2
+MDU0MDMyWjA/MQswCQYDVQQGEwJVUzEaMBgGA1UECgwRUG9ydGN1bGxpcyBTYW1w
+bGUxFDASBgNVBAMMC2RldmljZS0wMDQyMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcD
+QgAEe/1rQiY2Y4A4dvoKuwxp68n7y6a+Td5yzgNt8SGfJNm46odW8oIy9fEpjZKc
+bqNeFSt8cL1c6gQlhpDB4usHb6OB1jCB0zAMBgNVHRMBAf8EAjAAMA4GA1UdDwEB
+/wQEAwIHgDATBgNVHSUEDDAKBggrBgEFBQcDAjAjBgNVHREEHDAaghhkZXZpY2Ut
+MDA0Mi5leGFtcGxlLnRlc3QwOQYIKwYBBQUHAQEELTArMCkGCCsGAQUFBzABhh1o
+dHRwOi8vb2NzcC5pbnQuZXhhbXBsZS50ZXN0LzAdBgNVHQ4EFgQURNCCPmG7Ujsf
+GOwp0YL3ujDtX24wHwYDVR0jBBgwFoAU9FqjTceqwuoDWRaEFPnY1/sJTBswCgYI
+KoZIzj0EAwIDRwAwRAIgeFD/kGswBd4f8vI5qjehUZczSDhWWLK544iTpmYhIyQC
+ID3aqEbbs9e6tqqSpY4kLGoN/V6rf7GCmPYzKZWGozm8
+-----END CERTIFICATE-----
+-----BEGIN CERTIFICATE-----
+MIICMzCCAdmgAwIBAgICEAEwCgYIKoZIzj0EAwIwTTELMAkGA1UEBhMCVVMxGjAY
+BgNVBAoMEVBvcnRjdWxsaXMgU2FtcGxlMSIwIAYDVQQDDBlQb3J0Y3VsbGlzIFNh
+bXBsZSBSb290IENBMCAXDTI2MTEzMDA1NDAzMloYDzIxMjYxMTA2MDU0MDMyWjBQ
+MQswCQYDVQQGEwJVUzEaMBgGA1UECgwRUG9ydGN1bGxpcyBTYW1wbGUxJTAjBgNV
+BAMMHFBvcnRjdWxsaXMgU2FtcGxlIElzc3VpbmcgQ0EwWTATBgcqhkjOPQIBBggq
+hkjOPQMBBwNCAAStUUUX0+oN1yIiS5DOWlPP1cP3n+YRQuoGPotw2/HchS2y1cOv
+8v9ZQQxf9h1X7YVfE/cfOg3RqN6demyvUYGEo4GjMIGgMBIGA1UdEwEB/wQIMAYB
+Af8CAQAwDgYDVR0PAQH/BAQDAgEGMDoGCCsGAQUFBwEBBC4wLDAqBggrBgEFBQcw
+AYYeaHR0cDovL29jc3Aucm9vdC5leGFtcGxlLnRlc3QvMB0GA1UdDgQWBBT0WqNN
+x6rC6gNZFoQU+djX+wlMGzAfBgNVHSMEGDAWgBQlsDYz1CpzdS71rQU3GmDWq5A2
+JTAKBggqhkjOPQQDAgNIADBFAiAkCTiautfHibbv0t2Tr440VR31yU0JU2gzyLmd
+2W/GuAIhAMjS2L+em0PUWcdnxtjlrgl8URCKZeSksbFVSH5leTbg
+-----END CERTIFICATE-----
+`;
