@@ -11,8 +11,9 @@ import { fmt, machine, summary, type Benchmark, type Figure } from './lib.js';
 import { ocspMiss, ocspWarm } from './ocsp.js';
 import { pkiBench } from './pki.js';
 import { kvsBench } from './kvs.js';
+import { functionsBench } from './functions.js';
 
-const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench];
+const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
