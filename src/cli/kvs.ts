@@ -10,19 +10,23 @@
  * ETag fails with PreconditionFailed and changes nothing).
  *
  * Exit codes ({@link KVS_EXIT}): 0 done; 2 not found (store or key); 3 conflict (stale
- * ETag, name taken, store not READY, in use); 4 over a limit (key/value/file size,
- * store quota); 5 an import or CRL was refused (the store is FAILED, or the CRL did not
- * verify); 64 usage (bad arguments or option values, unreadable input file, missing
- * If-Match); 69 the store is unavailable (cannot open the data directory, database
+ * ETag, name taken, store not READY, in use — including a key the imported CRL lists);
+ * 4 over a limit (key/value size, store quota, a local import file over the limit,
+ * checked before anything is created); 5 an import or CRL was refused (the store is
+ * FAILED, or the CRL did not verify); 64 usage (bad arguments or option values,
+ * unreadable or non-regular input file, invalid UTF-8 or duplicate JSON members in an
+ * input, missing If-Match); 69 the store is unavailable (cannot open the data directory, database
  * locked past the busy timeout); 1 anything else.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { PortcullisError } from '../errors.js';
+import { CrlError, EntitySizeLimitExceededError, PortcullisError } from '../errors.js';
 import { openSqliteStore, type Store } from '../store/index.js';
-import { KeyValueStoreService, isUrlSource, type KvsDescription, type KvsWriteResult } from '../kvs/index.js';
+import {
+  KeyValueStoreService, describeDuplicateMember, findDuplicateMember, firstInvalidUtf8, isUrlSource, type KvsDescription, type KvsWriteResult,
+} from '../kvs/index.js';
 import { parseTrustStoreBundle, type TrustAnchorSet } from '../pki/index.js';
-import { CliUsageError, EXIT_USAGE } from './common.js';
+import { CliUsageError, EXIT_USAGE, checkOneStdin, shownFileName } from './common.js';
 
 /** Exit codes of the `kvs` commands. */
 export const KVS_EXIT = {
@@ -109,20 +113,87 @@ function writeText(name: string, what: string, r: KvsWriteResult): string {
   return `${what} in ${name}\nETag              ${r.ETag}\nItemCount         ${r.ItemCount}\nTotalSizeInBytes  ${r.TotalSizeInBytes}`;
 }
 
-/** Reads a JSON file for `--puts`/`--deletes`. @throws CliUsageError naming the file. */
-function readJsonFile(file: string, option: string): unknown {
-  let text: string;
+/**
+ * Decodes UTF-8 strictly (no silent U+FFFD). @throws CliUsageError `<what> is not
+ * valid UTF-8 (first invalid byte at offset N)`.
+ */
+export function decodeUtf8Strict(bytes: Uint8Array, what: string): string {
+  const bad = firstInvalidUtf8(bytes);
+  if (bad >= 0) throw new CliUsageError(`${what} is not valid UTF-8 (first invalid byte at offset ${bad})`);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+}
+
+/**
+ * Parses a `--puts`/`--deletes` document: strict UTF-8 (a leading BOM is ignored, as
+ * in imports), JSON, and no member name twice in one object.
+ * @throws CliUsageError naming the file and the problem.
+ */
+export function parseJsonDocument(bytes: Uint8Array, option: string, file: string): unknown {
+  const shown = `${option} file ${shownFileName(file)}`;
+  let text = decodeUtf8Strict(bytes, shown);
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  let doc: unknown;
   try {
-    text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    doc = JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new CliUsageError(`${shown} is not valid JSON: ${(err as Error).message}`);
+  }
+  const dup = findDuplicateMember(text);
+  if (dup) throw new CliUsageError(`${shown} has a ${describeDuplicateMember(dup)}`);
+  return doc;
+}
+
+/** Reads and parses a JSON file for `--puts`/`--deletes`. @throws CliUsageError naming the file. */
+function readJsonFile(file: string, option: string): unknown {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file === '-' ? 0 : file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new CliUsageError(`cannot read ${option} file ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    throw new CliUsageError(`cannot read ${option} file ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message}`);
   }
+  return parseJsonDocument(bytes, option, file);
+}
+
+/**
+ * `kvs keys` text output: a key or value with a tab, newline or carriage return
+ * would make the `KEY<TAB>VALUE` lines ambiguous, so `\` → `\\`, tab → `\t`, LF → `\n`,
+ * CR → `\r` (`--json` prints them unescaped).
+ */
+export function escapeKeysField(s: string): string {
+  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')) : s;
+}
+
+/**
+ * `process.argv` is already decoded: an argument with invalid UTF-8 arrives with
+ * U+FFFD in place of the bad bytes. When an argument holds U+FFFD, the raw bytes are
+ * read from `/proc/self/cmdline` (Linux) to tell a real U+FFFD from a decoding
+ * accident, and invalid UTF-8 is refused. Where `/proc` is not available the argument
+ * is taken as decoded (documented limitation).
+ * @throws CliUsageError naming the argument and the offset of its first invalid byte.
+ */
+export function checkArgvUtf8(argv: readonly string[] = process.argv, readCmdline: () => Buffer = () => readFileSync('/proc/self/cmdline')): void {
+  if (!argv.some((a) => a.includes('\uFFFD'))) return;
+  let raw: Buffer;
   try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new CliUsageError(`${option} file ${file} is not valid JSON: ${(err as Error).message}`);
+    raw = readCmdline();
+  } catch {
+    return;
   }
+  let start = 0;
+  for (let i = 0; i <= raw.length; i++) {
+    if (i < raw.length && raw[i] !== 0) continue;
+    const arg = raw.subarray(start, i);
+    const bad = firstInvalidUtf8(arg);
+    if (bad >= 0) {
+      throw new CliUsageError(`the argument "${shortArg(arg.toString('utf8'))}" is not valid UTF-8 (first invalid byte at offset ${bad}); keys, values and names must be UTF-8`);
+    }
+    start = i + 1;
+  }
+}
+
+function shortArg(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
 }
 
 /**
@@ -173,18 +244,25 @@ function parseMax(value: string): number {
 async function readStdin(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const chunk of process.stdin) parts.push(chunk as Buffer);
-  return Buffer.concat(parts).toString('utf8');
+  return decodeUtf8Strict(Buffer.concat(parts), 'the value read from standard input');
 }
 
 /**
  * Opens the store, runs `fn`, closes the store, and turns catalogue errors into a
  * message on stderr and the exit code of {@link kvsExitCode}.
  */
-async function withService(opts: CommonOptions, fn: (kvs: KeyValueStoreService, store: Store) => Promise<number | void>): Promise<void> {
+async function withService(
+  opts: CommonOptions, fn: (kvs: KeyValueStoreService, store: Store) => Promise<number | void>, sweep: 'wait' | 'no-wait' = 'no-wait',
+): Promise<void> {
+  if (opts.dataDir.trim() === '') throw new CliUsageError('--data-dir must not be empty');
   let store: Store | undefined;
   try {
     store = await openSqliteStore({ dataDir: opts.dataDir });
-    const code = await fn(new KeyValueStoreService(store), store);
+    const svc = new KeyValueStoreService(store);
+    // Stores left PROVISIONING by a dead process are marked FAILED by any command;
+    // only create waits for the write lock to do it (reads never wait for writers).
+    await svc.recoverInterruptedImports({ wait: sweep === 'wait' });
+    const code = await fn(svc, store);
     if (typeof code === 'number' && code !== 0) process.exitCode = code;
   } catch (err) {
     if (err instanceof PortcullisError) {
@@ -217,6 +295,7 @@ function withIfMatch(cmd: Command): Command {
 /** Registers `portcullis kvs …`. */
 export function registerKvsCommands(program: Command): void {
   const kvs = program.command('kvs').description('KeyValueStore: create, import, read and write key value stores (local store)');
+  kvs.hook('preAction', () => checkArgvUtf8());
 
   common(kvs.command('create'))
     .description('create a key value store, optionally importing {"data":[{"key":"…","value":"…"}]} from a file or http(s) URL')
@@ -224,16 +303,26 @@ export function registerKvsCommands(program: Command): void {
     .option('--import <file-or-url>', 'import file path or http(s):// URL (UTF-8 JSON, ≤ 5 MB)')
     .option('--comment <text>', 'comment (≤ 128 characters)')
     .action(async (name: string, opts: CommonOptions & { import?: string; comment?: string }) => {
+      // A local import file is checked before anything is created: unreadable or not
+      // a regular file (directory, device, FIFO) is a usage error (64), over the size
+      // limit is EntitySizeLimitExceeded (4). A URL is only known once fetched.
+      let importSize: number | undefined;
       if (opts.import !== undefined && !isUrlSource(opts.import)) {
         try {
+          const st = statSync(opts.import);
+          if (!st.isFile()) throw new CliUsageError(`cannot read import file ${opts.import}: not a regular file`);
           accessSync(opts.import, constants.R_OK);
+          importSize = st.size;
         } catch (err) {
+          if (err instanceof CliUsageError) throw err;
           const e = err as NodeJS.ErrnoException;
           throw new CliUsageError(`cannot read import file ${opts.import}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
         }
       }
       await withService(opts, async (svc) => {
-        await svc.recoverInterruptedImports();
+        if (importSize !== undefined && importSize > svc.limits.maxImportBytes) {
+          throw new EntitySizeLimitExceededError(`import file ${opts.import} is ${importSize} bytes, over the limit of ${svc.limits.maxImportBytes} bytes; nothing was created`);
+        }
         const d = await svc.create({ name, ...(opts.comment !== undefined ? { comment: opts.comment } : {}), ...(opts.import !== undefined ? { importSource: opts.import } : {}) });
         if (opts.json) printJson(d);
         else out(describeText(d));
@@ -241,7 +330,7 @@ export function registerKvsCommands(program: Command): void {
           kvsIo.stderr(`portcullis: import failed: ${d.FailureReason ?? 'unknown reason'}; the store "${name}" exists with status FAILED and no items — delete it, fix the file and create it again\n`);
           return KVS_EXIT.refused;
         }
-      });
+      }, 'wait');
     });
 
   common(kvs.command('describe'))
@@ -287,7 +376,7 @@ export function registerKvsCommands(program: Command): void {
           printJson(page);
           return;
         }
-        for (const it of page.Items) out(`${it.Key}\t${it.Value}`);
+        for (const it of page.Items) out(`${escapeKeysField(it.Key)}\t${escapeKeysField(it.Value)}`);
         if (page.NextToken) kvsIo.stderr(`more keys: --next-token ${page.NextToken}\n`);
       });
     });
@@ -337,6 +426,7 @@ export function registerKvsCommands(program: Command): void {
     .option('--deletes <file>', 'JSON ["key", …] or [{"Key":"…"}, …]')
     .action(async (name: string, opts: CommonOptions & { ifMatch?: string; puts?: string; deletes?: string }) => {
       if (opts.puts === undefined && opts.deletes === undefined) throw new CliUsageError('kvs update needs --puts FILE and/or --deletes FILE');
+      checkOneStdin({ '--puts': opts.puts, '--deletes': opts.deletes });
       const puts = opts.puts !== undefined ? parsePutsFile(readJsonFile(opts.puts, '--puts'), opts.puts) : [];
       const deletes = opts.deletes !== undefined ? parseDeletesFile(readJsonFile(opts.deletes, '--deletes'), opts.deletes) : [];
       await withService(opts, async (svc) => {
@@ -352,7 +442,11 @@ export function registerKvsCommands(program: Command): void {
     .requiredOption('--crl <file>', 'the CRL, DER or PEM')
     .requiredOption('--trust-store <file>', 'PEM bundle of the CA(s) allowed to sign the CRL')
     .action(async (name: string, opts: CommonOptions & { ifMatch?: string; crl: string; trustStore: string }) => {
+      checkOneStdin({ '--crl': opts.crl, '--trust-store': opts.trustStore });
       const crl = readBinaryFile(opts.crl, 'CRL file');
+      if (opts.trustStore !== '-' && !existsSync(opts.trustStore)) {
+        throw new CliUsageError(`cannot read trust-store file ${opts.trustStore}: no such file (naming a stored trust store is not supported yet: give a PEM bundle file)`);
+      }
       const bundle = readBinaryFile(opts.trustStore, 'trust-store file').toString('utf8');
       let anchors: TrustAnchorSet;
       try {
@@ -362,7 +456,15 @@ export function registerKvsCommands(program: Command): void {
         throw err;
       }
       await withService(opts, async (svc) => {
-        const r = await svc.importCrl(name, { crl, trustStore: anchors, ifMatch: await ifMatchOrCurrent(svc, name, opts.ifMatch) });
+        const ifMatch = await ifMatchOrCurrent(svc, name, opts.ifMatch);
+        let r;
+        try {
+          r = await svc.importCrl(name, { crl, trustStore: anchors, ifMatch });
+        } catch (err) {
+          // Name the file: "CRL file x.pem: no CRL found …", "CRL file x.der: signature …".
+          if (err instanceof CrlError) throw new CrlError(`CRL file ${shownFileName(opts.crl)}: ${err.message}`, { cause: err });
+          throw err;
+        }
         if (opts.json) {
           printJson(r);
           return;

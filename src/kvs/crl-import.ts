@@ -12,18 +12,23 @@
  *   every `crl` key its CRL no longer lists (a certificate taken off hold, an expired
  *   certificate dropped by the CA) and adds or rewrites the others — all in one
  *   transaction: a replica sees the old list or the new one, never a mix.
- * - Keys put by hand (source none) are never changed or removed by an import, even
- *   when the CRL lists the same serial: removing a manual revocation because a CRL
- *   does not mention it would admit a revoked client.
+ * - Keys put by hand are never changed or removed by an import, even when the CRL
+ *   lists the same serial (they are marked `crl+manual`): removing a manual revocation
+ *   because a CRL does not mention it would admit a revoked client.
  * - One CA per store: a store that holds the CRL of issuer A refuses a CRL of issuer B
  *   (replacing A's list with B's would un-revoke A's certificates). Use one store per CA.
- * - No rollback: a CRL whose thisUpdate is older than the imported one's, or whose
- *   cRLNumber is lower, is refused. Re-importing the same CRL is allowed (idempotent).
+ * - Keys the current CRL lists cannot be deleted by hand while it lists them (a key
+ *   also put by hand keeps its hand-written value; see `KvsItemSource`).
+ * - No rollback: refused are a CRL whose thisUpdate is older than the imported one's,
+ *   whose cRLNumber is lower, that has no cRLNumber when the imported one had one, or
+ *   that has the same thisUpdate or the same cRLNumber as the imported one but other
+ *   DER bytes (compared by SHA-256). Re-importing the same CRL (same DER) is allowed.
  * - Not limited to `maxBatchKeys` (50): a CRL may list any number of serials; the
  *   store's size quota (`maxStoreBytes`, 5 MB by default: about 30,000 serials with
  *   the value format above and a short issuer name) still applies and a CRL over it is refused with
  *   ServiceQuotaExceeded, nothing changed.
  */
+import { createHash } from 'node:crypto';
 import { CrlError, EntityNotFoundError, PreconditionFailedError } from '../errors.js';
 import type { TrustAnchorSet } from '../pki/index.js';
 import { crlToKvsEntries, parseCrl, verifyCrl } from '../revocation/index.js';
@@ -90,8 +95,10 @@ export async function importCrlIntoStore(
   const thisUpdate = crl.thisUpdate.toISOString().replace(/\.\d{3}Z$/, 'Z');
   const nextUpdate = crl.nextUpdate?.toISOString().replace(/\.\d{3}Z$/, 'Z');
   const crlNumber = crl.crlNumber?.toString(10);
+  const derSha256 = createHash('sha256').update(crl.der).digest('hex');
   const prev = record.crlState;
   if (prev) {
+    const sameCrl = prev.derSha256 !== undefined && prev.derSha256 === derSha256;
     if (prev.issuer !== crl.issuer) {
       throw new CrlError(`key value store "${name}" holds the CRL of "${prev.issuer}"; this CRL is from "${crl.issuer}" — import each CA's CRL into its own store`);
     }
@@ -101,6 +108,15 @@ export async function importCrlIntoStore(
     if (crlNumber !== undefined && prev.crlNumber !== undefined && BigInt(crlNumber) < BigInt(prev.crlNumber)) {
       throw new CrlError(`this CRL (cRLNumber ${crlNumber}) is older than the one already imported (cRLNumber ${prev.crlNumber}); refusing to roll back`);
     }
+    if (crlNumber === undefined && prev.crlNumber !== undefined) {
+      throw new CrlError(`this CRL has no cRLNumber but the one already imported has cRLNumber ${prev.crlNumber}; a CA does not drop the cRLNumber from its CRLs, refusing it as a possible rollback`);
+    }
+    if (!sameCrl && thisUpdate === prev.thisUpdate) {
+      throw new CrlError(`this CRL has the same thisUpdate (${thisUpdate}) as the one already imported but different content; only the same CRL may be imported again, a newer one needs a later thisUpdate`);
+    }
+    if (!sameCrl && crlNumber !== undefined && crlNumber === prev.crlNumber) {
+      throw new CrlError(`this CRL has the same cRLNumber (${crlNumber}) as the one already imported but different content; only the same CRL may be imported again, a newer one needs a higher cRLNumber`);
+    }
   }
   const crlState: KvsCrlState = {
     issuer: crl.issuer,
@@ -109,13 +125,13 @@ export async function importCrlIntoStore(
     ...(crlNumber !== undefined ? { crlNumber } : {}),
     entries: entries.length,
     importedAt: new Date(opts.nowMs).toISOString(),
+    derSha256,
   };
   const outcome = await store.kvs.updateItems(name, {
     ifMatch: opts.ifMatch,
     newEtag: opts.newEtag,
     puts: entries,
     deletes: [],
-    source: 'crl',
     replaceSource: 'crl',
     crlState,
     maxStoreBytes: opts.limits.maxStoreBytes,

@@ -15,6 +15,10 @@ export type ImportSourceResult = { ok: true; bytes: Buffer } | { ok: false; reas
  */
 export type ImportFetcher = (url: string, opts: { maxBytes: number; timeoutMs: number }) => Promise<ImportSourceResult>;
 
+function shortText(s: string, max = 200): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
 /** True for `http://` and `https://` sources; everything else is a file path. */
 export function isUrlSource(source: string): boolean {
   return /^https?:\/\//i.test(source);
@@ -31,7 +35,12 @@ export const undiciImportFetcher: ImportFetcher = async (url, { maxBytes, timeou
     const res = await request(url, { method: 'GET', signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     if (res.statusCode !== 200) {
       await res.body.dump().catch(() => undefined);
-      return { ok: false, reason: `cannot fetch import source ${url}: HTTP ${res.statusCode}` };
+      const location = res.headers.location;
+      const loc = Array.isArray(location) ? location[0] : location;
+      if (res.statusCode >= 300 && res.statusCode < 400 && loc !== undefined) {
+        return { ok: false, reason: `cannot fetch import source ${url}: HTTP ${res.statusCode} redirect to ${shortText(loc)}; redirects are not followed — give the final URL` };
+      }
+      return { ok: false, reason: `cannot fetch import source ${url}: HTTP ${res.statusCode}${res.statusCode >= 300 && res.statusCode < 400 ? ' (a redirect without Location; redirects are not followed)' : ''}` };
     }
     const length = Number(res.headers['content-length']);
     if (Number.isFinite(length) && length > maxBytes) {

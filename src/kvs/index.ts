@@ -14,11 +14,12 @@ export { DEFAULT_KVS_LIMITS, resolveKvsLimits } from './limits.js';
 export type { KvsLimits } from './limits.js';
 export {
   KVS_NAME_PATTERN, validateKvsName, validateKey, validateValue, parseKvsImport, encodeNextToken, decodeNextToken,
+  findDuplicateMember, describeDuplicateMember, firstInvalidUtf8,
 } from './validation.js';
-export type { KvsImportParseResult } from './validation.js';
+export type { KvsImportParseResult, DuplicateMember } from './validation.js';
 export { readImportSource, undiciImportFetcher, isUrlSource } from './import-source.js';
 export type { ImportFetcher, ImportSourceResult } from './import-source.js';
-export { KeyValueStoreService, newKvsEtag, describeRecord, requireIfMatch } from './service.js';
+export { KeyValueStoreService, newKvsEtag, describeRecord, requireIfMatch, sweepInterruptedImports, INTERRUPTED_IMPORT_REASON } from './service.js';
 export type {
   KvsDescription, KvsWriteResult, KvsGetKeyResult, KvsListKeysResult, CreateKvsOptions, KeyValueStoreServiceOptions,
 } from './service.js';

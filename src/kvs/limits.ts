@@ -48,13 +48,14 @@ export const DEFAULT_KVS_LIMITS: Readonly<KvsLimits> = Object.freeze({
 
 /**
  * Merges overrides into the defaults.
- * @throws RangeError when a value is not a positive finite number (limits are
+ * @throws RangeError when a value is not a positive integer (every limit counts bytes,
+ *   keys, characters or milliseconds; limits are
  *   configuration: a wrong one is a start-up error, not a runtime surprise).
  */
 export function resolveKvsLimits(overrides: Partial<KvsLimits> = {}): KvsLimits {
   const out = { ...DEFAULT_KVS_LIMITS, ...overrides };
   for (const [k, v] of Object.entries(out)) {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`kvs.${k} must be a positive number, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new RangeError(`kvs.${k} must be a positive integer, got ${String(v)}`);
   }
   if (out.defaultListKeys > out.maxListKeys) throw new RangeError(`kvs.defaultListKeys (${out.defaultListKeys}) exceeds kvs.maxListKeys (${out.maxListKeys})`);
   return out;

@@ -23,6 +23,8 @@
  * A store replaced as a whole (created, import finished) gets a new Map; deleting a
  * store drops it from the replica. Old snapshots keep working on what they saw.
  */
+import { DEFAULT_KVS_LIMITS } from './limits.js';
+import { sweepInterruptedImports } from './service.js';
 import { subscribeChanges, type ChangeRecord, type ChangeSubscription, type KvsChangeMeta, type KvsRecord, type Store } from '../store/index.js';
 
 /** `meta()` of a snapshot: CloudFront's `cf.kvs().meta()` shape; dates ISO 8601 UTC. */
@@ -186,6 +188,12 @@ export interface KvsReplicaOptions {
   onError?(err: unknown): void;
   /** Called after each batch of changes is applied (for metrics and benchmarks). */
   onApplied?(changes: ChangeRecord[]): void;
+  /**
+   * At open, stores `PROVISIONING` for longer than this (ms, default the KVS limit
+   * `staleProvisioningMs`, 10 minutes) are marked FAILED (an import whose process
+   * died), in the background and without waiting for another process's write lock.
+   */
+  staleProvisioningMs?: number;
 }
 
 /**
@@ -209,6 +217,9 @@ export class KvsReplica {
    */
   static async open(store: Store, options: KvsReplicaOptions = {}): Promise<KvsReplica> {
     const replica = new KvsReplica(store, options);
+    // The stale-import sweep, in the background: open never waits for a writer.
+    void sweepInterruptedImports(store, { staleProvisioningMs: options.staleProvisioningMs ?? DEFAULT_KVS_LIMITS.staleProvisioningMs, wait: false })
+      .catch((err: unknown) => options.onError?.(err));
     const seq = await replica.load();
     replica.subscription = subscribeChanges(store, {
       fromSeq: seq,

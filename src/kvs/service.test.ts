@@ -227,3 +227,96 @@ test('ListKeys: pages stay consistent while keys are added and removed between p
   assert.ok(!seen.includes('a-before'), 'a key added before the position is not');
   assert.ok(etag);
 });
+
+/** A Store whose kvs repository has some methods replaced (fault injection). */
+function withFaults(store: Store, kvs: Partial<Store['kvs']>): Store {
+  const repo = Object.create(store.kvs) as Store['kvs'];
+  Object.assign(repo, kvs);
+  const s = Object.create(store) as Store & { kvs: Store['kvs'] };
+  Object.defineProperty(s, 'kvs', { value: repo });
+  return s;
+}
+
+test('create: any failure after the store row exists (lock timeout, SQLite error) ends FAILED with a reason, never PROVISIONING', async (t) => {
+  const { store } = await setup(t);
+  const { StoreUnavailableError } = await import('../errors.js');
+  for (const [label, err] of [
+    ['lock timeout', new StoreUnavailableError('the database x stayed locked by another writer past the busy timeout; nothing was changed')],
+    ['disk full', Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })],
+    ['a bug', new TypeError('boom')],
+  ] as const) {
+    const kvs = new KeyValueStoreService(withFaults(store, { completeImport: () => Promise.reject(err) }));
+    const name = `f-${label.replace(/\W/g, '')}`;
+    const d = await kvs.create({ name, importData: importJson([{ key: 'a', value: 'b' }]) });
+    assert.equal(d.Status, 'FAILED', label);
+    assert.match(d.FailureReason!, /the import could not be stored/, label);
+    assert.doesNotMatch(d.FailureReason!, /nothing was changed/, label);
+    assert.equal((await store.kvs.getStore(name))!.status, 'FAILED');
+  }
+  // Marking FAILED is retried while the database is busy…
+  let failCalls = 0;
+  const flaky = new KeyValueStoreService(withFaults(store, {
+    completeImport: () => Promise.reject(new StoreUnavailableError('locked')),
+    failImport: (...a) => (++failCalls < 3 ? Promise.reject(new StoreUnavailableError('locked')) : store.kvs.failImport(...a)),
+  }));
+  assert.equal((await flaky.create({ name: 'retried' })).Status, 'FAILED');
+  assert.equal(failCalls, 3);
+  // …and when even that fails, the error says the store is left PROVISIONING for the sweep.
+  const broken = new KeyValueStoreService(withFaults(store, {
+    completeImport: () => Promise.reject(new StoreUnavailableError('locked')),
+    failImport: () => Promise.reject(new StoreUnavailableError('still locked')),
+  }));
+  await assert.rejects(broken.create({ name: 'stuck' }), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'StoreUnavailable');
+    assert.match(e.message, /left PROVISIONING and will be marked FAILED by the stale-import sweep/);
+    return true;
+  });
+  assert.equal((await store.kvs.getStore('stuck'))!.status, 'PROVISIONING');
+  // The sweep (run by every command and at replica open) marks it FAILED once stale.
+  const later = new KeyValueStoreService(store, { now: () => Date.now() + 11 * 60_000 });
+  assert.deepEqual(await later.recoverInterruptedImports({ wait: false }), ['stuck']);
+  assert.equal((await store.kvs.getStore('stuck'))!.status, 'FAILED');
+});
+
+test('updateKeys: the shapes of puts and deletes are checked (the admin API passes bodies through)', async (t) => {
+  const { kvs } = await setup(t);
+  await kvs.create({ name: 's' });
+  const ifMatch = (await kvs.describe('s')).ETag;
+  const bad: [unknown, unknown, RegExp][] = [
+    [undefined, 'abc', /^deletes must be an array of key strings, got a string$/],
+    [undefined, [1], /^deletes\[0\] must be a key string, got a number$/],
+    [{ key: 'a', value: 'b' }, undefined, /^puts must be an array of \{key, value\} objects, got an object$/],
+    ['ab', undefined, /^puts must be an array/],
+    [[null], undefined, /^puts\[0\] must be a \{key, value\} object, got null$/],
+    [[{ key: 'a', value: 1 }], undefined, /^puts\[0\]\.value must be a string, got a number$/],
+    [[{ value: 'x' }], undefined, /^puts\[0\]\.key must be a string, got a undefined$/],
+  ];
+  for (const [puts, deletes, msg] of bad) {
+    await assert.rejects(kvs.updateKeys('s', { ifMatch, puts: puts as never, deletes: deletes as never }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'InvalidArgument');
+      assert.match(e.message, msg);
+      return true;
+    });
+  }
+  assert.equal((await kvs.describe('s')).ETag, ifMatch, 'nothing changed');
+});
+
+test('resolveKvsLimits: limits must be positive integers', async () => {
+  const { resolveKvsLimits } = await import('./limits.js');
+  for (const v of [1.5, 0, -1, Number.NaN, Infinity, 2 ** 60]) {
+    assert.throws(() => resolveKvsLimits({ maxBatchKeys: v }), /kvs\.maxBatchKeys must be a positive integer/);
+  }
+  assert.equal(resolveKvsLimits({ maxBatchKeys: 7 }).maxBatchKeys, 7);
+});
+
+test('import from a URL: a redirect is refused, naming the Location', async (t) => {
+  const { kvs } = await setup(t);
+  const server = createServer((_req, res) => {
+    res.writeHead(302, { location: 'https://elsewhere.example/list.json' }).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const d = await kvs.create({ name: 'redir', importSource: `http://127.0.0.1:${(server.address() as AddressInfo).port}/x.json` });
+  assert.equal(d.Status, 'FAILED');
+  assert.match(d.FailureReason!, /HTTP 302 redirect to https:\/\/elsewhere\.example\/list\.json; redirects are not followed/);
+});

@@ -9,7 +9,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
-  EntityNotFoundError, InvalidArgumentError, InvalidIfMatchVersionError, ServiceQuotaExceededError,
+  EntityNotFoundError, InvalidArgumentError, InvalidIfMatchVersionError, PortcullisError, ServiceQuotaExceededError,
+  StoreUnavailableError,
 } from '../errors.js';
 import type { KvsItem, KvsRecord, KvsStatus, Store } from '../store/index.js';
 import { resolveKvsLimits, type KvsLimits } from './limits.js';
@@ -140,6 +141,67 @@ export function requireIfMatch(ifMatch: string | undefined | null): string {
   return ifMatch.trim();
 }
 
+/** @throws InvalidArgumentError naming the field unless `puts` is absent or an array of `{key: string, value: string}`. */
+function checkPuts(puts: unknown): readonly KvsItem[] {
+  if (puts === undefined || puts === null) return [];
+  if (!Array.isArray(puts)) throw new InvalidArgumentError(`puts must be an array of {key, value} objects, got ${typeName(puts)}`);
+  puts.forEach((p: unknown, i) => {
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new InvalidArgumentError(`puts[${i}] must be a {key, value} object, got ${typeName(p)}`);
+    const { key, value } = p as { key?: unknown; value?: unknown };
+    if (typeof key !== 'string') throw new InvalidArgumentError(`puts[${i}].key must be a string, got ${typeName(key)}`);
+    if (typeof value !== 'string') throw new InvalidArgumentError(`puts[${i}].value must be a string, got ${typeName(value)}`);
+  });
+  return puts as KvsItem[];
+}
+
+/** @throws InvalidArgumentError naming the field unless `deletes` is absent or an array of strings. */
+function checkDeletes(deletes: unknown): readonly string[] {
+  if (deletes === undefined || deletes === null) return [];
+  if (!Array.isArray(deletes)) throw new InvalidArgumentError(`deletes must be an array of key strings, got ${typeName(deletes)}`);
+  deletes.forEach((k: unknown, i) => {
+    if (typeof k !== 'string') throw new InvalidArgumentError(`deletes[${i}] must be a key string, got ${typeName(k)}`);
+  });
+  return deletes as string[];
+}
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/** Attempts at marking a failed import FAILED (each waits up to the store's busy timeout). */
+const FAIL_MARK_ATTEMPTS = 3;
+
+/** Reason text of an unexpected error during an import: code and message, without "nothing was changed". */
+function importErrorText(err: unknown): string {
+  if (err instanceof PortcullisError) return `${err.code}: ${err.message.replace(/; nothing was changed$/, '')}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** FailureReason of a store whose importing process stopped. */
+export const INTERRUPTED_IMPORT_REASON = 'import interrupted: the process importing this store stopped before finishing; delete the store and create it again';
+
+/**
+ * The stale-import sweep: marks stores `PROVISIONING` for longer than
+ * `staleProvisioningMs` as `FAILED` ({@link INTERRUPTED_IMPORT_REASON}). Reads first;
+ * takes the write lock only when something is stale. With `wait: false`, a database
+ * whose write lock another process holds is left alone (returns `[]`, never waits).
+ * Run by `kvs create` (waiting), by every other `kvs` command and by
+ * {@link KvsReplica.open} (not waiting).
+ */
+export async function sweepInterruptedImports(
+  store: Store, opts: { staleProvisioningMs: number; now?: number; newEtag?: () => string; wait?: boolean },
+): Promise<string[]> {
+  const now = opts.now ?? Date.now();
+  try {
+    return await store.kvs.failStaleProvisioning(now - opts.staleProvisioningMs, {
+      reason: INTERRUPTED_IMPORT_REASON, now, etag: opts.newEtag ?? newKvsEtag, ...(opts.wait === false ? { wait: false } : {}),
+    });
+  } catch (err) {
+    if (opts.wait === false && err instanceof StoreUnavailableError) return [];
+    throw err;
+  }
+}
+
 /**
  * The KeyValueStore API over a {@link Store}. Stateless apart from its options: any
  * number of services (in any number of processes) may share one store; concurrency
@@ -177,7 +239,10 @@ export class KeyValueStoreService {
   /**
    * Creates the store in status `PROVISIONING` (committed and visible to others) and
    * starts the import. `completion` resolves with the final description (`READY` or
-   * `FAILED`); it rejects only when the store itself fails (database unavailable).
+   * `FAILED`; any failure after the store row exists — bad content, quota, a locked
+   * or failing database — ends `FAILED` with a reason). It rejects only when even
+   * marking the store FAILED fails (StoreUnavailableError saying the store is left
+   * `PROVISIONING` for the stale-import sweep), or the store was deleted meanwhile.
    * @throws as {@link create}, before anything is stored.
    */
   async startCreate(options: CreateKvsOptions): Promise<{ description: KvsDescription; completion: Promise<KvsDescription> }> {
@@ -195,49 +260,77 @@ export class KeyValueStoreService {
   }
 
   private async runImport(record: KvsRecord, options: CreateKvsOptions): Promise<KvsDescription> {
-    let items: KvsItem[] = [];
-    let reason: string | undefined;
-    if (options.importSource !== undefined || options.importData !== undefined) {
-      let bytes: Uint8Array | undefined;
-      if (options.importData !== undefined) {
-        bytes = options.importData;
-      } else {
-        const read = await readImportSource(options.importSource!, {
-          maxBytes: this.limits.maxImportBytes, timeoutMs: this.limits.importFetchTimeoutMs, ...(this.fetcher ? { fetcher: this.fetcher } : {}),
-        });
-        if (read.ok) bytes = read.bytes;
-        else reason = read.reason;
+    let reason: string;
+    try {
+      let items: KvsItem[] = [];
+      let problem: string | undefined;
+      if (options.importSource !== undefined || options.importData !== undefined) {
+        let bytes: Uint8Array | undefined;
+        if (options.importData !== undefined) {
+          bytes = options.importData;
+        } else {
+          const read = await readImportSource(options.importSource!, {
+            maxBytes: this.limits.maxImportBytes, timeoutMs: this.limits.importFetchTimeoutMs, ...(this.fetcher ? { fetcher: this.fetcher } : {}),
+          });
+          if (read.ok) bytes = read.bytes;
+          else problem = read.reason;
+        }
+        if (bytes) {
+          const parsed = parseKvsImport(bytes, this.limits);
+          if (parsed.ok) items = parsed.items;
+          else problem = parsed.reason;
+        }
       }
-      if (bytes) {
-        const parsed = parseKvsImport(bytes, this.limits);
-        if (parsed.ok) items = parsed.items;
-        else reason = parsed.reason;
-      }
-    }
-    if (reason === undefined) {
-      try {
+      if (problem === undefined) {
         return describeRecord(await this.store.kvs.completeImport(record.id, items, {
           etag: this.newEtag(), now: this.now(), maxStoreBytes: this.limits.maxStoreBytes,
         }));
+      }
+      reason = problem;
+    } catch (err) {
+      // Whatever went wrong after the store row exists (quota, lock timeout, SQLite
+      // error, disk full, a bug), the store must not stay PROVISIONING.
+      reason = err instanceof ServiceQuotaExceededError ? err.message : `the import could not be stored: ${importErrorText(err)}`;
+    }
+    return this.markImportFailed(record, reason);
+  }
+
+  /**
+   * Marks a store whose import failed as FAILED, retrying while the database is busy.
+   * @throws StoreUnavailableError saying the store is left PROVISIONING (and that the
+   *   stale-import sweep will mark it FAILED) when even that write fails.
+   */
+  private async markImportFailed(record: KvsRecord, reason: string): Promise<KvsDescription> {
+    let lastErr: unknown;
+    for (let attempt = 1; attempt <= FAIL_MARK_ATTEMPTS; attempt++) {
+      try {
+        return describeRecord(await this.store.kvs.failImport(record.id, reason, { etag: this.newEtag(), now: this.now() }));
       } catch (err) {
-        if (!(err instanceof ServiceQuotaExceededError)) throw err;
-        reason = err.message;
+        if (err instanceof EntityNotFoundError) throw err; // deleted meanwhile: nothing left PROVISIONING
+        lastErr = err;
+        if (!(err instanceof StoreUnavailableError)) break;
       }
     }
-    return describeRecord(await this.store.kvs.failImport(record.id, reason, { etag: this.newEtag(), now: this.now() }));
+    const minutes = Math.ceil(this.limits.staleProvisioningMs / 60_000);
+    throw new StoreUnavailableError(
+      `the import into key value store "${record.name}" failed (${reason}), and marking the store FAILED failed too (${importErrorText(lastErr)}): `
+      + `the store is left PROVISIONING and will be marked FAILED by the stale-import sweep (${minutes} minutes after it was created, `
+      + 'at the next kvs command, node start or create); then delete it and create it again',
+      { cause: lastErr },
+    );
   }
 
   /**
    * Marks stores left `PROVISIONING` longer than `limits.staleProvisioningMs` (their
    * importing process died) as `FAILED` with reason "import interrupted". Returns the
-   * names changed. Safe to run from any process at any time.
+   * names changed. Safe to run from any process at any time; reads first and takes
+   * the write lock only when a store is stale. With `wait: false` it does not wait for
+   * another process's write lock (a busy database: nothing is done, `[]`), so read-only
+   * callers never wait for a writer.
    */
-  async recoverInterruptedImports(): Promise<string[]> {
-    const now = this.now();
-    return this.store.kvs.failStaleProvisioning(now - this.limits.staleProvisioningMs, {
-      reason: 'import interrupted: the process importing this store stopped before finishing; delete the store and create it again',
-      now,
-      etag: this.newEtag,
+  async recoverInterruptedImports(opts: { wait?: boolean } = {}): Promise<string[]> {
+    return sweepInterruptedImports(this.store, {
+      staleProvisioningMs: this.limits.staleProvisioningMs, now: this.now(), newEtag: this.newEtag, ...opts,
     });
   }
 
@@ -307,6 +400,7 @@ export class KeyValueStoreService {
    */
   async deleteKey(name: string, opts: { key: string; ifMatch: string | undefined }): Promise<KvsWriteResult> {
     const ifMatch = requireIfMatch(opts.ifMatch);
+    if (typeof opts.key !== 'string') throw new InvalidArgumentError(`key must be a string, got ${typeName(opts.key)}`);
     validateKey(opts.key, this.limits);
     const outcome = await this.store.kvs.updateItems(name, {
       ifMatch, newEtag: this.newEtag(), puts: [], deletes: [opts.key], maxStoreBytes: this.limits.maxStoreBytes, now: this.now(),
@@ -326,8 +420,9 @@ export class KeyValueStoreService {
   ): Promise<KvsWriteResult> {
     const ifMatch = requireIfMatch(opts.ifMatch);
     validateKvsName(name);
-    const puts = opts.puts ?? [];
-    const deletes = opts.deletes ?? [];
+    // The admin API passes request bodies through: check the shapes, not just the types.
+    const puts = checkPuts(opts.puts);
+    const deletes = checkDeletes(opts.deletes);
     const n = puts.length + deletes.length;
     if (n === 0) throw new InvalidArgumentError('an update needs at least one put or delete');
     if (n > this.limits.maxBatchKeys) {

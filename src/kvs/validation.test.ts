@@ -71,3 +71,18 @@ test('NextToken: round trip, bound to its store, tampering refused', () => {
   assert.throws(() => decodeNextToken(t, 'store-2'), { code: 'InvalidArgument' });
   assert.throws(() => decodeNextToken('not-a-token', 'store-1'), { code: 'InvalidArgument' });
 });
+
+test('duplicate member names are refused (JSON.parse would keep only the last), naming path and member', async () => {
+  const { findDuplicateMember } = await import('./validation.js');
+  const b = (s: string) => Buffer.from(s);
+  assert.match(reason(b('{"data":[{"key":"a","value":"v"}],"data":[]}')), /duplicate member "data" in the top-level object/);
+  assert.match(reason(b('{"data":[{"key":"a","value":"v"},{"key":"a2","value":"v","key":"b"}]}')), /duplicate member "key" in data\[1\]/);
+  assert.match(reason(b('{"data":[{"k\\u0065y":"a","value":"v","key":"b"}]}')), /duplicate member "key" in data\[0\]/, 'compared after unescaping');
+  assert.deepEqual(findDuplicateMember('[{"a":1},{"a":1,"b":{"c":[1,{"d":1,"d":2}]}}]'), { path: '[1].b.c[1]', member: 'd' });
+  assert.deepEqual(findDuplicateMember('{"x y":{"q":1,"q":2}}'), { path: '["x y"]', member: 'q' });
+  assert.deepEqual(findDuplicateMember('{"a\\"":1,"a\\"":2}'), { path: '', member: 'a"' });
+  assert.deepEqual(findDuplicateMember(`{${Array.from({ length: 20 }, (_, i) => `"m${i}":1`).join(',')},"m3":2}`), { path: '', member: 'm3' }, 'past the small-object path');
+  assert.equal(findDuplicateMember('{"a":{"x":1},"b":{"x":2},"s":"{\\"a\\":1,\\"a\\":2}"}'), undefined, 'same names in different objects, and inside strings, are fine');
+  const ok = parseKvsImport(json({ data: [{ key: 'a', value: 'x' }, { key: 'b', value: 'y' }] }), limits);
+  assert.equal(ok.ok, true);
+});

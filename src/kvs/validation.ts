@@ -67,12 +67,101 @@ export function validateValue(key: string, value: string, limits: Pick<KvsLimits
   throw p.kind === 'size' ? new EntitySizeLimitExceededError(msg) : new InvalidArgumentError(msg);
 }
 
+/** A member name that appears twice in one JSON object: where (a path such as `data[3]`, `''` for the top level) and which. */
+export interface DuplicateMember {
+  path: string;
+  member: string;
+}
+
+type ScanFrame = { obj: true; names: string[] | Set<string>; key: string } | { obj: false; index: number };
+
+function framePath(stack: readonly ScanFrame[]): string {
+  let p = '';
+  for (let k = 0; k < stack.length - 1; k++) {
+    const f = stack[k]!;
+    if (!f.obj) p += `[${f.index}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(f.key)) p += `${p ? '.' : ''}${f.key}`;
+    else p += `[${JSON.stringify(f.key)}]`;
+  }
+  return p;
+}
+
+/**
+ * The first member name that appears twice in one object of a JSON text, or undefined.
+ * `JSON.parse` keeps the last of duplicate members silently (and a reviver sees only
+ * the survivor), so documents are scanned once more with this small tokenizer: it
+ * tracks objects and arrays, compares member names after unescaping, and needs no
+ * allocation per value. `text` must be valid JSON (parse it first).
+ */
+export function findDuplicateMember(text: string): DuplicateMember | undefined {
+  const stack: ScanFrame[] = [];
+  let expectKey = false;
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      let escaped = false;
+      for (;;) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c /* \ */) {
+          escaped = true;
+          j += 2;
+        } else if (d === 0x22 || j >= n) {
+          break;
+        } else {
+          j++;
+        }
+      }
+      const top = stack[stack.length - 1];
+      if (expectKey && top?.obj) {
+        const name = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
+        if (Array.isArray(top.names)) {
+          if (top.names.includes(name)) return { path: framePath(stack), member: name };
+          top.names.push(name);
+          if (top.names.length > 8) top.names = new Set(top.names);
+        } else {
+          if (top.names.has(name)) return { path: framePath(stack), member: name };
+          top.names.add(name);
+        }
+        top.key = name;
+        expectKey = false;
+      }
+      i = j + 1;
+      continue;
+    }
+    if (c === 0x7b /* { */) {
+      stack.push({ obj: true, names: [], key: '' });
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      stack.push({ obj: false, index: 0 });
+      expectKey = false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      const top = stack[stack.length - 1];
+      if (top?.obj) expectKey = true;
+      else if (top) top.index++;
+    }
+    i++;
+  }
+  return undefined;
+}
+
+/** `duplicate member "key" in data[3]` / `… in the top-level object`: the message part for {@link DuplicateMember}. */
+export function describeDuplicateMember(d: DuplicateMember): string {
+  return `duplicate member "${shorten(d.member)}" in ${d.path ? d.path : 'the top-level object'} (JSON would silently keep only the last one)`;
+}
+
 /** Result of {@link parseKvsImport}. */
 export type KvsImportParseResult =
   | { ok: true; items: { key: string; value: string }[]; totalBytes: number }
   | { ok: false; reason: string };
 
-function firstInvalidUtf8(b: Uint8Array): number {
+/** Offset of the first byte that is not part of well-formed UTF-8, or -1 when all are. */
+export function firstInvalidUtf8(b: Uint8Array): number {
   let i = 0;
   while (i < b.length) {
     const c = b[i]!;
@@ -98,7 +187,8 @@ function firstInvalidUtf8(b: Uint8Array): number {
 /**
  * Validates and parses an import file (SPEC section 5): UTF-8 (a leading BOM is
  * ignored), at most `maxImportBytes` bytes, JSON of exactly the shape
- * `{"data":[{"key":"…","value":"…"}, …]}` (no other members), every key and value
+ * `{"data":[{"key":"…","value":"…"}, …]}` (no other members, no member twice in an
+ * object — see {@link findDuplicateMember}), every key and value
  * within the limits, no duplicate keys, and the total (UTF-8 bytes of every key and
  * value) within `maxStoreBytes`. All-or-nothing: the first problem found is the
  * reason, naming the entry by index and key, e.g.
@@ -120,6 +210,8 @@ export function parseKvsImport(bytes: Uint8Array, limits: KvsLimits): KvsImportP
   } catch (err) {
     return { ok: false, reason: `import file is not valid JSON: ${(err as Error).message}` };
   }
+  const dup = findDuplicateMember(text);
+  if (dup) return { ok: false, reason: `import file has a ${describeDuplicateMember(dup)}` };
   const shape = 'expected {"data":[{"key":"…","value":"…"}, …]}';
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { ok: false, reason: `import file has the wrong shape: the top level is not an object; ${shape}` };
   const extra = Object.keys(doc).filter((k) => k !== 'data');

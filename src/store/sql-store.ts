@@ -6,7 +6,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import {
-  EntityAlreadyExistsError, EntityNotFoundError, EntityNotReadyError, PreconditionFailedError,
+  CannotDeleteEntityWhileInUseError, EntityAlreadyExistsError, EntityNotFoundError, EntityNotReadyError, PreconditionFailedError,
   ServiceQuotaExceededError,
 } from '../errors.js';
 import type { Database, KvStoresTable, ResourceTable } from './schema.js';
@@ -28,7 +28,7 @@ export interface SqlBackend {
    * first statement (SQLite `BEGIN IMMEDIATE`), commits durably, then wakes watchers.
    * Rolls back and rethrows when `fn` throws.
    */
-  writeTransaction<T>(fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
+  writeTransaction<T>(fn: (tx: Kysely<Database>) => Promise<T>, opts?: { wait?: boolean }): Promise<T>;
   /** Runs `fn` in a read transaction: every read inside sees one snapshot. */
   readTransaction<T>(fn: (tx: Kysely<Database>) => Promise<T>): Promise<T>;
   /** See {@link Store.watch}. */
@@ -46,6 +46,16 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/** Whether an item of this source is listed by the store's current CRL. */
+function isCrlListed(source: KvsItemSource | undefined): boolean {
+  return source === 'crl' || source === 'crl+manual';
+}
+
+/** Shortens a key for a message. */
+function short(key: string): string {
+  return key.length > 60 ? `${key.slice(0, 60)}…` : key;
 }
 
 /** UTF-8 byte length of a key + value (the unit of TotalSizeInBytes). */
@@ -110,9 +120,9 @@ async function appendChanges(tx: Kysely<Database>, now: number, changes: { name:
 class SqlKvsRepository implements KvsRepository {
   constructor(private readonly db: Kysely<Database>, private readonly backend: SqlBackend, private readonly inTx: boolean) {}
 
-  private write<T>(fn: (tx: Kysely<Database>) => Promise<T>): Promise<T> {
+  private write<T>(fn: (tx: Kysely<Database>) => Promise<T>, opts?: { wait?: boolean }): Promise<T> {
     if (this.inTx) throw new Error('writes are not allowed inside readConsistent()');
-    return this.backend.writeTransaction(fn);
+    return this.backend.writeTransaction(fn, opts);
   }
 
   private async row(tx: Kysely<Database>, name: string): Promise<KvsRecord | undefined> {
@@ -221,39 +231,68 @@ class SqlKvsRepository implements KvsRepository {
       if (current.etag !== input.ifMatch) {
         throw new PreconditionFailedError(`the If-Match ETag "${input.ifMatch}" is not the current ETag of key value store "${name}" (it was changed by another write); read it again and retry`);
       }
+      const crlImport = input.replaceSource === 'crl';
+      if (crlImport && input.deletes.length) throw new Error('a CRL import takes no deletes');
       const putKeys = new Set(input.puts.map((p) => p.key));
       const deleteKeys = new Set(input.deletes);
-      if (input.replaceSource) {
-        const previous = await tx.selectFrom('kv_items').select('key').where('store_id', '=', current.id)
-          .where('source', '=', input.replaceSource).execute();
-        for (const r of previous) if (!putKeys.has(r.key)) deleteKeys.add(r.key);
+      /** Keys whose source changes without their value changing (not in the change feed). */
+      const sourceOnly = new Map<string, KvsItemSource>();
+      if (crlImport) {
+        // Keys the previous CRL listed and this one does not: a CRL-only key goes, a
+        // key also put by hand stays as a hand-written key.
+        const previous = await tx.selectFrom('kv_items').select(['key', 'source']).where('store_id', '=', current.id)
+          .where('source', 'in', ['crl', 'crl+manual']).execute();
+        for (const r of previous) {
+          if (putKeys.has(r.key)) continue;
+          if (r.source === 'crl') deleteKeys.add(r.key);
+          else sourceOnly.set(r.key, null);
+        }
       }
-      // Current sizes of every touched key, to keep ItemCount and TotalSizeInBytes exact.
+      // Current sizes and sources of every touched key, to keep ItemCount and
+      // TotalSizeInBytes exact and to apply the source rules.
       const touched = [...new Set([...putKeys, ...deleteKeys])];
       const old = new Map<string, number>();
-      const oldSource = new Map<string, string | null>();
+      const oldSource = new Map<string, KvsItemSource>();
       for (const part of chunks(touched, IN_CHUNK)) {
         const rows = await tx.selectFrom('kv_items').select(['key', 'value', 'source']).where('store_id', '=', current.id)
           .where('key', 'in', part).execute();
         for (const r of rows) {
           old.set(r.key, itemBytes(r.key, r.value));
-          oldSource.set(r.key, r.source);
+          oldSource.set(r.key, r.source as KvsItemSource);
         }
-      }
-      // A source-managed write (CRL import) never touches keys that came from elsewhere.
-      const skipped: string[] = [];
-      let puts = input.puts;
-      if (input.replaceSource) {
-        puts = input.puts.filter((p) => {
-          const keep = !old.has(p.key) || oldSource.get(p.key) === input.replaceSource;
-          if (!keep) skipped.push(p.key);
-          return keep;
-        });
       }
       if (input.requireExisting) {
         const missing = input.deletes.find((k) => !old.has(k));
         if (missing !== undefined) {
-          throw new EntityNotFoundError(`key "${missing.length > 60 ? `${missing.slice(0, 60)}…` : missing}" does not exist in key value store "${name}"`);
+          throw new EntityNotFoundError(`key "${short(missing)}" does not exist in key value store "${name}"`);
+        }
+      }
+      if (!crlImport) {
+        // A key the current CRL lists must stay while that CRL lists it: deleting it
+        // by hand would un-revoke the serial until the next CRL import.
+        const listed = input.deletes.find((k) => isCrlListed(oldSource.get(k)));
+        if (listed !== undefined) {
+          throw new CannotDeleteEntityWhileInUseError(
+            `key "${short(listed)}" of key value store "${name}" is listed by the imported CRL${current.crlState ? ` (${current.crlState.issuer}, thisUpdate ${current.crlState.thisUpdate})` : ''}; it cannot be deleted while that CRL lists it — it goes when a CRL that no longer lists it is imported (a value put by hand is kept until then)`,
+          );
+        }
+      }
+      // Which puts are written, and with which source.
+      const skipped: string[] = [];
+      const puts: (KvsItem & { source: KvsItemSource })[] = [];
+      for (const p of input.puts) {
+        const had = oldSource.has(p.key);
+        const was = oldSource.get(p.key) ?? null;
+        if (crlImport) {
+          if (had && was !== 'crl') {
+            // Put by hand: the value stays, the key is now also CRL-listed.
+            skipped.push(p.key);
+            if (was !== 'crl+manual') sourceOnly.set(p.key, 'crl+manual');
+          } else {
+            puts.push({ ...p, source: 'crl' });
+          }
+        } else {
+          puts.push({ ...p, source: isCrlListed(was) ? 'crl+manual' : null });
         }
       }
       let total = current.totalSize;
@@ -282,15 +321,20 @@ class SqlKvsRepository implements KvsRepository {
       for (const part of chunks(deleted, IN_CHUNK)) {
         await tx.deleteFrom('kv_items').where('store_id', '=', current.id).where('key', 'in', part).execute();
       }
-      const source = input.source ?? null;
       for (const part of chunks(puts, INSERT_CHUNK)) {
         await tx.insertInto('kv_items')
-          .values(part.map((p) => ({ store_id: current.id, key: p.key, value: p.value, source })))
+          .values(part.map((p) => ({ store_id: current.id, key: p.key, value: p.value, source: p.source })))
           .onConflict((oc) => oc.columns(['store_id', 'key']).doUpdateSet((eb) => ({
             value: eb.ref('excluded.value'),
             source: eb.ref('excluded.source'),
           })))
           .execute();
+      }
+      for (const src of [null, 'crl+manual'] as const) {
+        const keys = [...sourceOnly].filter(([, v]) => v === src).map(([k]) => k);
+        for (const part of chunks(keys, IN_CHUNK)) {
+          await tx.updateTable('kv_items').set({ source: src }).where('store_id', '=', current.id).where('key', 'in', part).execute();
+        }
       }
       const record: KvsRecord = {
         ...current, etag: input.newEtag, itemCount: count, totalSize: total, lastModified: input.now,
@@ -302,7 +346,7 @@ class SqlKvsRepository implements KvsRepository {
       }).where('id', '=', current.id).execute();
       await appendChanges(tx, input.now, [{
         name,
-        payload: { entity: 'kvs', op: 'batch', meta: kvsMeta(record), puts: puts.map((p) => [p.key, p.value]), deletes: deleted },
+        payload: { entity: 'kvs', op: 'batch', meta: kvsMeta(record), puts: puts.map((p): [string, string] => [p.key, p.value]), deletes: deleted },
       }]);
       return { record, deleted, skipped };
     });
@@ -322,7 +366,11 @@ class SqlKvsRepository implements KvsRepository {
     });
   }
 
-  async failStaleProvisioning(olderThan: number, opts: { reason: string; now: number; etag: () => string }): Promise<string[]> {
+  async failStaleProvisioning(olderThan: number, opts: { reason: string; now: number; etag: () => string; wait?: boolean }): Promise<string[]> {
+    // A plain read first: the common case (nothing stale) takes no write lock.
+    const stale = await this.db.selectFrom('kv_stores').select('id').where('status', '=', 'PROVISIONING')
+      .where('last_modified', '<', olderThan).executeTakeFirst();
+    if (!stale) return [];
     return this.write(async (tx) => {
       const rows = await tx.selectFrom('kv_stores').selectAll().where('status', '=', 'PROVISIONING')
         .where('last_modified', '<', olderThan).execute();
@@ -335,7 +383,7 @@ class SqlKvsRepository implements KvsRepository {
       }
       await appendChanges(tx, opts.now, changes);
       return rows.map((r) => r.name);
-    });
+    }, opts.wait === false ? { wait: false } : undefined);
   }
 }
 

@@ -37,7 +37,7 @@ import { join, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { PortcullisError, StoreUnavailableError } from '../errors.js';
-import { migrateToLatest } from './migrations.js';
+import { MIGRATION_TABLE, migrateToLatest, migrationNames } from './migrations.js';
 import type { Database } from './schema.js';
 import { SqlStore, type SqlBackend } from './sql-store.js';
 import type { Store } from './types.js';
@@ -155,10 +155,10 @@ class SqliteBackend implements SqlBackend {
     }
   };
 
-  async writeTransaction<T>(fn: (tx: Kysely<Database>) => Promise<T>): Promise<T> {
+  async writeTransaction<T>(fn: (tx: Kysely<Database>) => Promise<T>, opts: { wait?: boolean } = {}): Promise<T> {
     let committed = false;
     const release = await this.writeLock.acquire();
-    const deadline = Date.now() + this.busyTimeoutMs;
+    const deadline = opts.wait === false ? 0 : Date.now() + this.busyTimeoutMs;
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -261,6 +261,35 @@ class SqliteBackend implements SqlBackend {
 }
 
 /**
+ * Whether the schema is behind this build (or the file is new), read without any
+ * write lock: the migration table is missing, or it lacks a migration this build knows.
+ * Unknown (newer) migrations also answer true, so the migrator reports them.
+ */
+export function schemaNeedsMigration(raw: BetterSqlite3.Database): boolean {
+  const table = raw.prepare('select name from sqlite_master where type = ? and name = ?').get('table', MIGRATION_TABLE);
+  if (!table) return true;
+  const applied = new Set(raw.prepare(`select name from "${MIGRATION_TABLE}"`).pluck().all() as string[]);
+  const known = migrationNames('sqlite');
+  return applied.size !== known.length || known.some((m) => !applied.has(m));
+}
+
+/**
+ * Runs a read that may briefly meet SQLITE_BUSY (a WAL file being recovered or
+ * switched by a process that is opening it at the same moment); never a writer's lock.
+ */
+function readWithRetry<T>(raw: BetterSqlite3.Database, read: () => T, deadline: number): T {
+  for (;;) {
+    try {
+      return read();
+    } catch (err) {
+      if (!isBusy(err) || Date.now() >= deadline) throw err;
+      // Synchronous open path: a short blocking wait (rare: only a concurrent first open).
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+}
+
+/**
  * Opens (creating when missing) the embedded store `<dataDir>/portcullis.db`, applies
  * the pragmas described above and brings the schema up to date.
  * @throws StoreUnavailableError when the directory or file cannot be created or
@@ -277,8 +306,10 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
     raw = new BetterSqlite3(file, { timeout: BUSY_SPIN_MS });
     // Switching a new file to WAL needs a moment of exclusive access: retry while
     // another process starting at the same time holds it.
-    let mode: unknown;
+    // Reading the mode takes no lock; only a file not yet in WAL is switched.
+    let mode: unknown = readWithRetry(raw, () => raw!.pragma('journal_mode', { simple: true }), deadline);
     for (;;) {
+      if (String(mode).toLowerCase() === 'wal') break;
       try {
         mode = raw.pragma('journal_mode = WAL', { simple: true });
         break;
@@ -295,9 +326,14 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
   }
   const backend = new SqliteBackend(file, raw, options.pollIntervalMs ?? DEFAULT_SQLITE_OPTIONS.pollIntervalMs, busyTimeoutMs);
   try {
-    // Inside one BEGIN IMMEDIATE: processes starting at once on a new file migrate one
-    // after the other, and the second finds nothing left to do.
-    await backend.writeTransaction((tx) => migrateToLatest(tx as unknown as Kysely<unknown>, 'sqlite', { inCallerTransaction: true }));
+    // A plain read first: when the schema is current (every start but the first after
+    // an upgrade) no write lock is taken, so opening never waits for a writer (a CLI
+    // read or a node start-up while an import commits). Only when a migration is
+    // needed: inside one BEGIN IMMEDIATE, so processes starting at once on a new file
+    // migrate one after the other, and the second finds nothing left to do.
+    if (readWithRetry(raw, () => schemaNeedsMigration(raw), Date.now() + busyTimeoutMs)) {
+      await backend.writeTransaction((tx) => migrateToLatest(tx as unknown as Kysely<unknown>, 'sqlite', { inCallerTransaction: true }));
+    }
   } catch (err) {
     await backend.close();
     throw err;

@@ -32,6 +32,11 @@ export interface KvsCrlState {
   entries: number;
   /** When the import happened, ISO 8601. */
   importedAt: string;
+  /**
+   * SHA-256 (lowercase hex) of the imported CRL's DER: tells a re-import of the same
+   * CRL (allowed) from a different CRL with the same thisUpdate or cRLNumber (refused).
+   */
+  derSha256?: string;
 }
 
 /** One key value store row as stored. Sizes in bytes, times in ms since the epoch. */
@@ -56,8 +61,17 @@ export interface KvsItem {
   value: string;
 }
 
-/** Where an item came from: `crl` for `import-crl`, null for everything else. */
-export type KvsItemSource = 'crl' | null;
+/**
+ * Where an item came from:
+ * - null: put by hand (PutKey, UpdateKeys, an import at create);
+ * - `crl`: listed by the store's current CRL (`import-crl`), value from the CRL;
+ * - `crl+manual`: put by hand *and* listed by the current CRL; the value is the
+ *   hand-written one. A key listed by the current CRL (`crl` or `crl+manual`) cannot be
+ *   deleted by hand while that CRL lists it (deleting it would un-revoke the serial
+ *   until the next CRL import); a CRL that no longer lists a `crl+manual` key turns it
+ *   back into a hand-written key (null), a `crl` key is removed.
+ */
+export type KvsItemSource = 'crl' | 'crl+manual' | null;
 
 /** Input of {@link KvsRepository.createStore}. */
 export interface CreateKvsInput {
@@ -78,19 +92,23 @@ export interface UpdateKvsItemsInput {
   /** The store's ETag after this write. */
   newEtag: string;
   puts: readonly KvsItem[];
-  /** Keys to remove; keys that do not exist are ignored unless `requireExisting`. */
+  /**
+   * Keys to remove; keys that do not exist are ignored unless `requireExisting`. A key
+   * the current CRL lists (source `crl` or `crl+manual`) is refused with
+   * CannotDeleteEntityWhileInUseError, nothing changed.
+   */
   deletes: readonly string[];
   /** When true, a delete of a key that does not exist fails with EntityNotFound (DeleteKey). */
   requireExisting?: boolean;
-  /** Source marker written with the puts (default null). */
-  source?: KvsItemSource;
   /**
-   * When set, every existing item with this source that is not among `puts` is
-   * deleted in the same transaction (a CRL import replacing the previous CRL's keys),
-   * and puts onto existing keys with another source are skipped (a key written by
-   * hand is never changed or removed by a CRL import).
+   * `crl`: this write is a CRL import (`puts` are the CRL's serials, `deletes` must be
+   * empty): every `crl` key not among `puts` is removed and every `crl+manual` key not
+   * among them becomes a hand-written key again; a put onto a hand-written key keeps
+   * its value and marks it `crl+manual` (reported in `skipped`); other puts are
+   * written with source `crl`. All in the same transaction.
+   * Unset: a hand-written write (a put onto a key the CRL lists marks it `crl+manual`).
    */
-  replaceSource?: Exclude<KvsItemSource, null>;
+  replaceSource?: 'crl';
   /** New CRL metadata to record (only with `replaceSource: 'crl'`). */
   crlState?: KvsCrlState;
   /** The store's size quota in bytes; a write that ends above it (and grows the store) is refused. */
@@ -147,9 +165,12 @@ export interface KvsRepository {
   deleteStore(name: string, ifMatch: string, now: number): Promise<KvsRecord>;
   /**
    * Marks stores stuck in `PROVISIONING` since before `olderThan` (ms) as `FAILED`
-   * (an import whose process died). Returns the names changed.
+   * (an import whose process died). Returns the names changed. Checks with a plain
+   * read first and takes the write lock only when there is something to mark. With
+   * `wait: false` it does not wait for another process's write lock (fails at once
+   * with StoreUnavailableError instead), for callers that must never wait for writers.
    */
-  failStaleProvisioning(olderThan: number, opts: { reason: string; now: number; etag: () => string }): Promise<string[]>;
+  failStaleProvisioning(olderThan: number, opts: { reason: string; now: number; etag: () => string; wait?: boolean }): Promise<string[]>;
 }
 
 /** A minimal stored resource (trust store, distribution, one stage of a function). */

@@ -160,3 +160,89 @@ test('kvs CLI: the real executable, value from standard input', async (t) => {
   r = run(['kvs', 'get', 'stdin', 'nokey']);
   assert.equal(r.status, 2);
 });
+
+test('kvs CLI: input checks before anything is created — not a regular file (64), over the size limit (4), empty --data-dir (64)', async (t) => {
+  const dir = tempDir(t);
+  const dd = ['--data-dir', join(dir, 'data')];
+  const fifo = join(dir, 'fifo');
+  const inputs = [dir, '/dev/null', ...(spawnSync('mkfifo', [fifo]).status === 0 ? [fifo] : [])];
+  for (const input of inputs) {
+    const r = await cli('kvs', 'create', 'x', '--import', input, ...dd);
+    assert.equal(r.code, 64, input);
+    assert.match(r.stderr, /not a regular file/, input);
+  }
+  const big = join(dir, 'big.json');
+  writeFileSync(big, Buffer.alloc(5 * 1024 * 1024 + 1, 0x20));
+  let r = await cli('kvs', 'create', 'x', '--import', big, ...dd);
+  assert.equal(r.code, 4);
+  assert.match(r.stderr, /EntitySizeLimitExceeded: import file .* is 5242881 bytes, over the limit of 5242880 bytes; nothing was created/);
+  r = await cli('kvs', 'list', '--json', ...dd);
+  assert.equal(r.stdout.includes('"Name"'), false, 'nothing created');
+  r = await cli('kvs', 'list', '--data-dir', '');
+  assert.equal(r.code, 64);
+  assert.match(r.stderr, /--data-dir must not be empty/);
+});
+
+test('kvs CLI: --puts/--deletes documents — strict UTF-8 with the offset, BOM ignored, duplicate members refused, one standard input', async (t) => {
+  const dir = tempDir(t);
+  const dd = ['--data-dir', join(dir, 'data')];
+  assert.equal((await cli('kvs', 'create', 'u', ...dd)).code, 0);
+  const f = (name: string, content: string | Buffer) => {
+    const p = join(dir, name);
+    writeFileSync(p, content);
+    return p;
+  };
+  let r = await cli('kvs', 'update', 'u', '--puts', f('bad.json', Buffer.concat([Buffer.from('[{"Key":"a","Value":"'), Buffer.from([0xff]), Buffer.from('"}]')])), ...dd);
+  assert.equal(r.code, 64);
+  assert.match(r.stderr, /--puts file .*bad\.json is not valid UTF-8 \(first invalid byte at offset 21\)/);
+  r = await cli('kvs', 'update', 'u', '--puts', f('dup.json', '{"data":[{"key":"a","value":"v"}],"data":[]}'), ...dd);
+  assert.equal(r.code, 64);
+  assert.match(r.stderr, /duplicate member "data" in the top-level object/);
+  r = await cli('kvs', 'update', 'u', '--puts', f('dup2.json', '[{"Key":"a","Value":"v","Key":"b"}]'), ...dd);
+  assert.match(r.stderr, /duplicate member "Key" in \[0\]/);
+  r = await cli('kvs', 'update', 'u', '--deletes', f('dup3.json', '[{"Key":"a","Key":"b"}]'), ...dd);
+  assert.match(r.stderr, /--deletes file .* duplicate member "Key" in \[0\]/);
+  r = await cli('kvs', 'update', 'u', '--puts', '-', '--deletes', '-', ...dd);
+  assert.equal(r.code, 64);
+  assert.match(r.stderr, /only one input can be standard input/);
+  r = await cli('kvs', 'update', 'u', '--puts', f('bom.json', '\ufeff[{"Key":"a\\tb","Value":"x\\ny\\\\"}]'), ...dd);
+  assert.equal(r.code, 0, r.stderr);
+  // keys output escapes tab, newline, CR and backslash so every line is one KEY<TAB>VALUE.
+  r = await cli('kvs', 'keys', 'u', ...dd);
+  assert.equal(r.stdout, 'a\\tb\tx\\ny\\\\\n');
+  r = await cli('kvs', 'keys', 'u', '--json', ...dd);
+  assert.equal((JSON.parse(r.stdout) as { Items: { Key: string }[] }).Items[0]!.Key, 'a\tb');
+});
+
+test('kvs CLI: invalid UTF-8 in an argument or on standard input is refused, not turned into U+FFFD', (t) => {
+  const dir = tempDir(t);
+  const env = { ...process.env, PORTCULLIS_DATA_DIR: join(dir, 'data') };
+  const run = (args: string[], input?: Buffer) => spawnSync(process.execPath, ['--import', 'tsx', BIN, ...args], { env, input });
+  assert.equal(run(['kvs', 'create', 'u8']).status, 0);
+  // spawn() cannot pass invalid UTF-8 in argv; a shell can.
+  const sh = spawnSync('sh', ['-c', `exec "$0" --import tsx "$1" kvs put u8 "$(printf 'k\\377x')" v`, process.execPath, BIN], { env, encoding: 'utf8' });
+  assert.equal(sh.status, 64, sh.stderr);
+  assert.match(sh.stderr, /is not valid UTF-8 \(first invalid byte at offset 1\)/);
+  const r = run(['kvs', 'put', 'u8', 'k'], Buffer.from([0x76, 0xfe]));
+  assert.equal(r.status, 64);
+  assert.match(r.stderr.toString(), /the value read from standard input is not valid UTF-8 \(first invalid byte at offset 1\)/);
+  // A real U+FFFD typed by the user is a valid character.
+  assert.equal(run(['kvs', 'put', 'u8', 'k\ufffd', 'v']).status, 0);
+  assert.equal(run(['kvs', 'get', 'u8', 'k\ufffd']).stdout.toString(), 'v\n');
+});
+
+test('kvs CLI: import-crl names the file that is not a CRL; a trust-store name that is not a file says names are not supported yet', async (t) => {
+  const dir = tempDir(t);
+  const dd = ['--data-dir', join(dir, 'data')];
+  assert.equal((await cli('kvs', 'create', 'c', ...dd)).code, 0);
+  const notCrl = join(dir, 'notes.txt');
+  writeFileSync(notCrl, 'hello\n');
+  let r = await cli('kvs', 'import-crl', 'c', '--crl', notCrl, '--trust-store', 'my-trust-store', ...dd);
+  assert.equal(r.code, 64);
+  assert.match(r.stderr, /cannot read trust-store file my-trust-store: no such file \(naming a stored trust store is not supported yet/);
+  const { buildChain } = await import('../helpers/pki.js');
+  writeFileSync(join(dir, 'ca.pem'), (await buildChain({ name: 'cli-crl-msg' })).intermediates[0]!.pem);
+  r = await cli('kvs', 'import-crl', 'c', '--crl', notCrl, '--trust-store', join(dir, 'ca.pem'), ...dd);
+  assert.equal(r.code, 5);
+  assert.match(r.stderr, /InvalidCrl: CRL file .*notes\.txt: /);
+});

@@ -188,6 +188,78 @@ describe('KVS CRL import', () => {
     assert.equal(r.code, 64, 'missing --trust-store');
   });
 
+  it('a key the current CRL lists cannot be deleted by hand while the CRL lists it (put by hand or not); it goes with the CRL', async () => {
+    let etag = (await kvs.create({ name: 'crl-overlap' })).ETag;
+    etag = (await kvs.putKey('crl-overlap', { key: '0a', value: 'by hand', ifMatch: etag })).ETag;
+    const t0 = Date.now() - 3 * HOUR;
+    const c1 = await issueCrl({ issuer: rootA, crlNumber: 1, thisUpdate: new Date(t0), entries: [{ serial: '0a' }, { serial: '0b' }] });
+    etag = (await kvs.importCrl('crl-overlap', { crl: c1.der, trustStore: anchors, ifMatch: etag })).ETag;
+    for (const key of ['0a', '0b']) {
+      await assert.rejects(kvs.deleteKey('crl-overlap', { key, ifMatch: etag }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'CannotDeleteEntityWhileInUse');
+        assert.match(e.message, new RegExp(`key "${key}" .* is listed by the imported CRL .*cannot be deleted while that CRL lists it`));
+        return true;
+      });
+      await assert.rejects(kvs.updateKeys('crl-overlap', { deletes: [key], ifMatch: etag }), { code: 'CannotDeleteEntityWhileInUse' });
+    }
+    assert.equal((await kvs.describe('crl-overlap')).ETag, etag, 'nothing changed');
+    assert.equal((await kvs.getKey('crl-overlap', '0a')).Value, 'by hand');
+    // A value put by hand onto a CRL key: kept, and the key is still protected.
+    etag = (await kvs.putKey('crl-overlap', { key: '0b', value: 'note', ifMatch: etag })).ETag;
+    await assert.rejects(kvs.deleteKey('crl-overlap', { key: '0b', ifMatch: etag }), { code: 'CannotDeleteEntityWhileInUse' });
+    // The next CRL lists 0b again but no longer 0a: both stay (hand-written), now deletable.
+    const c2 = await issueCrl({ issuer: rootA, crlNumber: 2, thisUpdate: new Date(t0 + HOUR), entries: [{ serial: '0b' }] });
+    const r2 = await kvs.importCrl('crl-overlap', { crl: c2.der, trustStore: anchors, ifMatch: etag });
+    assert.equal(r2.SkippedManualKeys, 1);
+    assert.equal(r2.Removed, 0);
+    etag = (await kvs.deleteKey('crl-overlap', { key: '0a', ifMatch: r2.ETag })).ETag;
+    await assert.rejects(kvs.deleteKey('crl-overlap', { key: '0b', ifMatch: etag }), { code: 'CannotDeleteEntityWhileInUse' });
+    const c3 = await issueCrl({ issuer: rootA, crlNumber: 3, thisUpdate: new Date(t0 + 2 * HOUR), entries: [] });
+    const r3 = await kvs.importCrl('crl-overlap', { crl: c3.der, trustStore: anchors, ifMatch: etag });
+    assert.equal((await kvs.getKey('crl-overlap', '0b')).Value, 'note', 'put by hand: kept when the CRL drops it');
+    const r4 = await kvs.deleteKey('crl-overlap', { key: '0b', ifMatch: r3.ETag });
+    assert.equal(r4.ItemCount, 0);
+  });
+
+  it('rollback guard: a CRL that drops the cRLNumber, or has the same thisUpdate or cRLNumber with other content, is refused; the same DER is allowed', async () => {
+    const t0 = new Date(Math.floor(Date.now() / 1000) * 1000 - 3 * HOUR);
+    const first = await issueCrl({ issuer: rootA, crlNumber: 6, thisUpdate: t0, entries: [{ serial: '0a' }, { serial: '0b' }] });
+    const cases: [string, Promise<{ der: Buffer }>, RegExp][] = [
+      ['no cRLNumber, same thisUpdate', issueCrl({ issuer: rootA, crlNumber: null, thisUpdate: t0, entries: [{ serial: '0a' }] }), /has no cRLNumber but the one already imported has cRLNumber 6/],
+      ['no cRLNumber, newer thisUpdate', issueCrl({ issuer: rootA, crlNumber: null, thisUpdate: new Date(t0.getTime() + HOUR), entries: [] }), /has no cRLNumber/],
+      ['same number and thisUpdate, other content', issueCrl({ issuer: rootA, crlNumber: 6, thisUpdate: t0, entries: [] }), /same thisUpdate .* different content/],
+      ['higher number, same thisUpdate, other content', issueCrl({ issuer: rootA, crlNumber: 7, thisUpdate: t0, entries: [] }), /same thisUpdate/],
+      ['same number, newer thisUpdate', issueCrl({ issuer: rootA, crlNumber: 6, thisUpdate: new Date(t0.getTime() + HOUR), entries: [] }), /same cRLNumber \(6\) .* different content/],
+      ['lower number, newer thisUpdate', issueCrl({ issuer: rootA, crlNumber: 3, thisUpdate: new Date(t0.getTime() + HOUR), entries: [] }), /cRLNumber 3.*older/],
+    ];
+    let etag = (await kvs.create({ name: 'crl-guard' })).ETag;
+    etag = (await kvs.importCrl('crl-guard', { crl: first.der, trustStore: anchors, ifMatch: etag })).ETag;
+    for (const [label, p, pattern] of cases) {
+      const crl = await p;
+      await assert.rejects(kvs.importCrl('crl-guard', { crl: crl.der, trustStore: anchors, ifMatch: etag }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'InvalidCrl', label);
+        assert.match(e.message, pattern, label);
+        return true;
+      });
+    }
+    assert.deepEqual((await kvs.listKeys('crl-guard')).Items.map((i) => i.Key), ['0a', '0b'], 'nothing removed');
+    const same = await kvs.importCrl('crl-guard', { crl: first.pem, trustStore: anchors, ifMatch: etag });
+    assert.equal(same.Removed, 0, 're-importing the same CRL (PEM of the same DER) is allowed');
+    const newer = await issueCrl({ issuer: rootA, crlNumber: 7, thisUpdate: new Date(t0.getTime() + HOUR), entries: [{ serial: '0a' }] });
+    assert.equal((await kvs.importCrl('crl-guard', { crl: newer.der, trustStore: anchors, ifMatch: same.ETag })).Removed, 1);
+  });
+
+  it('serials are keyed in minimal DER form: a CRL encoding 0x7f as 00 7f gives key 7f (the only form a certificate can present)', async () => {
+    const etag = (await kvs.create({ name: 'crl-minimal' })).ETag;
+    const crl = await issueCrl({
+      issuer: rootB, crlNumber: 1,
+      entries: [{ serial: '00:7f' }, { serial: '00:00:a7:30' }, { serial: '00:a7:30:9e' }, { serial: '7f' }, { serial: 'ff:ff:80' }],
+    });
+    const r = await kvs.importCrl('crl-minimal', { crl: crl.der, trustStore: anchors, ifMatch: etag });
+    assert.deepEqual((await kvs.listKeys('crl-minimal')).Items.map((i) => i.Key), ['00a730', '00a7309e', '7f', '80'], 'ff ff 80 (-128) is 80');
+    assert.equal(r.Entries, 4, '00 7f and 7f are one serial');
+  });
+
   after(async () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

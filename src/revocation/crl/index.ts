@@ -21,5 +21,5 @@ export { parseCrl, CRL_OID, DEFAULT_CRL_MAX_BYTES } from './parse.js';
 export type { ParsedCrl, ParseCrlOptions, RevokedCertificateEntry, IssuingDistributionPointInfo } from './parse.js';
 export { verifyCrl, DEFAULT_CRL_CLOCK_SKEW_MS } from './verify.js';
 export type { VerifyCrlOptions, VerifiedCrl } from './verify.js';
-export { crlToKvsEntries, CRL_KVS_MAX_VALUE_BYTES } from './kvs-entries.js';
+export { crlToKvsEntries, minimalIntegerContent, CRL_KVS_MAX_VALUE_BYTES } from './kvs-entries.js';
 export type { CrlKvsEntry } from './kvs-entries.js';

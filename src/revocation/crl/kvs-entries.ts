@@ -16,8 +16,12 @@
  * The `00` sign octet of a serial whose high bit is set is part of the key
  * (`00a7309e…`, never `a7309e…`), so keys are always an even number of hex digits and
  * equal `normalizeSerialForKvs(serialNumber)` for the certificate's own serial. Serials
- * are not re-minimised or converted to decimal: the CRL entry's bytes are used as
- * encoded, which for DER are the same bytes the certificate carries.
+ * are not converted to decimal. They are reduced to the minimal (DER, X.690 8.3.2)
+ * encoding of the INTEGER: redundant leading `00` octets (before an octet below 0x80)
+ * and `ff` octets (before an octet of 0x80 or more) are dropped, so a CRL that encodes
+ * serial 0x7f as `00 7f` gives the key `7f`. The certificate view refuses a
+ * certificate whose serial is not minimally encoded, so the minimal form is the only
+ * one a client can ever present; for a DER CRL nothing changes.
  *
  * VALUE — compact JSON, fields in this order, absent fields omitted:
  *
@@ -42,13 +46,24 @@ export interface CrlKvsEntry {
 }
 
 /**
+ * The minimal (X.690 8.3.2) content octets of an INTEGER: drops a leading `00` octet
+ * while the next octet is below 0x80, and a leading `ff` octet while the next one is
+ * 0x80 or more (the value is unchanged). Empty input is returned as is.
+ */
+export function minimalIntegerContent(bytes: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i + 1 < bytes.length && ((bytes[i] === 0x00 && bytes[i + 1]! < 0x80) || (bytes[i] === 0xff && bytes[i + 1]! >= 0x80))) i++;
+  return i === 0 ? bytes : bytes.subarray(i);
+}
+
+/**
  * Turns the revoked entries of a CRL into KeyValueStore items (SPEC section 5): one
  * per distinct serial, in CRL order. Key = normalised serial (lowercase hex of the
- * INTEGER content octets as encoded, leading `00` kept — the form of
+ * INTEGER content octets in minimal form, leading `00` sign octet kept — the form of
  * `serialNumber.replaceAll(':', '')`); value = compact JSON
  * `{"revocationDate","reason"?,"crlNumber"?,"issuer"}` (see the module comment).
  *
- * Duplicate serials (a CRL listing the same serial twice, which RFC 5280 does not
+ * Duplicate serials (a CRL listing the same serial twice, also in two encodings, which RFC 5280 does not
  * forbid outright): the first entry in CRL order is kept and later ones are dropped, so
  * the result has unique keys, as a KVS import requires. The serial is revoked either way;
  * only the reason/date of the first listing is recorded.
@@ -65,7 +80,7 @@ export function crlToKvsEntries(crl: ParsedCrl): CrlKvsEntry[] {
   const out: CrlKvsEntry[] = [];
   const seen = new Set<string>();
   for (const entry of crl.revoked) {
-    const key = normalizeSerialForKvs(formatSerialNumber(entry.serialNumberBytes));
+    const key = normalizeSerialForKvs(formatSerialNumber(minimalIntegerContent(entry.serialNumberBytes)));
     if (seen.has(key)) continue;
     seen.add(key);
     const fields: { revocationDate: string; reason?: string; crlNumber?: string; issuer?: string } = {
