@@ -17,3 +17,13 @@ export {
 } from './harness.js';
 export type { MatrixRow, DecisionMatrixOptions } from './harness.js';
 export { SAMPLE_CHAIN_PEM } from './sample-chain.js';
+export {
+  FunctionService, newFunctionEtag, validateFunctionName, describeFunctionStage, distributionReferencesFunction, distributionsUsingFunction,
+  FUNCTION_RUNTIME, FUNCTION_NAME_PATTERN, MAX_FUNCTION_COMMENT_LENGTH, DISTRIBUTION_FUNCTION_FIELD,
+} from './lifecycle.js';
+export type {
+  FunctionRuntime, FunctionStatus, FunctionKvsAssociation, FunctionDocument, FunctionStageRecord, CreateFunctionInput,
+  UpdateFunctionInput, FunctionSummary, FunctionCode, FunctionServiceOptions,
+} from './lifecycle.js';
+export { FunctionRegistry, LiveFunction } from './registry.js';
+export type { FunctionRegistryOptions, KvsSnapshotSource, FunctionLoadFailure, FunctionLease } from './registry.js';
