@@ -19,6 +19,7 @@ import { parseKvsImport, resolveKvsLimits } from '../kvs/index.js';
 import { chainView, ParsedCertificate, splitCertificates, type ChainView } from '../pki/index.js';
 import type { RevocationStatus } from '../revocation/index.js';
 import { checkOneStdin, CliUsageError, readCertificateFile, readInputFile, shownFileName } from './common.js';
+import { registerFunctionLifecycleCommands } from './function-lifecycle.js';
 
 /** Output sink of the `function` commands (tests replace it; the test runner owns process.stdout). */
 export const functionIo = { stdout: (text: string): void => { process.stdout.write(text); } };
@@ -168,7 +169,7 @@ async function runMatrix(file: string, opts: { kvs?: string; cert?: string; json
 
 /** Registers `function test` and `function matrix` on `program`. */
 export function registerFunctionCommands(program: Command): void {
-  const fn = program.command('function').description('offline tools for connection functions (SPEC section 4)');
+  const fn = program.command('function').description('connection functions (SPEC section 4): offline test and matrix, lifecycle on the local store');
   fn
     .command('test')
     .description('run a connection function once against a certificate chain or a full connection object')
@@ -192,4 +193,5 @@ export function registerFunctionCommands(program: Command): void {
     .action(async (file: string, opts: { kvs?: string; cert?: string; json?: boolean }) => {
       process.exitCode = await runMatrix(file, opts);
     });
+  registerFunctionLifecycleCommands(fn);
 }
