@@ -320,3 +320,17 @@ test('import from a URL: a redirect is refused, naming the Location', async (t) 
   assert.equal(d.Status, 'FAILED');
   assert.match(d.FailureReason!, /HTTP 302 redirect to https:\/\/elsewhere\.example\/list\.json; redirects are not followed/);
 });
+
+test('deleteStore is refused while a connection function (either stage) is associated with the store', async (t) => {
+  const { kvs, store } = await setup(t);
+  const created = await kvs.create({ name: 'revoked' });
+  const kvsId = (await store.kvs.getStore('revoked'))!.id;
+  const doc = { code: 'function connectionHandler(c) { c.allow(); }', comment: '', runtime: 'cloudfront-js-2.0', keyValueStore: { id: kvsId, name: 'revoked' } };
+  const fn = await store.functions.create({ id: 'fn-1', name: 'gate', etag: 'E1', document: doc, now: Date.now() });
+  await assert.rejects(kvs.deleteStore('revoked', { ifMatch: created.ETag }), (err: Error & { code?: string }) =>
+    err.code === 'CannotDeleteEntityWhileInUse' && /"gate" \(DEVELOPMENT\)/.test(err.message));
+  assert.equal((await kvs.describe('revoked')).Status, 'READY', 'nothing changed');
+  await store.functions.put('gate', 'DEVELOPMENT', { ifMatch: fn.etag, newEtag: 'E2', document: { ...doc, keyValueStore: null }, now: Date.now() });
+  await kvs.deleteStore('revoked', { ifMatch: created.ETag });
+  await assert.rejects(kvs.describe('revoked'), (err: Error & { code?: string }) => err.code === 'EntityNotFound');
+});

@@ -9,8 +9,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
-  EntityNotFoundError, InvalidArgumentError, InvalidIfMatchVersionError, PortcullisError, ServiceQuotaExceededError,
-  StoreUnavailableError,
+  CannotDeleteEntityWhileInUseError, EntityNotFoundError, InvalidArgumentError, InvalidIfMatchVersionError, PortcullisError,
+  ServiceQuotaExceededError, StoreUnavailableError,
 } from '../errors.js';
 import type { KvsItem, KvsRecord, KvsStatus, Store } from '../store/index.js';
 import { resolveKvsLimits, type KvsLimits } from './limits.js';
@@ -464,12 +464,37 @@ export class KeyValueStoreService {
   }
 
   /**
-   * DeleteKeyValueStore: removes the store and all its items.
-   * @throws InvalidIfMatchVersionError, PreconditionFailedError, EntityNotFoundError.
+   * DeleteKeyValueStore: removes the store and all its items. Refused while a
+   * connection function (either stage) is associated with the store (SPEC 1).
+   * @throws InvalidIfMatchVersionError, PreconditionFailedError, EntityNotFoundError,
+   *   CannotDeleteEntityWhileInUseError.
    */
   async deleteStore(name: string, opts: { ifMatch: string | undefined }): Promise<void> {
     const ifMatch = requireIfMatch(opts.ifMatch);
     validateKvsName(name);
+    const record = await this.record(name);
+    const users = await this.functionsUsing(record);
+    if (users.length > 0) {
+      throw new CannotDeleteEntityWhileInUseError(
+        `key value store "${name}" is associated with connection function ${users.join(', ')}; ` +
+        'remove the association (and publish) before deleting the store',
+      );
+    }
     await this.store.kvs.deleteStore(name, ifMatch, this.now());
+  }
+
+  /**
+   * Connection functions (either stage) whose document associates this store, as
+   * `"name" (STAGE)` strings. Functions store the association as
+   * `keyValueStore: { id, name }` (src/functions); read generically here, since kvs/
+   * must not depend on functions/.
+   */
+  private async functionsUsing(record: KvsRecord): Promise<string[]> {
+    const out: string[] = [];
+    for (const f of await this.store.functions.list()) {
+      const assoc = (f.document as { keyValueStore?: { id?: unknown; name?: unknown } | null } | null)?.keyValueStore;
+      if (assoc && (assoc.id === record.id || (assoc.id === undefined && assoc.name === record.name))) out.push(`"${f.name}" (${f.stage})`);
+    }
+    return out;
   }
 }
