@@ -1,12 +1,13 @@
 /**
  * Connection functions (SPEC section 4): warm invocation of a KVS-lookup function
  * (examples/functions/kvs-serial-revocation.js logic, inlined) with a full connection
- * object (sample chain + revocationStatus, fresh connectionId per call), p50/p99; heap
+ * object (sample chain + revocationStatus, fresh connectionId per call; built with
+ * buildConnection and passed as the object, as the gateway does), p50/p99; heap
  * per warm instance; cost of a publish (compile + warm-up of a new instance).
  */
 import { performance } from 'node:perf_hooks';
 import {
-  buildConnection, compileFunction, connectionJson, kvsSnapshotFromMap, syntheticRevocationStatus, loadQuickJs,
+  buildConnection, compileFunction, kvsSnapshotFromMap, syntheticRevocationStatus, loadQuickJs,
 } from '../src/functions/index.js';
 import { sampleChain } from '../src/cli/function.js';
 import { percentile, type Benchmark, type Figure } from './lib.js';
@@ -42,7 +43,7 @@ export const functionsBench: Benchmark = {
       for (let i = 0; i < 6000; i++) {
         const s = performance.now();
         const conn = buildConnection({ clientIp: '10.0.0.1', clientPort: 40000 + (i % 1000), endpoint: 'a.example.test', distributionId: 'd', certificates: chain, revocationStatus });
-        const r = inst.invoke(connectionJson(conn), { kvs });
+        const r = inst.invoke(conn, { kvs });
         const e = performance.now();
         if (r.decision !== 'allow') throw new Error(`unexpected ${JSON.stringify(r)}`);
         if (i >= 1000) sample.push((e - s) * 1000);

@@ -6,7 +6,7 @@
  */
 import { normalizeSerialForKvs, type ChainView, type CertificateView } from '../pki/index.js';
 import { chainValidity, type CertificateRevocationStatus, type RevocationStatus, type RevocationStatusValue } from '../revocation/index.js';
-import { buildConnection, connectionJson } from './connection.js';
+import { buildConnection } from './connection.js';
 import { kvsSnapshotFromMap, type FunctionInstance, type FunctionResult, type KvsSnapshotLike } from './runtime.js';
 
 /** The four per-certificate statuses of SPEC section 3, in matrix order. */
@@ -110,7 +110,7 @@ export function runDecisionMatrix(instance: FunctionInstance, options: DecisionM
             clientIp, clientPort: 50000, endpoint: 'matrix.example.test', distributionId: 'matrix',
             certificates: options.chain, revocationStatus,
           });
-          const r: FunctionResult = instance.invoke(connectionJson(conn), { kvs: snapshot, now });
+          const r: FunctionResult = instance.invoke(conn, { kvs: snapshot, now });
           const row: MatrixRow = {
             leafStatus, intermediateStatus, kvs, clientIp, decision: r.decision, implicit: r.implicit,
             revokedAllowed: revoked && r.decision === 'allow',

@@ -15,7 +15,7 @@
  * - `__ph_hash(alg, keyHexOrUndefined, dataHex)` → digest as lowercase hex.
  *
  * The completion value of the prelude is the internal driver object
- * `{ invoke, collect, noop }`, held only by the host (never reachable from user code).
+ * `{ invoke, invokeConn, define, collect, noop }`, held only by the host (never reachable from user code).
  */
 export const PRELUDE_SOURCE = String.raw`
 (function () {
@@ -30,7 +30,7 @@ const PromiseResolve = Promise.resolve.bind(Promise), PromiseReject = Promise.re
 const promiseThen = Promise.prototype.then;
 const defineProperty = Object.defineProperty, getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
 const getPrototypeOf = Object.getPrototypeOf, ownKeys = Reflect.ownKeys, freeze = Object.freeze;
-const apply = Reflect.apply;
+const apply = Reflect.apply, isArray = Array.isArray, stringSplit = String.prototype.split;
 
 // ---- byte helpers ---------------------------------------------------------
 function utf8Encode(str) {
@@ -518,13 +518,14 @@ function describe(e) {
     return 'Uncaught ' + fmt(e).slice(0, 1000);
   } catch (_) { return 'Uncaught exception'; }
 }
-function invoke(handler, json, now) {
+function begin(now) {
   nowMs = now;
   const st = { d: 0, cd: undefined, err: undefined, settled: false, logs: [] };
   current = st;
   logs = st.logs;
-  let conn;
-  try { conn = JSONparse(json); } catch (e) { st.err = 'cannot read the connection object: ' + describe(e); st.settled = true; return collect(); }
+  return st;
+}
+function run(st, handler, conn) {
   conn.allow = function allow() { if (current === st && !st.settled && st.d === 0) st.d = 1; };
   conn.deny = function deny() { if (current === st && !st.settled) st.d = 2; };
   conn.logCustomData = function logCustomData(s) { if (current === st && !st.settled) st.cd = String(s).slice(0, 800); };
@@ -537,6 +538,64 @@ function invoke(handler, json, now) {
   st.settled = true;
   return collect();
 }
+// JSON values only (no accessors, no cycles): freezes o and everything under it.
+function freezeJson(o) {
+  if (typeof o !== 'object' || o === null) return o;
+  freeze(o);
+  const keys = ownKeys(o);
+  for (let i = 0; i < keys.length; i++) freezeJson(o[keys[i]]);
+  return o;
+}
+// Certificate views are immutable data (frozen on the host too): frozen in both paths,
+// so a function cannot tell which path built its connection object.
+function freezeViews(conn) {
+  const cc = conn !== null && typeof conn === 'object' ? conn.clientCertificate : undefined;
+  const certs = cc !== null && typeof cc === 'object' ? cc.certificates : undefined;
+  if (certs === null || typeof certs !== 'object') return;
+  freezeJson(certs.leaf);
+  const im = certs.intermediates;
+  if (isArray(im)) for (let i = 0; i < im.length; i++) freezeJson(im[i]);
+}
+// The connection object as JSON text (any shape; the host's fallback path).
+function invoke(handler, json, now) {
+  const st = begin(now);
+  let conn;
+  try { conn = JSONparse(json); freezeViews(conn); } catch (e) { st.err = 'cannot read the connection object: ' + describe(e); st.settled = true; return collect(); }
+  return run(st, handler, conn);
+}
+// Deep-frozen certificate views by id, shared by every invocation that presents that
+// certificate. Filled by the host (define) before the first invocation that needs an
+// entry; the host bounds its size and tells it when to start over.
+const certCache = new Map();
+function define(reset, defs) {
+  if (reset) certCache.clear();
+  const list = JSONparse(defs);
+  for (let i = 0; i < list.length; i += 2) certCache.set(list[i], freezeJson(list[i + 1]));
+}
+function cachedCert(id) {
+  if (!certCache.has(id)) throw new Error('certificate ' + id + ' is not in the sandbox cache');
+  return certCache.get(id);
+}
+// The connection object of the usual shape from its parts: scalars, the certificate ids
+// ("leaf,intermediate,…", undefined without a client certificate) and the
+// revocationStatus JSON (undefined when absent). Builds the same object, key order
+// included, as JSON.parse of the host's JSON text would.
+function invokeConn(handler, now, connectionId, clientIp, clientPort, endpoint, distributionId, certIds, rsJson) {
+  const st = begin(now);
+  const conn = { connectionId, clientIp, clientPort, endpoint, distributionId };
+  if (certIds !== undefined) {
+    let certificates, revocationStatus;
+    try {
+      const ids = apply(stringSplit, certIds, [',']);
+      const intermediates = [];
+      for (let i = 1; i < ids.length; i++) intermediates[i - 1] = cachedCert(+ids[i]);
+      certificates = { leaf: cachedCert(+ids[0]), intermediates };
+      if (rsJson !== undefined) revocationStatus = JSONparse(rsJson);
+    } catch (e) { st.err = 'cannot read the connection object: ' + describe(e); st.settled = true; return collect(); }
+    conn.clientCertificate = rsJson === undefined ? { certificates } : { certificates, revocationStatus };
+  }
+  return run(st, handler, conn);
+}
 // One string back to the host: decision digit, then JSON of [customData, error, logs] when needed.
 function collect() {
   const st = current;
@@ -548,6 +607,6 @@ function collect() {
   return head + JSONstringify([st.cd === undefined ? null : st.cd, st.err === undefined ? null : st.err, st.logs]);
 }
 function noop() {}
-return freeze({ invoke, collect, noop });
+return freeze({ invoke, invokeConn, define, collect, noop });
 })()
 `;

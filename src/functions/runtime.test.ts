@@ -8,7 +8,7 @@ import { chainView, ParsedCertificate, splitCertificates } from '../pki/index.js
 import type { RevocationStatusValue } from '../revocation/index.js';
 import {
   buildConnection, compileFunction, connectionJson, kvsSnapshotFromMap, newConnectionId, runDecisionMatrix,
-  syntheticRevocationStatus, SAMPLE_CHAIN_PEM, type FunctionInstance, type FunctionResult, type InvokeOptions,
+  syntheticRevocationStatus, SAMPLE_CHAIN_PEM, type ConnectionObject, type FunctionInstance, type FunctionResult, type InvokeOptions,
 } from './index.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/functions/', import.meta.url));
@@ -16,11 +16,13 @@ const chain = chainView(splitCertificates(Buffer.from(SAMPLE_CHAIN_PEM)).map((b)
 const SERIAL = chain.leaf.serialNumber;
 const SERIAL_KEY = SERIAL.replaceAll(':', '');
 
-function conn(opts: { ip?: string; leaf?: RevocationStatusValue; intermediate?: RevocationStatusValue; noCert?: boolean } = {}): string {
-  return connectionJson(buildConnection({
+// The gateway's path: the connection object itself (split into parts, certificate views
+// cached in the sandbox). invoke-paths.test.ts compares it with the JSON-text path.
+function conn(opts: { ip?: string; leaf?: RevocationStatusValue; intermediate?: RevocationStatusValue; noCert?: boolean } = {}): ConnectionObject {
+  return buildConnection({
     clientIp: opts.ip ?? '8.8.8.8', clientPort: 40000, endpoint: 'api.example.test', distributionId: 'd1',
     ...(opts.noCert ? {} : { certificates: chain, revocationStatus: syntheticRevocationStatus(chain, opts.leaf ?? 'Good', opts.intermediate ?? 'Good') }),
-  }));
+  });
 }
 const kvs = (entries: [string, string][] = []): InvokeOptions => ({ kvs: kvsSnapshotFromMap(new Map(entries)) });
 const example = (name: string): Promise<FunctionInstance> => compileFunction(readFileSync(`${EXAMPLES}${name}.js`, 'utf8'), { name });
