@@ -15,7 +15,7 @@
  * - `__ph_hash(alg, keyHexOrUndefined, dataHex)` → digest as lowercase hex.
  *
  * The completion value of the prelude is the internal driver object
- * `{ invoke, invokeConn, define, collect, noop }`, held only by the host (never reachable from user code).
+ * `{ invoke, invokeConn, define, collect, noop, setNow }`, held only by the host (never reachable from user code).
  */
 export const PRELUDE_SOURCE = String.raw`
 (function () {
@@ -525,18 +525,25 @@ function begin(now) {
   logs = st.logs;
   return st;
 }
+// Decisions count while the invocation is current: in the handler, in its promise
+// chain and in any job it left behind, since the host drains the jobs of every
+// invocation (sync handlers included) before it collects the result.
 function run(st, handler, conn) {
-  conn.allow = function allow() { if (current === st && !st.settled && st.d === 0) st.d = 1; };
-  conn.deny = function deny() { if (current === st && !st.settled) st.d = 2; };
-  conn.logCustomData = function logCustomData(s) { if (current === st && !st.settled) st.cd = String(s).slice(0, 800); };
+  conn.allow = function allow() { if (current === st && st.d === 0) st.d = 1; };
+  conn.deny = function deny() { if (current === st) st.d = 2; };
+  conn.logCustomData = function logCustomData(s) { if (current === st) st.cd = String(s).slice(0, 800); };
   let r;
-  try { r = handler(conn); } catch (e) { st.err = describe(e); st.settled = true; return collect(); }
-  if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
-    apply(promiseThen, PromiseResolve(r), [() => { st.settled = true; }, (e) => { st.err = describe(e); st.settled = true; }]);
-    return undefined;
-  }
+  try {
+    r = handler(conn);
+    // A user-defined then getter or promise subclass can throw here: the function's error, not the driver's.
+    if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
+      apply(promiseThen, PromiseResolve(r), [() => { st.settled = true; }, (e) => { st.err = describe(e); st.settled = true; }]);
+      return undefined;
+    }
+  } catch (e) { st.err = describe(e); }
   st.settled = true;
-  return collect();
+  // The result so far; the host calls collect() instead when jobs are pending.
+  return encode(st);
 }
 // JSON values only (no accessors, no cycles): freezes o and everything under it.
 function freezeJson(o) {
@@ -597,16 +604,22 @@ function invokeConn(handler, now, connectionId, clientIp, clientPort, endpoint, 
   return run(st, handler, conn);
 }
 // One string back to the host: decision digit, then JSON of [customData, error, logs] when needed.
+function encode(st) {
+  const head = st.settled ? String(st.d) : '3';
+  if (st.cd === undefined && st.err === undefined && st.logs.length === 0) return head;
+  return head + JSONstringify([st.cd === undefined ? null : st.cd, st.err === undefined ? null : st.err, st.logs]);
+}
+// Ends the current invocation (later allow/deny/logCustomData calls are ignored).
 function collect() {
   const st = current;
   if (st === null) return '3';
   current = null;
   logs = [];
-  const head = st.settled ? String(st.d) : '3';
-  if (st.cd === undefined && st.err === undefined && st.logs.length === 0) return head;
-  return head + JSONstringify([st.cd === undefined ? null : st.cd, st.err === undefined ? null : st.err, st.logs]);
+  return encode(st);
 }
+// What Date.now() returns outside invocations (top-level code: the time it runs).
+function setNow(now) { nowMs = now; }
 function noop() {}
-return freeze({ invoke, invokeConn, define, collect, noop });
+return freeze({ invoke, invokeConn, define, collect, noop, setNow });
 })()
 `;

@@ -480,6 +480,19 @@ export class FunctionInstance {
       handles.push(collectFn);
       const noopFn = c.getProp(driver, 'noop');
       handles.push(noopFn);
+      // Top-level code sees Date frozen at the time it runs (compile or rebuild), not the epoch.
+      const builtAt = Date.now();
+      const setNowFn = c.getProp(driver, 'setNow');
+      handles.push(setNowFn);
+      const nowH = c.newNumber(builtAt);
+      const setNow = c.callFunction(setNowFn, c.undefined, nowH);
+      nowH.dispose();
+      if (setNow.error) {
+        const e = dumpError(c, setNow.error);
+        setNow.error.dispose();
+        throw new Error(`sandbox prelude failed: ${e.name}: ${e.message}`);
+      }
+      setNow.value.dispose();
       const baselineBytes = heapUsed(rt, c);
       rt.setMemoryLimit(baselineBytes + this.limits.memoryLimitBytes);
       state.memoryLimit = baselineBytes + this.limits.memoryLimitBytes;
@@ -515,7 +528,7 @@ export class FunctionInstance {
       state.deadline = Infinity;
       // Warm-up: one call through the driver with a no-op handler.
       const warmJson = c.newString('{}');
-      const warmNow = c.newNumber(0);
+      const warmNow = c.newNumber(builtAt);
       const warm = c.callFunction(invokeFn, c.undefined, noopFn, warmJson, warmNow);
       warmJson.dispose();
       warmNow.dispose();
@@ -598,7 +611,7 @@ export class FunctionInstance {
         s = this.sandbox = this.build();
         this.rebuilds++;
       } catch (err) {
-        return failed(`the sandbox could not be rebuilt: ${(err as Error).message}`, performance.now(), this.limits.cpuLimitMs, []);
+        return failed(`the sandbox could not be rebuilt: ${(err as Error).message}`, 0, this.limits.cpuLimitMs, []);
       }
     }
     const start = performance.now();
@@ -631,11 +644,16 @@ export class FunctionInstance {
       } else {
         if (ctx.typeof(r.value) === 'string') out = ctx.getString(r.value);
         r.value.dispose();
-        if (out === undefined) {
-          // The handler returned a promise: run its jobs (KVS reads resolve synchronously).
+        // A promise (out undefined), or a sync handler that left jobs behind: run them now,
+        // within this invocation's deadline, so they belong to it (their decisions count,
+        // their logs are its logs) and never run during a later invocation.
+        if (out === undefined || rt.hasPendingJob()) {
+          out = undefined;
           const jobs = rt.executePendingJobs();
           if (jobs.error) {
             fatal = describeHandle(ctx, jobs.error);
+          } else if (rt.hasPendingJob()) {
+            fatal = 'promise jobs were left pending';
           } else {
             const c = ctx.callFunction(s.collectFn, ctx.undefined);
             if (c.error) {
@@ -655,15 +673,36 @@ export class FunctionInstance {
       state.started = Infinity;
       this.snapshot = undefined;
     }
-    if (state.interrupted) fatal = `the function exceeded its CPU limit of ${this.limits.cpuLimitMs} ms`;
+    // One measurement for the limit and computeUtilization: the wall time of this invocation.
+    const took = performance.now() - start;
+    const cpuError = `the function exceeded its CPU limit of ${this.limits.cpuLimitMs} ms (took ${took.toFixed(1)} ms)`;
+    // Fatal conditions come from host-side state only (the interrupt handler's flags, a
+    // failure of the driver itself, which catches everything the function throws), never
+    // from the text of an error the function could have made up.
+    if (state.interrupted) fatal = cpuError;
     else if (state.overMemory) fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes`;
     if (fatal !== undefined) {
-      if (/out of memory/.test(fatal)) fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (${fatal})`;
-      const r = failed(fatal, start, this.limits.cpuLimitMs, []);
+      const r = failed(fatal, took, this.limits.cpuLimitMs, []);
       this.retire(s);
       return r;
     }
-    return this.decode(out ?? '3', start, s);
+    const result = this.decode(out ?? '3', took);
+    if (result.error !== undefined && heapUsed(rt, ctx) > state.memoryLimit) {
+      // The function failed with its heap over the limit (measured here, not read from
+      // the error text): deny as a memory failure and rebuild.
+      const r = failed(`the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (${result.error})`, took, this.limits.cpuLimitMs, result.logs);
+      this.retire(s);
+      return r;
+    }
+    // A long built-in call (a huge BigInt, includes on a huge array-like) runs without
+    // reaching the interrupt handler: the limit is checked again after the fact, and
+    // wins over whatever the function decided.
+    if (took > this.limits.cpuLimitMs) {
+      const r = failed(cpuError, took, this.limits.cpuLimitMs, result.logs);
+      if (result.customData !== undefined) r.customData = result.customData;
+      return r;
+    }
+    return result;
   }
 
   /**
@@ -718,7 +757,7 @@ export class FunctionInstance {
     s.state.memoryLimit = limit;
   }
 
-  private decode(out: string, start: number, s: Sandbox): FunctionResult {
+  private decode(out: string, took: number): FunctionResult {
     const head = out.charCodeAt(0) - 48;
     let customData: string | undefined;
     let error: string | undefined;
@@ -731,12 +770,8 @@ export class FunctionInstance {
     }
     if (head === 3 && error === undefined) error = 'connectionHandler returned a promise that never settled';
     if (error !== undefined) {
-      // Stack overflow, out-of-memory and interrupts leave the heap in an unknown state: rebuild.
-      if (/^InternalError:/.test(error)) {
-        if (/out of memory/.test(error)) error = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (${error})`;
-      }
-      const r = failed(error, start, this.limits.cpuLimitMs, logs);
-      if (/^InternalError:/.test(error) || /exceeded its memory limit/.test(error)) this.retire(s);
+      // What the function threw: a deny, never a reason to rebuild (its text is the function's).
+      const r = failed(error, took, this.limits.cpuLimitMs, logs);
       if (customData !== undefined) r.customData = customData;
       return r;
     }
@@ -744,7 +779,7 @@ export class FunctionInstance {
       decision: head === 1 ? 'allow' : 'deny',
       implicit: head === 0,
       logs,
-      computeUtilization: utilization(start, this.limits.cpuLimitMs),
+      computeUtilization: utilization(took, this.limits.cpuLimitMs),
     };
     if (customData !== undefined) result.customData = customData;
     if (head !== 1) result.failureCode = 'ConnectionFunctionDenied';
@@ -763,13 +798,13 @@ export class FunctionInstance {
   }
 }
 
-function utilization(start: number, cpuLimitMs: number): number {
-  return Math.round(((performance.now() - start) / cpuLimitMs) * 1000) / 10;
+function utilization(tookMs: number, cpuLimitMs: number): number {
+  return Math.round((tookMs / cpuLimitMs) * 1000) / 10;
 }
 
-function failed(error: string, start: number, cpuLimitMs: number, logs: string[]): FunctionResult {
+function failed(error: string, tookMs: number, cpuLimitMs: number, logs: string[]): FunctionResult {
   return {
-    decision: 'deny', implicit: true, logs, computeUtilization: utilization(start, cpuLimitMs),
+    decision: 'deny', implicit: true, logs, computeUtilization: utilization(tookMs, cpuLimitMs),
     error, failureCode: 'ConnectionFunctionError',
   };
 }
