@@ -25,7 +25,11 @@ function conn(opts: { ip?: string; leaf?: RevocationStatusValue; intermediate?: 
   });
 }
 const kvs = (entries: [string, string][] = []): InvokeOptions => ({ kvs: kvsSnapshotFromMap(new Map(entries)) });
-const example = (name: string): Promise<FunctionInstance> => compileFunction(readFileSync(`${EXAMPLES}${name}.js`, 'utf8'), { name });
+// The CPU limit is wall time in the sandbox, checked after every invocation too: the
+// examples get a generous one so a loaded test machine cannot turn their decisions into
+// CPU-limit denies; runaway-loop keeps the default 5 ms.
+const example = (name: string, cpuLimitMs = 1000): Promise<FunctionInstance> =>
+  compileFunction(readFileSync(`${EXAMPLES}${name}.js`, 'utf8'), { name, cpuLimitMs });
 const fn = (body: string, limits: { cpuLimitMs?: number; memoryLimitBytes?: number } = {}): Promise<FunctionInstance> => compileFunction(body, limits);
 
 function allowed(r: FunctionResult, customData?: string): void {
@@ -110,7 +114,7 @@ test('example optional-mode-guest', async () => {
 });
 
 test('example runaway-loop: CPU limit denies, the gateway keeps serving', async () => {
-  const f = await example('runaway-loop');
+  const f = await example('runaway-loop', 5);
   const other = await example('optional-mode-guest');
   const r = f.invoke(conn());
   errored(r, /CPU limit of 5 ms/);
