@@ -225,6 +225,16 @@ interface Sandbox {
  */
 const WALL_CAP_FACTOR = 20;
 
+/**
+ * Allowance for host pauses in the after-the-fact CPU check, ms: a V8 garbage
+ * collection of the host during an invocation (measured up to ≈ 7 ms on the 2-core
+ * benchmark machine) is process CPU time but not the function's. The interrupt
+ * deadline still stops running JavaScript at the limit; this allowance only applies to
+ * a single long built-in call, which is therefore denied once it passes limit +
+ * allowance.
+ */
+const HOST_PAUSE_ALLOWANCE_MS = 10;
+
 /** Milliseconds of process CPU time (user + system) since `start`. */
 function cpuMsSince(start: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(start);
@@ -729,7 +739,7 @@ export class FunctionInstance {
     // wins over whatever the function decided.
     // Wall time over the limit is confirmed with process CPU time, so a loaded machine
     // (the process descheduled) or a host GC pause does not deny a well-behaved function.
-    if (took > this.limits.cpuLimitMs && cpuMsSince(cpuStart) > this.limits.cpuLimitMs) {
+    if (took > this.limits.cpuLimitMs + HOST_PAUSE_ALLOWANCE_MS && cpuMsSince(cpuStart) > this.limits.cpuLimitMs + HOST_PAUSE_ALLOWANCE_MS) {
       const r = failed(cpuError, took, this.limits.cpuLimitMs, result.logs);
       if (result.customData !== undefined) r.customData = result.customData;
       return r;
