@@ -96,3 +96,45 @@ export function checkOneStdin(inputs: Record<string, string | undefined>): void 
     throw new CliUsageError(`${stdin.join(' and ')} both read standard input ("-"); only one input can be standard input`);
   }
 }
+
+/**
+ * Exit codes of the commands that act on stored resources (`kvs …`, `function
+ * create|update|publish|…`): one table for every resource, derived from the error
+ * catalogue's stable codes (src/errors.ts).
+ */
+export const RESOURCE_EXIT = {
+  ok: 0,
+  error: 1,
+  notFound: 2,
+  conflict: 3,
+  limit: 4,
+  refused: 5,
+  usage: EXIT_USAGE,
+  unavailable: 69,
+} as const;
+
+/**
+ * Maps a catalogue error code to a {@link RESOURCE_EXIT} code: not found 2; conflicts
+ * (stale ETag, name taken, not READY, in use) 3; size limits and quotas 4; refused
+ * content (failed import, CRL that does not verify) 5; bad input (arguments, If-Match,
+ * function code that does not compile) 64; store unavailable 69; anything else 1.
+ */
+export function resourceExitCode(code: string): number {
+  switch (code) {
+    case 'EntityNotFound': return RESOURCE_EXIT.notFound;
+    case 'PreconditionFailed':
+    case 'EntityAlreadyExists':
+    case 'EntityNotReady':
+    case 'CannotDeleteEntityWhileInUse': return RESOURCE_EXIT.conflict;
+    case 'EntitySizeLimitExceeded':
+    case 'ServiceQuotaExceeded':
+    case 'FunctionSizeLimitExceeded': return RESOURCE_EXIT.limit;
+    case 'InvalidCrl':
+    case 'ImportFailed': return RESOURCE_EXIT.refused;
+    case 'InvalidArgument':
+    case 'InvalidIfMatchVersion':
+    case 'InvalidFunctionCode': return RESOURCE_EXIT.usage;
+    case 'StoreUnavailable': return RESOURCE_EXIT.unavailable;
+    default: return RESOURCE_EXIT.error;
+  }
+}

@@ -12,10 +12,10 @@ import type { Command } from 'commander';
 import { PortcullisError } from '../errors.js';
 import { FunctionService, FUNCTION_RUNTIME, type FunctionSummary } from '../functions/index.js';
 import { openSqliteStore, type FunctionStage, type Store } from '../store/index.js';
-import { CliUsageError, readInputFile } from './common.js';
+import { CliUsageError, RESOURCE_EXIT, readInputFile, resourceExitCode } from './common.js';
 
-/** Exit codes of the lifecycle commands. */
-export const FUNCTION_LIFECYCLE_EXIT = { ok: 0, error: 1, notFound: 2, conflict: 3, tooLarge: 4, usage: 64, unavailable: 69 } as const;
+/** Exit codes of the lifecycle commands (the shared resource table; `tooLarge` = `limit`). */
+export const FUNCTION_LIFECYCLE_EXIT = { ...RESOURCE_EXIT, tooLarge: RESOURCE_EXIT.limit } as const;
 
 /** Output sinks of the lifecycle commands (tests replace them). */
 export const functionLifecycleIo = {
@@ -24,20 +24,7 @@ export const functionLifecycleIo = {
 };
 
 /** Maps an error code of the catalogue to an exit code of {@link FUNCTION_LIFECYCLE_EXIT}. */
-export function functionLifecycleExitCode(code: string): number {
-  switch (code) {
-    case 'EntityNotFound': return FUNCTION_LIFECYCLE_EXIT.notFound;
-    case 'PreconditionFailed':
-    case 'EntityAlreadyExists':
-    case 'CannotDeleteEntityWhileInUse': return FUNCTION_LIFECYCLE_EXIT.conflict;
-    case 'FunctionSizeLimitExceeded': return FUNCTION_LIFECYCLE_EXIT.tooLarge;
-    case 'InvalidArgument':
-    case 'InvalidIfMatchVersion':
-    case 'InvalidFunctionCode': return FUNCTION_LIFECYCLE_EXIT.usage;
-    case 'StoreUnavailable': return FUNCTION_LIFECYCLE_EXIT.unavailable;
-    default: return FUNCTION_LIFECYCLE_EXIT.error;
-  }
-}
+export const functionLifecycleExitCode = resourceExitCode;
 
 interface CommonOptions {
   dataDir: string;

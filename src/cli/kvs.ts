@@ -26,38 +26,13 @@ import {
   KeyValueStoreService, describeDuplicateMember, findDuplicateMember, firstInvalidUtf8, isUrlSource, type KvsDescription, type KvsWriteResult,
 } from '../kvs/index.js';
 import { parseTrustStoreBundle, type TrustAnchorSet } from '../pki/index.js';
-import { CliUsageError, EXIT_USAGE, checkOneStdin, shownFileName } from './common.js';
+import { CliUsageError, RESOURCE_EXIT, checkOneStdin, resourceExitCode, shownFileName } from './common.js';
 
-/** Exit codes of the `kvs` commands. */
-export const KVS_EXIT = {
-  ok: 0,
-  error: 1,
-  notFound: 2,
-  conflict: 3,
-  limit: 4,
-  refused: 5,
-  usage: EXIT_USAGE,
-  unavailable: 69,
-} as const;
+/** Exit codes of the `kvs` commands (the shared resource table). */
+export const KVS_EXIT = RESOURCE_EXIT;
 
-/** Exit code for a catalogue error code. */
-export function kvsExitCode(code: string): number {
-  switch (code) {
-    case 'EntityNotFound': return KVS_EXIT.notFound;
-    case 'PreconditionFailed':
-    case 'EntityAlreadyExists':
-    case 'EntityNotReady':
-    case 'CannotDeleteEntityWhileInUse': return KVS_EXIT.conflict;
-    case 'EntitySizeLimitExceeded':
-    case 'ServiceQuotaExceeded': return KVS_EXIT.limit;
-    case 'InvalidCrl':
-    case 'ImportFailed': return KVS_EXIT.refused;
-    case 'InvalidArgument':
-    case 'InvalidIfMatchVersion': return KVS_EXIT.usage;
-    case 'StoreUnavailable': return KVS_EXIT.unavailable;
-    default: return KVS_EXIT.error;
-  }
-}
+/** Exit code for a catalogue error code (the shared resource mapping). */
+export const kvsExitCode = resourceExitCode;
 
 /** Options every `kvs` subcommand takes. */
 interface CommonOptions {
