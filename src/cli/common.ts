@@ -1,7 +1,8 @@
 /** Shared CLI helpers: exit codes, usage errors, option parsing, reading certificate files. */
 import { readFileSync } from 'node:fs';
 import { ParsedCertificate, splitCertificates } from '../pki/index.js';
-import { CertificateParseError } from '../errors.js';
+import { CertificateParseError, PortcullisError } from '../errors.js';
+import { openSqliteStore, type Store } from '../store/index.js';
 
 /** Exit code for usage errors (sysexits EX_USAGE). */
 export const EXIT_USAGE = 64;
@@ -136,5 +137,33 @@ export function resourceExitCode(code: string): number {
     case 'InvalidFunctionCode': return RESOURCE_EXIT.usage;
     case 'StoreUnavailable': return RESOURCE_EXIT.unavailable;
     default: return RESOURCE_EXIT.error;
+  }
+}
+
+/**
+ * Runs a resource command on the local store of `dataDir`: opens it, runs `fn`, closes
+ * it, and turns a catalogue error into `portcullis: <Code>: <message>` on `stderr` and
+ * the {@link resourceExitCode} as the process exit code. A non-zero number returned by
+ * `fn` becomes the exit code. Other errors propagate.
+ * @throws CliUsageError when `dataDir` is empty.
+ */
+export async function withLocalStore(
+  dataDir: string, stderr: (text: string) => void, fn: (store: Store) => Promise<number | void>,
+): Promise<void> {
+  if (dataDir.trim() === '') throw new CliUsageError('--data-dir must not be empty');
+  let store: Store | undefined;
+  try {
+    store = await openSqliteStore({ dataDir });
+    const code = await fn(store);
+    if (typeof code === 'number' && code !== 0) process.exitCode = code;
+  } catch (err) {
+    if (err instanceof PortcullisError) {
+      stderr(`portcullis: ${err.code}: ${err.message}\n`);
+      process.exitCode = resourceExitCode(err.code);
+      return;
+    }
+    throw err;
+  } finally {
+    await store?.close();
   }
 }

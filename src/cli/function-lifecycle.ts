@@ -9,10 +9,9 @@
  * gives line and column); 69 store unavailable; 1 anything else.
  */
 import type { Command } from 'commander';
-import { PortcullisError } from '../errors.js';
 import { FunctionService, FUNCTION_RUNTIME, type FunctionSummary } from '../functions/index.js';
-import { openSqliteStore, type FunctionStage, type Store } from '../store/index.js';
-import { CliUsageError, RESOURCE_EXIT, readInputFile, resourceExitCode } from './common.js';
+import type { FunctionStage } from '../store/index.js';
+import { CliUsageError, RESOURCE_EXIT, readInputFile, resourceExitCode, withLocalStore } from './common.js';
 
 /** Exit codes of the lifecycle commands (the shared resource table; `tooLarge` = `limit`). */
 export const FUNCTION_LIFECYCLE_EXIT = { ...RESOURCE_EXIT, tooLarge: RESOURCE_EXIT.limit } as const;
@@ -58,21 +57,7 @@ function stageOption(value: string | undefined): FunctionStage {
 }
 
 async function withFunctions(opts: CommonOptions, fn: (svc: FunctionService) => Promise<void>): Promise<void> {
-  if (opts.dataDir.trim() === '') throw new CliUsageError('--data-dir must not be empty');
-  let store: Store | undefined;
-  try {
-    store = await openSqliteStore({ dataDir: opts.dataDir });
-    await fn(new FunctionService(store));
-  } catch (err) {
-    if (err instanceof PortcullisError) {
-      functionLifecycleIo.stderr(`portcullis: ${err.code}: ${err.message}\n`);
-      process.exitCode = functionLifecycleExitCode(err.code);
-      return;
-    }
-    throw err;
-  } finally {
-    await store?.close();
-  }
+  await withLocalStore(opts.dataDir, (t) => functionLifecycleIo.stderr(t), (store) => fn(new FunctionService(store)));
 }
 
 async function ifMatchOrCurrent(svc: FunctionService, name: string, ifMatch: string | undefined): Promise<string> {

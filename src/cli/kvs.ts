@@ -21,12 +21,12 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CrlError, EntitySizeLimitExceededError, PortcullisError } from '../errors.js';
-import { openSqliteStore, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import {
   KeyValueStoreService, describeDuplicateMember, findDuplicateMember, firstInvalidUtf8, isUrlSource, type KvsDescription, type KvsWriteResult,
 } from '../kvs/index.js';
 import { parseTrustStoreBundle, type TrustAnchorSet } from '../pki/index.js';
-import { CliUsageError, RESOURCE_EXIT, checkOneStdin, resourceExitCode, shownFileName } from './common.js';
+import { CliUsageError, RESOURCE_EXIT, checkOneStdin, resourceExitCode, shownFileName, withLocalStore } from './common.js';
 
 /** Exit codes of the `kvs` commands (the shared resource table). */
 export const KVS_EXIT = RESOURCE_EXIT;
@@ -229,26 +229,13 @@ async function readStdin(): Promise<string> {
 async function withService(
   opts: CommonOptions, fn: (kvs: KeyValueStoreService, store: Store) => Promise<number | void>, sweep: 'wait' | 'no-wait' = 'no-wait',
 ): Promise<void> {
-  if (opts.dataDir.trim() === '') throw new CliUsageError('--data-dir must not be empty');
-  let store: Store | undefined;
-  try {
-    store = await openSqliteStore({ dataDir: opts.dataDir });
+  await withLocalStore(opts.dataDir, (t) => kvsIo.stderr(t), async (store) => {
     const svc = new KeyValueStoreService(store);
     // Stores left PROVISIONING by a dead process are marked FAILED by any command;
     // only create waits for the write lock to do it (reads never wait for writers).
     await svc.recoverInterruptedImports({ wait: sweep === 'wait' });
-    const code = await fn(svc, store);
-    if (typeof code === 'number' && code !== 0) process.exitCode = code;
-  } catch (err) {
-    if (err instanceof PortcullisError) {
-      kvsIo.stderr(`portcullis: ${err.code}: ${err.message}\n`);
-      process.exitCode = kvsExitCode(err.code);
-      return;
-    }
-    throw err;
-  } finally {
-    await store?.close();
-  }
+    return fn(svc, store);
+  });
 }
 
 /** Resolves `--if-match` or reads the store's current ETag. */
