@@ -9,20 +9,26 @@ import { performance } from 'node:perf_hooks';
 import { RevocationChecker, OcspCache } from '../src/revocation/index.js';
 import type { ParsedCertificate } from '../src/pki/index.js';
 import { buildChain } from '../test/helpers/pki.js';
-import { startTestResponder, behaviours } from '../test/helpers/ocsp-responder.js';
+import { startTestResponder, behaviours, type TestResponder } from '../test/helpers/ocsp-responder.js';
 import { percentile, type Benchmark, type Figure } from './lib.js';
 
 const ROUNDS = 5;
+
+/** A leaf + 2 intermediates (ECDSA P-256) whose AIA points at a local responder answering good; the path ends at the root. */
+async function chainWithResponder(name: string): Promise<{ responder: TestResponder; path: ParsedCertificate[] }> {
+  const responder = await startTestResponder(behaviours.good([]));
+  const chain = await buildChain({ intermediates: 2, keyType: 'ec-p256', name, ocspUrl: () => responder.url });
+  responder.setHandler(behaviours.good([chain.root, ...chain.intermediates]));
+  const path = [chain.leaf.cert, ...chain.intermediates.slice().reverse().map((c) => c.cert), chain.root.cert];
+  return { responder, path };
+}
 
 export const ocspWarm: Benchmark = {
   name: 'ocsp-warm',
   description: 'revocation status of leaf + 2 intermediates, warm cache',
   async run(): Promise<Figure[]> {
-    const responder = await startTestResponder(behaviours.good([]));
+    const { responder, path } = await chainWithResponder('BenchWarm');
     try {
-      const chain = await buildChain({ intermediates: 2, keyType: 'ec-p256', name: 'BenchWarm', ocspUrl: () => responder.url });
-      responder.setHandler(behaviours.good([chain.root, ...chain.intermediates]));
-      const path: ParsedCertificate[] = [chain.leaf.cert, ...chain.intermediates.slice().reverse().map((c) => c.cert), chain.root.cert];
       const checker = new RevocationChecker({ cache: new OcspCache({ refreshAfterFraction: 1 }) });
       const first = await checker.check(path);
       if (!first.ok || first.revocationStatus.chainValidity !== 'Valid') throw new Error(`warm-up failed: ${JSON.stringify(first)}`);
@@ -54,11 +60,8 @@ export const ocspMiss: Benchmark = {
   name: 'ocsp-miss',
   description: 'revocation status of leaf + 2 intermediates, empty cache, local in-process responder over HTTP',
   async run(): Promise<Figure[]> {
-    const responder = await startTestResponder(behaviours.good([]));
+    const { responder, path } = await chainWithResponder('BenchMiss');
     try {
-      const chain = await buildChain({ intermediates: 2, keyType: 'ec-p256', name: 'BenchMiss', ocspUrl: () => responder.url });
-      responder.setHandler(behaviours.good([chain.root, ...chain.intermediates]));
-      const path: ParsedCertificate[] = [chain.leaf.cert, ...chain.intermediates.slice().reverse().map((c) => c.cert), chain.root.cert];
       const checker = new RevocationChecker();
       await checker.check(path); // warm the HTTP connection pool
       const p50: number[] = [], p99: number[] = [], perMiss: number[] = [];
