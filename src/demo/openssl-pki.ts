@@ -102,6 +102,22 @@ export class OpensslDemoPki {
     return leaf;
   }
 
+  /**
+   * Issues a TLS server certificate under the intermediate (serverAuth EKU, SAN DNS
+   * names plus IP 127.0.0.1), for the gateway's listener in the demo. The certificate
+   * file holds the server chain (server, then intermediate) so clients that trust the
+   * root can verify it.
+   */
+  async issueServer(name: string, dnsNames: readonly string[] = ['localhost']): Promise<DemoCertificate> {
+    const san = [...dnsNames.map((d) => `DNS:${d}`), 'IP:127.0.0.1'].join(',');
+    const cert = await this.#issue(name, `/C=US/O=Portcullis Demo/CN=${dnsNames[0] ?? name}`, this.intermediate, [
+      'basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=serverAuth',
+      'subjectKeyIdentifier=hash', 'authorityKeyIdentifier=keyid', `subjectAltName=${san}`,
+    ], 90);
+    await writeFile(cert.certFile, (await readFile(cert.certFile, 'utf8')) + (await readFile(this.intermediate.certFile, 'utf8')));
+    return cert;
+  }
+
   /** Writes the chain the client presents (leaf, then intermediate) and returns its path. */
   async writeChain(leaf: DemoCertificate): Promise<string> {
     const file = join(this.dir, `${leaf.name}-chain.pem`);
