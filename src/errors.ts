@@ -76,10 +76,24 @@ export class OcspTransportError extends PortcullisError {
   }
 }
 
-/** A configuration file or option is invalid; the message names the key path. Code `InvalidConfig`. */
+/** One problem found in a configuration file: the key path (`resources.distributions[0].listen`) and what is wrong. */
+export interface ConfigProblem {
+  /** Key path in the file, dots and `[index]`; empty for the file as a whole. */
+  path: string;
+  message: string;
+}
+
+/**
+ * A configuration file or option is invalid; the message names the file and the key
+ * path of every problem (one per line). `problems` lists them one by one (empty when
+ * the error is about the file as a whole and was built from a message alone). Code
+ * `InvalidConfig`.
+ */
 export class ConfigError extends PortcullisError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly problems: readonly ConfigProblem[];
+  constructor(message: string, options?: { cause?: unknown; problems?: readonly ConfigProblem[] }) {
     super('InvalidConfig', message, options);
+    this.problems = options?.problems ?? [];
   }
 }
 
@@ -215,5 +229,16 @@ export class FunctionCompileError extends PortcullisError {
 export class FunctionSizeLimitExceededError extends PortcullisError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('FunctionSizeLimitExceeded', message, options);
+  }
+}
+
+/**
+ * A distribution claims an SNI alias that another distribution on the same listen
+ * address already claims (SNI could not choose between them). The message names both
+ * distributions and the alias. CloudFront's `CNAMEAlreadyExists`; HTTP 409.
+ */
+export class CnameAlreadyExistsError extends PortcullisError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CNAMEAlreadyExists', message, options);
   }
 }
