@@ -9,6 +9,7 @@ import { registerCertCommands } from './cert-inspect.js';
 import { registerOcspCommands } from './ocsp-check.js';
 import { registerKvsCommands } from './kvs.js';
 import { registerFunctionCommands } from './function.js';
+import { registerValidateCommand } from './validate.js';
 import { EXIT_USAGE, CliUsageError } from './common.js';
 
 /** Builds the commander program with every command registered. */
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerOcspCommands(program);
   registerKvsCommands(program);
   registerFunctionCommands(program);
+  registerValidateCommand(program);
   return program;
 }
 

@@ -86,6 +86,10 @@ export function zodProblems(error: z.ZodError, base = ''): { path: string; messa
       }
       continue;
     }
+    if (issue.code === 'invalid_key') {
+      out.push({ path, message: `invalid key: ${issue.issues.map((i) => i.message).join('; ')}` });
+      continue;
+    }
     if (issue.code === 'invalid_value') {
       out.push({ path, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` });
       continue;
