@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { openSqliteStore } from '../store/index.js';
-import { TrustStoreService } from '../resources/index.js';
+import { DistributionService, TrustStoreService } from '../resources/index.js';
 import { buildChain, issueCertificate } from '../../test/helpers/pki.js';
 import { validateConfig } from './index.js';
 
@@ -72,10 +72,15 @@ test('validateConfig: files, certificate/key pairs, bundles, imports, code and r
   // With the embedded store present, its resources count.
   const store = await openSqliteStore({ dataDir: join(dir, 'data') });
   await new TrustStoreService(store).create({ name: 'stored', caBundlePem: chain.root.pem });
+  await new DistributionService(store).create('legacy', {
+    listen: '127.0.0.1:8443', aliases: ['web.example.com'], certificates: [{ certFile: '/c', keyFile: '/k' }], origin: { url: 'http://o' },
+    viewerMtls: { trustStore: 'stored' },
+  });
   await store.close();
   const res2 = byPath(await validateConfig(join(dir, 'bad.yaml'), {}));
   assert.equal(res2['resources.distributions[1].viewerMtls.trustStore'], undefined);
   assert.match(res2['resources.connectionFunctions[0].keyValueStore']!, /not declared in the config or the store/);
+  assert.match(res2['resources.distributions[1].aliases']!, /"legacy" and "web" both claim alias "web\.example\.com" on 127\.0\.0\.1:8443 \(the first is in the store\)/);
 
   const missing = await validateConfig(join(dir, 'missing.yaml'), {});
   assert.equal(missing.missingFile, true);

@@ -13,6 +13,7 @@ import { ConfigError, PortcullisError, type ConfigProblem } from '../errors.js';
 import { compileFunction } from '../functions/index.js';
 import { isUrlSource, parseKvsImport } from '../kvs/index.js';
 import { parseTrustStoreBundle, splitCertificates, type TrustStoreLimits } from '../pki/index.js';
+import { findAliasConflicts, type DistributionDocument } from '../resources/index.js';
 import { SQLITE_FILE_NAME, openSqliteStore, type Store } from '../store/index.js';
 import { loadConfig, type ConfigEnv } from './load.js';
 import { functionLimitsFromConfig, kvsLimitsFromConfig } from './options.js';
@@ -183,6 +184,14 @@ async function checkReferences(config: NodeConfig, store: Store | undefined, pro
     const fn = d.connectionFunction;
     if (fn !== undefined && !declared.functions.has(fn) && !(store && (await store.functions.get(fn, 'DEVELOPMENT')))) {
       problems.push({ path: `resources.distributions[${i}].connectionFunction`, message: `connection function "${fn}" is not declared ${where}` });
+    }
+  }
+  if (store) {
+    // Undeclared distributions in the store keep their aliases: a declared one may not take them.
+    const stored = (await store.distributions.list()).filter((d) => !declared.distributions.has(d.name))
+      .map((d) => ({ name: d.name, listen: (d.document as DistributionDocument).listen, aliases: (d.document as DistributionDocument).aliases }));
+    for (const [i, d] of r.distributions.entries()) {
+      for (const msg of findAliasConflicts([...stored, d])) problems.push({ path: `resources.distributions[${i}].aliases`, message: `${msg} (the first is in the store)` });
     }
   }
   for (const name of Object.keys(config.listenOverrides)) {
