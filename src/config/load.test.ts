@@ -190,3 +190,12 @@ test('loadConfig: YAML and JSON by extension; syntax errors and missing files na
     (e: unknown) => e instanceof ConfigError && /missing\.yaml: 1 problem\n {2}cannot read the config file: no such file/.test(e.message)
       && (e.cause as NodeJS.ErrnoException).code === 'ENOENT');
 });
+
+test('examples/portcullis.yaml loads (every key spelled as the contract says)', async () => {
+  const file = new URL('../../examples/portcullis.yaml', import.meta.url).pathname;
+  const c = await loadConfig(file, { PORTCULLIS_ADMIN_TOKEN: 'an-example-token-of-32-characters' });
+  assert.equal(c.admin.token, 'an-example-token-of-32-characters');
+  assert.equal(c.resources.distributions[0]?.connectionFunction, 'revocation-control');
+  assert.equal(c.resources.connectionFunctions[0]?.publish, true);
+  assert.equal((await loadConfig(file, {})).admin.token, undefined);
+});
