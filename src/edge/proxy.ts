@@ -63,6 +63,7 @@ import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Pool } from 'undici';
+import { InvalidArgumentError, PortcullisError } from '../errors.js';
 import type { DistributionLimits, DistributionOrigin } from '../resources/types.js';
 import { classifyOriginFailure, errorCode, type OriginFailure } from './proxy-errors.js';
 import {
@@ -328,7 +329,7 @@ export class OriginProxy implements ConnectionHandler {
     } finally {
       this.pendingH2 = undefined;
     }
-    if (!state.session) throw new Error('http2 server created no session for the socket');
+    if (!state.session) throw new PortcullisError('Internal', 'the http2 server created no session for the socket');
   }
 
   private onH2Stream(state: ConnState, stream: ServerHttp2Stream, headers: H2IncomingHeaders): void {
@@ -375,11 +376,11 @@ export class OriginProxy implements ConnectionHandler {
   // ---------------------------------------------------------------------------------
   // Origin
 
-  /** The pool for an origin; throws when the URL is not http(s) or `caFile` cannot be read. */
+  /** The pool for an origin; throws InvalidArgumentError when the URL is not http(s), a node:fs error when `caFile` cannot be read. */
   private poolFor(origin: DistributionOrigin): PoolEntry {
     const url = new URL(origin.url);
     const https = url.protocol === 'https:';
-    if (!https && url.protocol !== 'http:') throw new Error(`origin URL ${origin.url} is not http or https`);
+    if (!https && url.protocol !== 'http:') throw new InvalidArgumentError(`origin URL ${origin.url} is not http or https`);
     const key = JSON.stringify([url.origin, origin.connectTimeoutMs, https && origin.verifyTls, https ? origin.caFile ?? null : null]);
     let entry = this.pools.get(key);
     if (entry) return entry;
@@ -492,7 +493,7 @@ export class OriginProxy implements ConnectionHandler {
     let url: URL;
     try {
       url = new URL(conn.origin.url);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`origin URL ${conn.origin.url} is not http or https`);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`origin URL ${conn.origin.url} is not http or https`);
     } catch (err) {
       this.failUpgrade(conn, client, { kind: 'other', status: 502, code: undefined }, err, logFields);
       return;

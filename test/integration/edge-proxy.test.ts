@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as h2connect } from 'node:http2';
+import { createServer as httpsCreateServer } from 'node:https';
 import { createServer as netCreateServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,6 +243,62 @@ describe('edge proxy: origin failures', () => {
       await gw.close();
     }
   });
+});
+
+describe('edge proxy: https origin', () => {
+  let httpsPort: number;
+  let caFile: string;
+  let closeOrigin: () => Promise<void>;
+  before(async () => {
+    const ca = await issueCertificate({ subject: 'CN=Origin Test CA', ca: true });
+    const leaf = await issueCertificate({ subject: 'CN=origin.test', issuer: ca, san: { dns: ['origin.test'], ip: ['127.0.0.1'] } });
+    caFile = join(tmp, 'origin-ca.pem');
+    writeFileSync(caFile, ca.pem);
+    const server = httpsCreateServer({ key: leaf.keyPem, cert: leaf.pem }, (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ url: req.url, subject: req.headers['cloudfront-viewer-cert-subject'] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    httpsPort = (server.address() as AddressInfo).port;
+    closeOrigin = () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
+  });
+  after(() => closeOrigin());
+
+  const cases: Array<[string, Partial<DistributionOrigin>, number]> = [
+    ['untrusted origin certificate → 502', {}, 502],
+    ['caFile trusts the origin → 200', { caFile: '' }, 200],
+    ['verifyTls false → 200', { verifyTls: false }, 200],
+  ];
+  for (const [name, over, status] of cases) {
+    test(name, async () => {
+      const gw = await startGateway({ origin: { url: `https://127.0.0.1:${httpsPort}/api`, ...over, ...(over.caFile === '' ? { caFile } : {}) } });
+      try {
+        const r = await curl(['--http2', `${gw.url}/x`]);
+        assert.equal(r.status, status, r.body);
+        if (status === 200) assert.deepEqual(JSON.parse(r.body), { url: '/api/x', subject: CERT_HEADERS['CloudFront-Viewer-Cert-Subject'] });
+        else assert.ok(gw.logs.some((l) => l.kind === 'tls'), JSON.stringify(gw.logs));
+      } finally {
+        await gw.close();
+      }
+    });
+  }
+});
+
+describe('edge proxy: idle timeout', () => {
+  for (const alpn of ['http/1.1', 'h2']) {
+    test(`${alpn}: an idle connection is closed after idleTimeoutMs`, async () => {
+      const gw = await startGateway({ limits: { idleTimeoutMs: 200 } });
+      try {
+        const socket = tlsConnect({ host: '127.0.0.1', port: gw.port, rejectUnauthorized: false, ALPNProtocols: [alpn] });
+        socket.on('error', () => undefined);
+        socket.resume();
+        // Bounded wait for the close; the test fails on the runner's timeout otherwise.
+        await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      } finally {
+        await gw.close();
+      }
+    });
+  }
 });
 
 describe('edge proxy: limits', () => {
