@@ -76,3 +76,37 @@ test('function matrix: table, flags revoked-allowed rows, exit code, --json', as
   assert.equal(parsed.revokedAllowed, parsed.rows.filter((r) => r.revokedAllowed).length);
   assert.equal(json.code, parsed.revokedAllowed > 0 ? 1 : 0);
 });
+
+test('function test / matrix: code that loops inside a built-in fails with the watchdog message instead of hanging', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pc-fn-hang-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const top = join(dir, 'top.js');
+  writeFileSync(top, "Array.prototype.includes.call({ length: 2 ** 53 - 1 }, 1);\nfunction connectionHandler(c) { c.allow(); }\n");
+  const topRun = await cli('function', 'test', top, '--cert', CHAIN);
+  assert.equal(topRun.code, 64);
+  assert.match(topRun.stderr, /function ".*top\.js": top-level code did not finish within \d+ ms; its sandbox was terminated/);
+
+  const inHandler = join(dir, 'handler.js');
+  writeFileSync(inHandler, "function connectionHandler(c) { if (c.clientIp === '8.8.8.8') Array(2 ** 32 - 1).join(''); c.allow(); }\n");
+  const run = await cli('function', 'test', inHandler, '--cert', CHAIN, '--client-ip', '8.8.8.8', '--json');
+  assert.equal(run.code, 2);
+  assert.match(JSON.parse(run.stdout).error, /connection function ".*handler\.js" did not return within \d+ ms; its sandbox was terminated/);
+
+  // The matrix goes on after the hung rows (8.8.8.8 with every certificate status Error), on a new worker.
+  const matrixFn = join(dir, 'matrix.js');
+  writeFileSync(matrixFn, `function connectionHandler(c) {
+  const rs = c.clientCertificate.revocationStatus.certificates;
+  if (c.clientIp === '8.8.8.8' && rs.leaf.status === 'Error' && rs.intermediates.every((i) => i.status === 'Error')) Array(2 ** 32 - 1).join('');
+  c.deny();
+}
+`);
+  const matrix = await cli('function', 'matrix', matrixFn, '--json');
+  assert.equal(matrix.code, 0);
+  const rows = JSON.parse(matrix.stdout).rows as { clientIp: string; leafStatus: string; intermediateStatus: string; decision: string; error?: string }[];
+  assert.equal(rows.length, 128);
+  for (const r of rows) {
+    assert.equal(r.decision, 'deny');
+    if (r.clientIp === '8.8.8.8' && r.leafStatus === 'Error' && r.intermediateStatus === 'Error') assert.match(r.error ?? '', /did not return within \d+ ms; its sandbox was terminated/);
+    else assert.equal(r.error, undefined);
+  }
+});

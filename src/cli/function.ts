@@ -12,8 +12,8 @@
 import type { Command } from 'commander';
 import { FunctionCompileError, FunctionSizeLimitExceededError } from '../errors.js';
 import {
-  buildConnection, compileFunction, connectionJson, kvsSnapshotFromMap, runDecisionMatrix, syntheticRevocationStatus,
-  SAMPLE_CHAIN_PEM, type FunctionInstance, type FunctionResult, type KvsSnapshotLike, type MatrixRow,
+  buildConnection, connectionJson, matrixKvsData, runDecisionMatrixWith, syntheticRevocationStatus, SandboxWorker,
+  SAMPLE_CHAIN_PEM, type IsolatedFunction, type FunctionResult, type MatrixRow,
 } from '../functions/index.js';
 import { parseKvsImport, resolveKvsLimits } from '../kvs/index.js';
 import { chainView, ParsedCertificate, splitCertificates, type ChainView } from '../pki/index.js';
@@ -27,10 +27,14 @@ export const functionIo = { stdout: (text: string): void => { process.stdout.wri
 /** Exit codes of the `function` commands. */
 export const FUNCTION_EXIT = { allow: 0, deny: 1, error: 2, revokedAllowed: 1, usage: 64 } as const;
 
-async function loadFunction(file: string): Promise<FunctionInstance> {
+/**
+ * Compiles the function in a sandbox worker (under its watchdog: top-level code or a
+ * handler that loops in C fails with a message naming the timeout instead of hanging).
+ */
+async function loadFunction(sandbox: SandboxWorker, file: string, kvs: Record<string, ReadonlyMap<string, string>>): Promise<IsolatedFunction> {
   const code = readInputFile(file, 'function').toString('utf8');
   try {
-    return await compileFunction(code, { name: shownFileName(file) });
+    return await sandbox.load(code, { name: shownFileName(file) }, kvs);
   } catch (err) {
     if (err instanceof FunctionCompileError || err instanceof FunctionSizeLimitExceededError) throw new CliUsageError(err.message);
     throw err;
@@ -118,10 +122,14 @@ async function runTest(file: string, opts: TestOptions): Promise<number> {
     }));
   }
   const kvsMap = readKvs(opts.kvs);
-  const instance = await loadFunction(file);
-  const kvs: KvsSnapshotLike | undefined = kvsMap ? kvsSnapshotFromMap(kvsMap) : undefined;
-  const r = instance.invoke(json, { kvs });
-  instance.dispose();
+  const sandbox = new SandboxWorker();
+  let r: FunctionResult;
+  try {
+    const instance = await loadFunction(sandbox, file, kvsMap ? { kvs: kvsMap } : {});
+    r = await instance.invoke(json, kvsMap ? { kvs: 'kvs' } : {});
+  } finally {
+    await sandbox.close();
+  }
   if (opts.json) {
     const out = {
       decision: r.decision, implicit: r.implicit, customData: r.customData ?? null, logs: r.logs,
@@ -155,9 +163,14 @@ async function runMatrix(file: string, opts: { kvs?: string; cert?: string; json
   checkOneStdin({ FILE: file, '--kvs': opts.kvs, '--cert': opts.cert });
   const kvsData = readKvs(opts.kvs);
   const chain = opts.cert !== undefined ? readChain(opts.cert) : sampleChain();
-  const instance = await loadFunction(file);
-  const rows = runDecisionMatrix(instance, { chain, kvsData });
-  instance.dispose();
+  const sandbox = new SandboxWorker();
+  let rows: MatrixRow[];
+  try {
+    const instance = await loadFunction(sandbox, file, matrixKvsData({ chain, kvsData }));
+    rows = await runDecisionMatrixWith((conn, kvs, now) => instance.invoke(conn, { kvs, now }), { chain, kvsData });
+  } finally {
+    await sandbox.close();
+  }
   const flagged = rows.filter((r) => r.revokedAllowed).length;
   if (opts.json) {
     functionIo.stdout(`${JSON.stringify({ rows, revokedAllowed: flagged }, null, 2)}\n`);

@@ -83,44 +83,72 @@ export interface DecisionMatrixOptions {
 }
 
 /**
- * Runs `instance` over every combination of leaf status × intermediate status (Good,
- * Revoked, Unknown, Error) × KVS hit/miss × client IP (128 rows by default) on one
- * warm instance. KVS `hit` = the base data plus the key
+ * The KVS contents of the matrix: `hit` = the base data plus the key
  * `normalizeSerialForKvs(leaf.serialNumber)` (value `revoked` unless the data already
- * has that key); `miss` = the base data without that key. Rows are in that nesting
- * order. Never throws for anything the function does.
+ * has that key); `miss` = the base data without that key.
  */
-export function runDecisionMatrix(instance: FunctionInstance, options: DecisionMatrixOptions): MatrixRow[] {
-  const now = options.now ?? Date.now();
+export function matrixKvsData(options: Pick<DecisionMatrixOptions, 'chain' | 'kvsData'>): { hit: Map<string, string>; miss: Map<string, string> } {
   const serialKey = normalizeSerialForKvs(options.chain.leaf.serialNumber);
   const base = new Map(options.kvsData ?? []);
-  const hitMap = new Map(base);
-  if (!hitMap.has(serialKey)) hitMap.set(serialKey, 'revoked');
-  const missMap = new Map(base);
-  missMap.delete(serialKey);
-  const stores: [MatrixRow['kvs'], KvsSnapshotLike][] = [['hit', kvsSnapshotFromMap(hitMap)], ['miss', kvsSnapshotFromMap(missMap)]];
-  const rows: MatrixRow[] = [];
+  const hit = new Map(base);
+  if (!hit.has(serialKey)) hit.set(serialKey, 'revoked');
+  const miss = new Map(base);
+  miss.delete(serialKey);
+  return { hit, miss };
+}
+
+function* matrixCases(options: DecisionMatrixOptions, now: number): Generator<{ row: Omit<MatrixRow, 'decision' | 'implicit' | 'revokedAllowed'>; conn: ReturnType<typeof buildConnection>; revoked: boolean }> {
   for (const leafStatus of MATRIX_STATUSES) {
     for (const intermediateStatus of MATRIX_STATUSES) {
       const revocationStatus = syntheticRevocationStatus(options.chain, leafStatus, intermediateStatus, now);
       const revoked = revocationStatus.chainValidity === 'Invalid';
-      for (const [kvs, snapshot] of stores) {
+      for (const kvs of ['hit', 'miss'] as const) {
         for (const clientIp of options.clientIps ?? MATRIX_CLIENT_IPS) {
           const conn = buildConnection({
             clientIp, clientPort: 50000, endpoint: 'matrix.example.test', distributionId: 'matrix',
             certificates: options.chain, revocationStatus,
           });
-          const r: FunctionResult = instance.invoke(conn, { kvs: snapshot, now });
-          const row: MatrixRow = {
-            leafStatus, intermediateStatus, kvs, clientIp, decision: r.decision, implicit: r.implicit,
-            revokedAllowed: revoked && r.decision === 'allow',
-          };
-          if (r.customData !== undefined) row.customData = r.customData;
-          if (r.error !== undefined) row.error = r.error;
-          rows.push(row);
+          yield { row: { leafStatus, intermediateStatus, kvs, clientIp }, conn, revoked };
         }
       }
     }
   }
+}
+
+function matrixRow(c: { row: Omit<MatrixRow, 'decision' | 'implicit' | 'revokedAllowed'>; revoked: boolean }, r: FunctionResult): MatrixRow {
+  const row: MatrixRow = { ...c.row, decision: r.decision, implicit: r.implicit, revokedAllowed: c.revoked && r.decision === 'allow' };
+  if (r.customData !== undefined) row.customData = r.customData;
+  if (r.error !== undefined) row.error = r.error;
+  return row;
+}
+
+/**
+ * Runs `instance` over every combination of leaf status × intermediate status (Good,
+ * Revoked, Unknown, Error) × KVS hit/miss × client IP (128 rows by default) on one
+ * warm instance. KVS contents as {@link matrixKvsData}. Rows are in that nesting
+ * order. Never throws for anything the function does.
+ */
+export function runDecisionMatrix(instance: FunctionInstance, options: DecisionMatrixOptions): MatrixRow[] {
+  const now = options.now ?? Date.now();
+  const data = matrixKvsData(options);
+  const stores: Record<MatrixRow['kvs'], KvsSnapshotLike> = { hit: kvsSnapshotFromMap(data.hit), miss: kvsSnapshotFromMap(data.miss) };
+  const rows: MatrixRow[] = [];
+  for (const c of matrixCases(options, now)) rows.push(matrixRow(c, instance.invoke(c.conn, { kvs: stores[c.row.kvs], now })));
+  return rows;
+}
+
+/**
+ * {@link runDecisionMatrix} through an asynchronous invoker — e.g. a function compiled
+ * in a sandbox worker (host.ts `SandboxWorker.load` with the {@link matrixKvsData}
+ * contents named `hit` and `miss`), so a row that hangs is stopped by the watchdog and
+ * reported as that row's error. `invoke(conn, kvs, now)` must not reject for anything
+ * the function does.
+ */
+export async function runDecisionMatrixWith(
+  invoke: (conn: object, kvs: MatrixRow['kvs'], now: number) => Promise<FunctionResult>, options: DecisionMatrixOptions,
+): Promise<MatrixRow[]> {
+  const now = options.now ?? Date.now();
+  const rows: MatrixRow[] = [];
+  for (const c of matrixCases(options, now)) rows.push(matrixRow(c, await invoke(c.conn, c.row.kvs, now)));
   return rows;
 }

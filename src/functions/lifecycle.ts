@@ -14,7 +14,8 @@ import {
   PreconditionFailedError,
 } from '../errors.js';
 import type { FunctionStage, ResourceRecord, Store } from '../store/index.js';
-import { compileFunction, resolveFunctionLimits, type FunctionLimits } from './runtime.js';
+import { SandboxWorker } from './host.js';
+import { resolveFunctionLimits, type FunctionLimits } from './runtime.js';
 
 /** The only runtime Portcullis runs (CloudFront's name). */
 export const FUNCTION_RUNTIME = 'cloudfront-js-2.0';
@@ -119,6 +120,12 @@ export interface FunctionServiceOptions {
   newEtag?: () => string;
   /** Id generator (default a random UUID). */
   newId?: () => string;
+  /**
+   * Where the compile check runs (default `SandboxWorker.shared()`): a worker thread
+   * under a watchdog, so top-level code that loops in C fails the check with a
+   * FunctionCompileError naming the timeout instead of hanging the caller.
+   */
+  sandbox?: SandboxWorker;
 }
 
 const ETAG_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -205,22 +212,24 @@ export class FunctionService {
   private readonly now: () => number;
   private readonly newEtag: () => string;
   private readonly newId: () => string;
+  private readonly sandbox: SandboxWorker | undefined;
 
   constructor(private readonly store: Store, options: FunctionServiceOptions = {}) {
     this.limits = resolveFunctionLimits(options.limits);
     this.now = options.now ?? Date.now;
     this.newEtag = options.newEtag ?? newFunctionEtag;
     this.newId = options.newId ?? randomUUID;
+    this.sandbox = options.sandbox;
   }
 
   /**
-   * Compiles `code` in a throwaway sandbox and disposes it.
-   * @throws FunctionSizeLimitExceededError, FunctionCompileError (with line/column).
+   * Compiles `code` in a throwaway sandbox in the sandbox worker and disposes it.
+   * @throws FunctionSizeLimitExceededError, FunctionCompileError (with line/column; also
+   *   when the top-level code did not finish within the worker's compile bound).
    */
   async checkCode(code: unknown, name?: string): Promise<string> {
     if (typeof code !== 'string') throw new InvalidArgumentError('code must be a string');
-    const inst = await compileFunction(code, { ...this.limits, ...(name === undefined ? {} : { name }) });
-    inst.dispose();
+    await (this.sandbox ?? SandboxWorker.shared()).check(code, { ...this.limits, ...(name === undefined ? {} : { name }) });
     return code;
   }
 

@@ -452,6 +452,9 @@ for (const p of hiddenFunctionProtos) defineProperty(p, 'constructor', { value: 
 
 function setGlobal(name, value) { defineProperty(G, name, { value, writable: true, enumerable: false, configurable: true }); }
 delete G.eval;
+// Not in SPEC section 4's list, and shared memory has no use in a single-threaded sandbox.
+delete G.SharedArrayBuffer;
+delete G.Atomics;
 setGlobal('Function', noCodeGeneration);
 setGlobal('Date', FrozenDate);
 setGlobal('console', consoleObject);

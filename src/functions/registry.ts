@@ -9,7 +9,7 @@
 import { subscribeChanges, type ChangeRecord, type ChangeSubscription, type Store } from '../store/index.js';
 import type { FunctionDocument, FunctionKvsAssociation, FunctionStageRecord } from './lifecycle.js';
 import {
-  compileFunction, type FunctionInstance, type FunctionLimits, type FunctionResult, type InvokeOptions, type KvsSnapshotLike,
+  compileFunction, type CompileOptions, type FunctionInstance, type FunctionLimits, type FunctionResult, type InvokeOptions, type KvsSnapshotLike,
 } from './runtime.js';
 
 /** Where invocations get their KVS snapshot (kvs/ `KvsReplica` satisfies it). */
@@ -31,6 +31,15 @@ export interface FunctionRegistryOptions {
   onError?: (err: unknown, name?: string) => void;
   /** How long a retired instance stays usable after its last lease, ms (default 2000). */
   retireGraceMs?: number;
+  /**
+   * Compiles a LIVE version (default {@link compileFunction} with `limits` and the
+   * function's name). The sandbox worker passes its own to mark each compile for its
+   * watchdog and to refuse versions whose top-level code hung an earlier worker.
+   * Throws (FunctionCompileError, …) when the version cannot be loaded.
+   */
+  compile?: (record: FunctionStageRecord, options: CompileOptions) => Promise<FunctionInstance>;
+  /** Told when a LIVE version was loaded and now serves (at start and after each publish). */
+  onLoaded?: (fn: LiveFunction) => void;
 }
 
 /** A LIVE version that could not be loaded. */
@@ -266,7 +275,8 @@ export class FunctionRegistry {
       if (current && current.etag === rec.etag) return;
       let instance: FunctionInstance;
       try {
-        instance = await compileFunction(rec.document.code, { ...this.options.limits, name });
+        const options: CompileOptions = { ...this.options.limits, name };
+        instance = await (this.options.compile ? this.options.compile(rec, options) : compileFunction(rec.document.code, options));
       } catch (error) {
         const failure: FunctionLoadFailure = { name, etag: rec.etag, error, ...(current ? { servingEtag: current.etag } : {}) };
         this.failed.set(name, failure);
@@ -282,6 +292,7 @@ export class FunctionRegistry {
       const old = this.live.get(name);
       this.live.set(name, fn);
       old?.retire();
+      this.options.onLoaded?.(fn);
     }));
   }
 }

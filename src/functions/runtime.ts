@@ -217,6 +217,9 @@ interface Sandbox {
   nextCertId: number;
   /** Heap charged to the certificate cache (estimate), bytes; the memory limit is raised by it. */
   certBytes: number;
+  /** What this sandbox adds to the WASM memory budget ({@link WasmMemoryWatch.reserved}), bytes. */
+  reserved: number;
+  watch: WasmMemoryWatch;
 }
 
 /**
@@ -235,10 +238,73 @@ const WALL_CAP_FACTOR = 20;
  */
 const HOST_PAUSE_ALLOWANCE_MS = 10;
 
-/** Milliseconds of process CPU time (user + system) since `start`. */
+/**
+ * CPU time of this thread when Node can tell (`process.threadCpuUsage`, Node ≥ 23.9),
+ * else of the whole process (Node 20/22: in a worker that includes the other threads,
+ * which only makes the after-the-fact confirmation below more ready to deny).
+ */
+const cpuUsage: (prev?: NodeJS.CpuUsage) => NodeJS.CpuUsage =
+  (process as { threadCpuUsage?: (prev?: NodeJS.CpuUsage) => NodeJS.CpuUsage }).threadCpuUsage?.bind(process) ?? process.cpuUsage.bind(process);
+
+/** Milliseconds of CPU time (user + system, see {@link cpuUsage}) since `start`. */
 function cpuMsSince(start: NodeJS.CpuUsage): number {
-  const d = process.cpuUsage(start);
+  const d = cpuUsage(start);
   return (d.user + d.system) / 1000;
+}
+
+/**
+ * Watch over the QuickJS module's WebAssembly memory (one per thread, shared by every
+ * sandbox of that thread). QuickJS's own accounting misses some strings (ropes made by
+ * concatenation are neither in `memory_used_size` nor, in this build without
+ * malloc_usable_size, in the malloc limit), so a function could keep growing the heap
+ * under its memory limit. The WASM memory never shrinks and grows in ≈ 20 % steps, so
+ * it cannot be attributed byte for byte; instead the thread has a budget: its size
+ * when the module was loaded, plus for every live sandbox its baseline, its
+ * certificate cache and its memory limit, plus {@link WASM_SLACK_BYTES}. An invocation
+ * (or top-level code) during which the memory grows past the budget is failed as over
+ * its memory limit and its sandbox is rebuilt, which frees what it held; memory freed
+ * that way is reused before the module grows again. What is bounded: the thread's
+ * WASM memory stays within about one growth step (≤ 20 %) above the budget, whatever
+ * the functions do; a single function may hold more than its own limit in uncounted
+ * strings while the budget has room (the room other sandboxes do not use).
+ */
+type WasmMemory = ReturnType<QuickJSWASMModule['getWasmMemory']>;
+class WasmMemoryWatch {
+  /** Sum over live sandboxes of baseline + memory limit + certificate cache, bytes. */
+  reserved = 0;
+  private readonly base: number;
+  constructor(private readonly memory: WasmMemory | undefined) {
+    this.base = this.size();
+  }
+  /** Current size of the WASM memory, bytes (0 when the module does not expose it). */
+  size(): number {
+    return this.memory === undefined ? 0 : this.memory.buffer.byteLength;
+  }
+  /** Most the WASM memory may reach, bytes. */
+  budget(): number {
+    return this.base + this.reserved + WASM_SLACK_BYTES;
+  }
+  /** True when the memory grew since `before` (a {@link size} reading) and is now over the budget. */
+  grewPastBudget(before: number): boolean {
+    const now = this.size();
+    return now > before && now > this.budget();
+  }
+}
+
+/** Headroom of the WASM memory budget above what the live sandboxes reserve, bytes (8 MiB). */
+const WASM_SLACK_BYTES = 8 * 1024 * 1024;
+const wasmWatches = new WeakMap<QuickJSWASMModule, WasmMemoryWatch>();
+function wasmWatch(qjs: QuickJSWASMModule): WasmMemoryWatch {
+  let w = wasmWatches.get(qjs);
+  if (!w) {
+    let memory: WasmMemory | undefined;
+    try {
+      memory = qjs.getWasmMemory();
+    } catch { /* a variant without it: only QuickJS's own accounting applies */ }
+    w = new WasmMemoryWatch(memory);
+    wasmWatches.set(qjs, w);
+  }
+  return w;
 }
 
 interface SandboxState {
@@ -250,7 +316,7 @@ interface SandboxState {
   sinceHeapCheck: number;
   interrupted: boolean;
   overMemory: boolean;
-  /** process.cpuUsage() at the start of the current invocation; undefined outside invocations. */
+  /** cpuUsage() at the start of the current invocation; undefined outside invocations. */
   cpuStart: NodeJS.CpuUsage | undefined;
   /** The invocation CPU limit, ms (0 outside invocations). */
   cpuLimitMs: number;
@@ -403,6 +469,8 @@ function connectionParts(c: object): ConnectionParts | undefined {
 }
 
 function disposeSandbox(s: Sandbox): void {
+  s.watch.reserved -= s.reserved;
+  s.reserved = 0;
   try {
     s.invokeFn.dispose();
     s.invokeConnFn.dispose();
@@ -433,11 +501,13 @@ export class FunctionInstance {
   private sandbox: Sandbox | undefined;
   private snapshot: KvsSnapshotLike | undefined;
   private disposed = false;
+  private readonly watch: WasmMemoryWatch;
 
   /** @internal use {@link compileFunction}. */
   constructor(private readonly qjs: QuickJSWASMModule, readonly code: string, limits: FunctionLimits, private readonly label: string) {
     this.limits = limits;
     this.codeBytes = Buffer.byteLength(code, 'utf8');
+    this.watch = wasmWatch(qjs);
     this.sandbox = this.build();
   }
 
@@ -451,6 +521,8 @@ export class FunctionInstance {
   private build(): Sandbox {
     const codeLines = this.code.split('\n').length;
     const rt = this.qjs.newRuntime();
+    const watch = this.watch;
+    let reserved = 0;
     let ctx: QuickJSContext | undefined;
     const handles: QuickJSHandle[] = [];
     try {
@@ -532,6 +604,9 @@ export class FunctionInstance {
       const baselineBytes = heapUsed(rt, c);
       rt.setMemoryLimit(baselineBytes + this.limits.memoryLimitBytes);
       state.memoryLimit = baselineBytes + this.limits.memoryLimitBytes;
+      reserved = baselineBytes + this.limits.memoryLimitBytes;
+      watch.reserved += reserved;
+      const wasmBefore = watch.size();
 
       state.deadline = performance.now() + this.limits.cpuLimitMs;
       state.started = performance.now();
@@ -545,6 +620,9 @@ export class FunctionInstance {
       rt.executePendingJobs();
       state.sinceHeapCheck += performance.now() - state.started;
       state.started = Infinity;
+      if (watch.grewPastBudget(wasmBefore)) {
+        throw new FunctionCompileError(`function ${this.label}: top-level code exceeded the memory limit of ${this.limits.memoryLimitBytes} bytes (the sandbox memory grew past its budget)`);
+      }
       const settled = c.getPromiseState(mod.value);
       if (settled.type !== 'fulfilled') {
         if (settled.type === 'rejected') {
@@ -561,6 +639,13 @@ export class FunctionInstance {
         handler.dispose();
         throw new FunctionCompileError(`function ${this.label}: connectionHandler is not a function`);
       }
+      const dflt = c.getProp(ns, 'default');
+      const hasDefault = c.typeof(dflt) !== 'undefined';
+      dflt.dispose();
+      if (hasDefault) {
+        handler.dispose();
+        throw defaultExportError(this.code, this.label);
+      }
       state.deadline = Infinity;
       // Warm-up: one call through the driver with a no-op handler.
       const warmJson = c.newString('{}');
@@ -571,12 +656,13 @@ export class FunctionInstance {
       if (warm.error) warm.error.dispose(); else warm.value.dispose();
       const sandbox: Sandbox = {
         rt, ctx: c, invokeFn, invokeConnFn, defineFn, collectFn, handler, baselineBytes, state,
-        certIds: new Map(), nextCertId: 1, certBytes: 0,
+        certIds: new Map(), nextCertId: 1, certBytes: 0, reserved, watch,
       };
       const kept = new Set([invokeFn, invokeConnFn, defineFn, collectFn]);
       for (const h of handles) if (!kept.has(h) && h.alive) h.dispose();
       return sandbox;
     } catch (err) {
+      watch.reserved -= reserved;
       for (const h of handles) if (h.alive) h.dispose();
       try {
         ctx?.dispose();
@@ -651,6 +737,7 @@ export class FunctionInstance {
       }
     }
     const start = performance.now();
+    const wasmBefore = this.watch.size();
     const { ctx, rt, state } = s;
     const parts = typeof connection === 'string' ? undefined : connectionParts(connection);
     this.snapshot = options.kvs;
@@ -658,7 +745,7 @@ export class FunctionInstance {
     state.overMemory = false;
     state.deadline = start + this.limits.cpuLimitMs;
     state.started = start;
-    state.cpuStart = process.cpuUsage();
+    state.cpuStart = cpuUsage();
     state.cpuLimitMs = this.limits.cpuLimitMs;
     let out: string | undefined;
     let fatal: string | undefined;
@@ -721,6 +808,9 @@ export class FunctionInstance {
     // from the text of an error the function could have made up.
     if (state.interrupted) fatal = cpuError;
     else if (state.overMemory) fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes`;
+    else if (this.watch.grewPastBudget(wasmBefore)) {
+      fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (the sandbox memory grew past its budget)`;
+    }
     if (fatal !== undefined) {
       const r = failed(fatal, took, this.limits.cpuLimitMs, []);
       this.retire(s);
@@ -797,6 +887,8 @@ export class FunctionInstance {
     const limit = s.baselineBytes + this.limits.memoryLimitBytes + s.certBytes;
     s.rt.setMemoryLimit(limit);
     s.state.memoryLimit = limit;
+    s.watch.reserved += limit - s.reserved;
+    s.reserved = limit;
   }
 
   private decode(out: string, took: number): FunctionResult {
@@ -840,6 +932,25 @@ export class FunctionInstance {
   }
 }
 
+/**
+ * CloudFront runs a connection function as a script and calls its top-level
+ * `connectionHandler`; an `export default` (of the handler or anything else) is not part
+ * of that model, so it is rejected rather than silently accepted. Line and column point
+ * at the `export` keyword.
+ */
+function defaultExportError(code: string, label: string): FunctionCompileError {
+  const m = /\bexport\s+default\b/.exec(code);
+  let pos: { line?: number; column?: number } = {};
+  if (m) {
+    const before = code.slice(0, m.index).split('\n');
+    pos = { line: before.length, column: (before[before.length - 1]?.length ?? 0) + 1 };
+  }
+  const where = pos.line !== undefined ? ` (line ${pos.line}, column ${pos.column})` : '';
+  return new FunctionCompileError(
+    `function ${label}: \`export default\` is not allowed: declare connectionHandler as a top-level function (CloudFront calls the top-level connectionHandler of the script)${where}`, pos,
+  );
+}
+
 function utilization(tookMs: number, cpuLimitMs: number): number {
   return Math.round((tookMs / cpuLimitMs) * 1000) / 10;
 }
@@ -880,6 +991,16 @@ function heapUsed(rt: QuickJSRuntime, ctx: QuickJSContext): number {
  * @throws InvalidArgumentError for out-of-range limits.
  */
 export async function compileFunction(code: string, options: CompileOptions = {}): Promise<FunctionInstance> {
+  const qjs = await loadQuickJs();
+  return compileFunctionWith(qjs, code, options);
+}
+
+/**
+ * {@link compileFunction} on an already loaded module ({@link loadQuickJs}):
+ * synchronous, so a caller can bracket exactly one compile (the sandbox worker's
+ * watchdog marker). Same checks and errors.
+ */
+export function compileFunctionWith(qjs: QuickJSWASMModule, code: string, options: CompileOptions = {}): FunctionInstance {
   const { name, ...partial } = options;
   const limits = resolveFunctionLimits(partial);
   const label = name === undefined ? 'code' : `"${name}"`;
@@ -887,6 +1008,5 @@ export async function compileFunction(code: string, options: CompileOptions = {}
   if (bytes > limits.maxCodeBytes) {
     throw new FunctionSizeLimitExceededError(`function ${label} is ${bytes} bytes, over the limit of ${limits.maxCodeBytes} bytes`);
   }
-  const qjs = await loadQuickJs();
   return new FunctionInstance(qjs, code, limits, label);
 }
