@@ -130,10 +130,19 @@ function invokeHosted(id: number, name: string, json: string, now: number | unde
     port?.postMessage([id, denied(`connection function "${name}" cannot run: ${why}`)]);
     return;
   }
+  // Parsed here (V8's JSON.parse is faster than QuickJS's), the object takes the
+  // runtime's structured path: scalars plus ids of certificate views the sandbox
+  // already holds — the same object the function would get from the text. Text that
+  // does not parse goes to the sandbox as is (which then denies with the parse error).
+  let conn: object | string = json;
+  try {
+    const parsed: unknown = JSON.parse(json);
+    if (typeof parsed === 'object' && parsed !== null) conn = parsed;
+  } catch { /* the sandbox reports it */ }
   begin(JOB_INVOKE, id);
   let r: FunctionResult;
   try {
-    r = fn.invoke(json, now === undefined ? {} : { now });
+    r = fn.invoke(conn, now === undefined ? {} : { now });
   } finally {
     end();
   }
