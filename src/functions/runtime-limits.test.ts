@@ -99,3 +99,17 @@ test('E: top-level code sees Date frozen at compile time, not the epoch', async 
   assert.equal(d, loadedAt);
   assert.equal(now, 1_700_000_000_000);
 });
+
+test('F: strings QuickJS does not count (ropes kept alive) are stopped by the WASM memory budget and the sandbox is rebuilt', async () => {
+  const f = await compileFunction("const keep = []; let id = 0; function connectionHandler(c) { keep.push('y'.repeat(16384) + (id++)); c.allow(); }", { memoryLimitBytes: 256 * 1024, cpuLimitMs: 1000 });
+  let denied: FunctionResult | undefined;
+  for (let i = 0; i < 6000 && !denied; i++) {
+    const r = f.invoke(conn());
+    if (r.decision !== 'allow') denied = r;
+  }
+  assert.ok(denied, 'never denied');
+  assert.equal(denied.failureCode, 'ConnectionFunctionError');
+  assert.match(denied.error ?? '', /exceeded its memory limit of 262144 bytes \(the sandbox memory grew past its budget\)/);
+  assert.equal(f.invoke(conn()).decision, 'allow');
+  assert.equal(f.rebuilds, 1);
+});

@@ -118,7 +118,10 @@ export type FunctionFailureCode = 'ConnectionFunctionDenied' | 'ConnectionFuncti
  *   a character boundary; absent when never called.
  * - `logs`: `console.log` lines (at most 100, each at most 2048 characters).
  * - `computeUtilization`: time spent in the sandbox as a percentage of the CPU limit,
- *   one decimal (can exceed 100 when the limit stopped the function).
+ *   one decimal (can exceed 100 when the limit stopped the function). Wall time of the
+ *   invocation, not CPU time: Node 20/22 only measure CPU time per process (in the
+ *   sandbox worker that includes the other threads) and a per-call getrusage would
+ *   add ≈ 1 µs; the CPU limit itself is confirmed with CPU time (see the limits).
  * - `error` / `failureCode`: `ConnectionFunctionError` with the message when the
  *   function threw, timed out, ran out of memory or never settled;
  *   `ConnectionFunctionDenied` for every other deny (explicit or implicit).
