@@ -1,0 +1,528 @@
+/**
+ * Integration: the edge gate on real sockets (127.0.0.1, port 0) — node:tls clients and
+ * `openssl s_client` against a Gateway over a real SQLite store, the real
+ * RevocationChecker against the in-process OCSP test responder, connection functions
+ * compiled in-thread (compileFunction) behind the FunctionInvoker interface, and a
+ * trivial ConnectionHandler that answers a fixed HTTP response carrying the
+ * certificate headers it was given (no proxy involved).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { Gateway, type AdmittedConnection, type ConnectionHandler, type FunctionInvoker, type FunctionInvocation } from '../../src/edge/index.js';
+import { compileFunction, type FunctionInstance } from '../../src/functions/index.js';
+import { OID, VIEWER_CERT_HEADER_NAMES } from '../../src/pki/index.js';
+import { RevocationChecker } from '../../src/revocation/index.js';
+import { openSqliteStore, type Store } from '../../src/store/index.js';
+import type { DistributionDocument, TrustStoreDocument, ViewerMtlsMode } from '../../src/resources/types.js';
+import { buildChain, hasOpenssl, issueCertificate, type TestCert, type TestChain } from '../helpers/pki.js';
+import { respond, startTestResponder, type TestResponder } from '../helpers/ocsp-responder.js';
+
+// ---------------------------------------------------------------------------------
+// Test doubles
+
+/** Connection functions compiled in this thread behind the FunctionHost contract. */
+class InThreadFunctions implements FunctionInvoker {
+  readonly fns = new Map<string, FunctionInstance>();
+  readonly calls: string[] = [];
+  async invoke(name: string, json: string, options?: { now?: number }): Promise<FunctionInvocation> {
+    this.calls.push(name);
+    const fn = this.fns.get(name);
+    if (!fn) {
+      return { result: { decision: 'deny', implicit: true, logs: [], computeUtilization: 0, error: `function ${name} not found`, failureCode: 'ConnectionFunctionError' }, durationUs: 0 };
+    }
+    const t = performance.now();
+    const result = fn.invoke(json, options?.now !== undefined ? { now: options.now } : {});
+    return { result, functionId: `id-${name}`, etag: 'ETVLIVE1', durationUs: (performance.now() - t) * 1000 };
+  }
+  dispose(): void {
+    for (const f of this.fns.values()) f.dispose();
+  }
+}
+
+/** Answers every admitted connection with 200 and the certificate headers as JSON. */
+class FixedResponseHandler implements ConnectionHandler {
+  readonly admitted: AdmittedConnection[] = [];
+  handle(conn: AdmittedConnection): void {
+    this.admitted.push(conn);
+    const body = JSON.stringify(conn.certificateHeaders);
+    conn.socket.on('error', () => {});
+    conn.socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
+  async close(): Promise<void> {}
+}
+
+/** Collects connection-log lines. */
+class LogSink {
+  readonly stream = new PassThrough();
+  readonly lines: Record<string, unknown>[] = [];
+  #buf = '';
+  constructor() {
+    this.stream.on('data', (chunk: Buffer) => {
+      this.#buf += chunk.toString('utf8');
+      let i: number;
+      while ((i = this.#buf.indexOf('\n')) >= 0) {
+        this.lines.push(JSON.parse(this.#buf.slice(0, i)) as Record<string, unknown>);
+        this.#buf = this.#buf.slice(i + 1);
+      }
+    });
+  }
+  /** Waits (bounded; not a timing assertion) for the first line after `from` matching `pred`. */
+  async waitFor(pred: (l: Record<string, unknown>) => boolean, from = 0, limitMs = 5000): Promise<Record<string, unknown>> {
+    const end = Date.now() + limitMs;
+    for (;;) {
+      const hit = this.lines.slice(from).find(pred);
+      if (hit) return hit;
+      if (Date.now() > end) assert.fail(`no connection-log line matched; lines: ${JSON.stringify(this.lines.slice(from), null, 1)}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Clients
+
+interface ClientResult {
+  /** The server sent our fixed response (connection admitted). */
+  admitted: boolean;
+  status: string;
+  body: unknown;
+  reused: boolean;
+  session: Buffer | undefined;
+  serverCert: { subject: string; keyType: string | undefined } | undefined;
+  error: string | undefined;
+}
+
+function connect(port: number, o: { servername?: string; chain?: TestCert[]; key?: TestCert; session?: Buffer; sigalgs?: string; maxVersion?: tls.SecureVersion }): Promise<ClientResult> {
+  return new Promise((resolve) => {
+    let data = '';
+    let session: Buffer | undefined;
+    let reused = false;
+    let serverCert: ClientResult['serverCert'];
+    let error: string | undefined;
+    const s = tls.connect({
+      host: '127.0.0.1', port, rejectUnauthorized: false,
+      ...(o.servername ? { servername: o.servername } : {}),
+      ...(o.chain ? { cert: o.chain.map((c) => c.pem).join(''), key: (o.key ?? o.chain[0]!).keyPem } : {}),
+      ...(o.session ? { session: o.session } : {}),
+      ...(o.sigalgs ? { sigalgs: o.sigalgs } : {}),
+      ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
+    });
+    s.on('session', (b) => { session = b; });
+    s.on('secureConnect', () => {
+      reused = s.isSessionReused();
+      const x = s.getPeerX509Certificate();
+      serverCert = x ? { subject: x.subject, keyType: x.publicKey.asymmetricKeyType } : undefined;
+      s.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+    });
+    s.on('data', (d: Buffer) => { data += d.toString('utf8'); });
+    s.on('error', (e) => { error = e.message; });
+    s.on('close', () => {
+      const [head = '', body = ''] = data.split('\r\n\r\n');
+      resolve({
+        admitted: head.startsWith('HTTP/1.1 200'), status: head.split('\r\n')[0] ?? '',
+        body: body ? JSON.parse(body) : undefined, reused, session, serverCert, error,
+      });
+    });
+  });
+}
+
+function sClient(args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    const child = execFile('openssl', ['s_client', ...args], { timeout: 20_000 }, (_err, stdout, stderr) => resolve(`${stdout}\n${stderr}`));
+    child.stdin?.end('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+  });
+}
+
+// ---------------------------------------------------------------------------------
+// Fixtures
+
+const DAY = 86_400_000;
+let dir: string;
+let responder: TestResponder;
+const revokedSerials = new Set<string>();
+let mainChain: TestChain;
+let otherChain: TestChain;
+let ocspChain: TestChain;
+let expiredLeaf: TestCert;
+let revokedLeaf: TestCert;
+let noAiaLeaf: TestCert;
+let newCaChain: TestChain;
+
+interface Env {
+  store: Store;
+  gateway: Gateway;
+  log: LogSink;
+  functions: InThreadFunctions;
+  handler: FixedResponseHandler;
+  revocation: RevocationChecker;
+  registry: Registry;
+  port: number;
+}
+
+let envA: Env;
+let envB: Env;
+let serverEcFiles: { certFile: string; keyFile: string };
+let serverRsaFiles: { certFile: string; keyFile: string };
+let serverBFiles: { certFile: string; keyFile: string };
+let seq = 0;
+
+function trustStoreDoc(chains: TestChain[], ocsp: boolean): TrustStoreDocument {
+  return { caBundlePem: chains.map((c) => c.root.pem).join(''), useClientCertificateOcspEndpoint: ocsp, status: 'active', certificateCount: chains.length };
+}
+
+function distDoc(o: {
+  aliases: string[]; mode?: ViewerMtlsMode; trustStore?: string; fn?: string; ignoreExpiry?: boolean; advertise?: boolean;
+  resumption?: boolean; certificates?: { certFile: string; keyFile: string }[];
+}): DistributionDocument {
+  return {
+    listen: '127.0.0.1:8443',
+    aliases: o.aliases,
+    certificates: o.certificates ?? [serverEcFiles, serverRsaFiles],
+    origin: { url: 'http://127.0.0.1:9', connectTimeoutMs: 5000, responseTimeoutMs: 30000, verifyTls: true },
+    viewerMtls: {
+      mode: o.mode ?? 'required', ...(o.trustStore ? { trustStore: o.trustStore } : {}),
+      ignoreCertificateExpiry: o.ignoreExpiry ?? false, advertiseTrustStoreCaNames: o.advertise ?? true, sessionResumption: o.resumption ?? false,
+    },
+    connectionFunctionAssociation: o.fn ? { name: o.fn } : null,
+    forwardCertificateHeaders: [...VIEWER_CERT_HEADER_NAMES],
+    limits: { handshakeTimeoutMs: 10_000, maxConnections: 10_000, maxHeaderBytes: 16_384, idleTimeoutMs: 60_000 },
+  };
+}
+
+async function startEnv(name: string, trustStores: Record<string, TrustStoreDocument>, dists: Record<string, DistributionDocument>): Promise<Env> {
+  const store = await openSqliteStore({ dataDir: join(dir, name) });
+  const base = Date.now();
+  for (const [n, d] of Object.entries(trustStores)) await store.trustStores.create({ id: `ts-${n}`, name: n, etag: `E${++seq}`, document: d, now: base });
+  let i = 0;
+  for (const [n, d] of Object.entries(dists)) await store.distributions.create({ id: `D${n.toUpperCase()}`, name: n, etag: `E${++seq}`, document: d, now: base + i++ });
+  const functions = new InThreadFunctions();
+  functions.fns.set('allow-all', await compileFunction(
+    `function connectionHandler(connection) {
+       const c = connection.clientCertificate;
+       connection.logCustomData('leaf=' + (c ? c.certificates.leaf.serialNumber : 'none') + ' chain=' + (c && c.revocationStatus ? c.revocationStatus.chainValidity : '-'));
+       connection.allow();
+     }`, { name: 'allow-all', cpuLimitMs: 1000 }));
+  const log = new LogSink();
+  const handler = new FixedResponseHandler();
+  const revocation = new RevocationChecker();
+  const registry = new Registry();
+  const listenOverrides = Object.fromEntries(Object.keys(dists).map((n) => [n, '127.0.0.1:0']));
+  const gateway = await Gateway.start({
+    store, functions, revocation, handler, connectionLog: log.stream, logger: pino({ level: 'silent' }), metrics: registry, listenOverrides,
+  });
+  const port = gateway.listeners()[0]!.port;
+  return { store, gateway, log, functions, handler, revocation, registry, port };
+}
+
+async function stopEnv(env: Env | undefined): Promise<void> {
+  if (!env) return;
+  await env.gateway.close();
+  await env.revocation.close();
+  env.functions.dispose();
+  await env.store.close();
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-edge-gate-'));
+  responder = await startTestResponder(() => ({ kind: 'destroy' }));
+  const url = responder.url;
+  mainChain = await buildChain({ name: 'Main' });
+  otherChain = await buildChain({ name: 'Other' });
+  newCaChain = await buildChain({ name: 'Rotated' });
+  ocspChain = await buildChain({ name: 'Ocsp', ocspUrl: () => url });
+  const ocspIssuer = ocspChain.intermediates[0]!;
+  responder.setHandler(respond([ocspChain.root, ocspIssuer], (req) => (req.certId && revokedSerials.has(req.certId.serialNumber.toString('hex'))
+    ? { certStatus: 'revoked', revocationTime: new Date(Date.now() - DAY), revocationReason: 1 }
+    : {})));
+  const mainIssuer = mainChain.intermediates[0]!;
+  expiredLeaf = await issueCertificate({
+    subject: 'C=US,O=Portcullis Test,CN=Expired Client', issuer: mainIssuer, eku: [OID.kpClientAuth],
+    notBefore: new Date(Date.now() - 30 * DAY), notAfter: new Date(Date.now() - DAY),
+  });
+  revokedLeaf = await issueCertificate({ subject: 'C=US,O=Portcullis Test,CN=Revoked Client', issuer: ocspIssuer, eku: [OID.kpClientAuth], ocspUrls: [url] });
+  revokedSerials.add(revokedLeaf.cert.serialNumberBytes.toString('hex'));
+  noAiaLeaf = await issueCertificate({ subject: 'C=US,O=Portcullis Test,CN=No AIA Client', issuer: ocspIssuer, eku: [OID.kpClientAuth] });
+
+  const serverRoot = await issueCertificate({ subject: 'CN=Server Root', ca: true });
+  const writeServer = async (label: string, key: 'ec-p256' | 'rsa-2048', dns: string[]) => {
+    const c = await issueCertificate({ subject: `CN=${label}`, issuer: serverRoot, key, san: { dns } });
+    const certFile = join(dir, `${label}.crt`);
+    const keyFile = join(dir, `${label}.key`);
+    writeFileSync(certFile, c.pem);
+    writeFileSync(keyFile, c.keyPem);
+    return { certFile, keyFile };
+  };
+  serverEcFiles = await writeServer('server-a-ec', 'ec-p256', ['*.test']);
+  serverRsaFiles = await writeServer('server-a-rsa', 'rsa-2048', ['*.test']);
+  serverBFiles = await writeServer('server-b', 'ec-p256', ['b.test']);
+
+  envA = await startEnv('a', {
+    main: trustStoreDoc([mainChain], false),
+    ocsp: trustStoreDoc([ocspChain], true),
+    rotating: trustStoreDoc([otherChain], false),
+  }, {
+    req: distDoc({ aliases: ['req.test'], trustStore: 'main' }),
+    opt: distDoc({ aliases: ['opt.test'], mode: 'optional', trustStore: 'main', advertise: false }),
+    exp: distDoc({ aliases: ['exp.test'], trustStore: 'main', ignoreExpiry: true, fn: 'allow-all' }),
+    ocsp: distDoc({ aliases: ['ocsp.test'], trustStore: 'ocsp' }),
+    ocspfn: distDoc({ aliases: ['ocspfn.test'], trustStore: 'ocsp', fn: 'allow-all' }),
+    b: distDoc({ aliases: ['b.test', '*.b-wild.test'], trustStore: 'main', certificates: [serverBFiles] }),
+    pass: distDoc({ aliases: ['pass.test'], mode: 'passthrough' }),
+    rot: distDoc({ aliases: ['rot.test'], trustStore: 'rotating' }),
+  });
+  envB = await startEnv('b', { ocsp: trustStoreDoc([ocspChain], true) }, {
+    res: distDoc({ aliases: ['res.test'], trustStore: 'ocsp', resumption: true }),
+  });
+});
+
+after(async () => {
+  await stopEnv(envA);
+  await stopEnv(envB);
+  await responder?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------
+
+describe('edge gate', () => {
+  test('every distribution is listed on the one shared port', () => {
+    const rows = envA.gateway.listeners();
+    assert.deepEqual(rows.map((r) => r.distribution).sort(), ['b', 'exp', 'ocsp', 'ocspfn', 'opt', 'pass', 'req', 'rot']);
+    assert.ok(rows.every((r) => r.port === envA.port && r.address === '127.0.0.1:0'));
+  });
+
+  test('a good certificate is admitted with the CloudFront viewer headers and a complete log line', async () => {
+    const from = envA.log.lines.length;
+    const r = await connect(envA.port, { servername: 'req.test', chain: mainChain.presented });
+    assert.ok(r.admitted, `admitted (${r.status} ${r.error ?? ''})`);
+    const h = r.body as Record<string, string>;
+    assert.equal(h['CloudFront-Viewer-Cert-Present'], '1');
+    assert.equal(h['CloudFront-Viewer-Cert-Sha256'], mainChain.leaf.cert.sha256.toString('hex'));
+    assert.match(h['CloudFront-Viewer-Cert-Subject']!, /CN=Main Client/);
+    const line = await envA.log.waitFor((l) => l.tlsSni === 'req.test', from);
+    assert.equal(line.connectionStatus, 'Success');
+    assert.equal(line.distributionId, 'DREQ');
+    assert.equal(line.clientIp, '127.0.0.1');
+    assert.equal(line.serverIp, '127.0.0.1');
+    assert.equal(typeof line.clientPort, 'number');
+    assert.match(String(line.tlsProtocol), /^TLSv1\.[23]$/);
+    assert.equal(typeof line.tlsCipher, 'string');
+    assert.equal(typeof line.tlsHandshakeDuration, 'number');
+    assert.equal(typeof line.decisionTimeUs, 'number');
+    assert.match(String(line.clientLeafCertSerialNumber), /^[0-9a-f]{2}(:[0-9a-f]{2})*$/);
+    assert.match(String(line.clientLeafCertSubject), /^CN=Main Client, O=Portcullis Test, C=US$/);
+    assert.match(String(line.clientLeafCertValidity), /^NotBefore=\S+Z;NotAfter=\S+Z$/);
+    assert.equal(line.connectionLogCustomData, null);
+    assert.equal(line.tlsSessionReused, false);
+    const admitted = envA.handler.admitted.at(-1)!;
+    assert.equal(admitted.distributionName, 'req');
+    assert.equal(admitted.connectionId, line.connectionId);
+  });
+
+  test('RSA and ECDSA server certificates in one context: the client\'s signature algorithms pick one', async () => {
+    // No client certificate (optional mode): the restricted sigalgs then only concern the server's.
+    const ec = await connect(envA.port, { servername: 'opt.test', sigalgs: 'ecdsa_secp256r1_sha256' });
+    const rsa = await connect(envA.port, { servername: 'opt.test', sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256' });
+    assert.ok(ec.admitted && rsa.admitted);
+    assert.equal(ec.serverCert?.keyType, 'ec');
+    assert.equal(rsa.serverCert?.keyType, 'rsa');
+  });
+
+  test('an untrusted CA is closed: Failed:ClientCertUntrusted', async () => {
+    const from = envA.log.lines.length;
+    const r = await connect(envA.port, { servername: 'req.test', chain: otherChain.presented });
+    assert.equal(r.admitted, false);
+    const line = await envA.log.waitFor((l) => l.tlsSni === 'req.test', from);
+    assert.equal(line.connectionStatus, 'Failed:ClientCertUntrusted');
+    assert.match(String(line.reason), /Other/);
+  });
+
+  test('no certificate: required → Failed:ClientCertMissing; optional → admitted with Present 0', async () => {
+    let from = envA.log.lines.length;
+    const req = await connect(envA.port, { servername: 'req.test' });
+    assert.equal(req.admitted, false);
+    assert.equal((await envA.log.waitFor((l) => l.tlsSni === 'req.test', from)).connectionStatus, 'Failed:ClientCertMissing');
+    from = envA.log.lines.length;
+    const opt = await connect(envA.port, { servername: 'opt.test' });
+    assert.ok(opt.admitted);
+    assert.deepEqual(opt.body, { 'CloudFront-Viewer-Cert-Present': '0' });
+    const line = await envA.log.waitFor((l) => l.tlsSni === 'opt.test', from);
+    assert.equal(line.connectionStatus, 'Success');
+    assert.equal(line.clientLeafCertSerialNumber, null);
+  });
+
+  test('optional mode still denies a presented invalid certificate', async () => {
+    const from = envA.log.lines.length;
+    const r = await connect(envA.port, { servername: 'opt.test', chain: otherChain.presented });
+    assert.equal(r.admitted, false);
+    assert.equal((await envA.log.waitFor((l) => l.tlsSni === 'opt.test', from)).connectionStatus, 'Failed:ClientCertUntrusted');
+  });
+
+  test('expired: closed normally; admitted with ignoreCertificateExpiry and an allowing function', async () => {
+    let from = envA.log.lines.length;
+    const chain = [expiredLeaf, mainChain.intermediates[0]!];
+    const r1 = await connect(envA.port, { servername: 'req.test', chain });
+    assert.equal(r1.admitted, false);
+    assert.equal((await envA.log.waitFor((l) => l.tlsSni === 'req.test', from)).connectionStatus, 'Failed:ClientCertExpired');
+    from = envA.log.lines.length;
+    const r2 = await connect(envA.port, { servername: 'exp.test', chain });
+    assert.ok(r2.admitted);
+    const line = await envA.log.waitFor((l) => l.tlsSni === 'exp.test', from);
+    assert.equal(line.connectionStatus, 'Success');
+    assert.equal(line.functionName, 'allow-all');
+    assert.equal(typeof line.functionComputeUtilization, 'number');
+    assert.match(String(line.connectionLogCustomData), /^leaf=[0-9a-f:]+ chain=-$/);
+  });
+
+  test('OCSP: a good chain is admitted with per-certificate results; a revoked leaf is closed Failed:ClientCertRevoked', async () => {
+    let from = envA.log.lines.length;
+    const good = await connect(envA.port, { servername: 'ocsp.test', chain: ocspChain.presented });
+    assert.ok(good.admitted, good.error);
+    const gl = await envA.log.waitFor((l) => l.tlsSni === 'ocsp.test', from);
+    assert.equal(gl.connectionStatus, 'Success');
+    assert.equal(gl.chainValidity, 'Valid');
+    const rev = gl.revocation as { certificate: string; status: string; source: string; responder: string }[];
+    assert.deepEqual(rev.map((e) => [e.certificate, e.status]), [['leaf', 'Good'], ['intermediate#1', 'Good']]);
+    assert.ok(rev.every((e) => e.responder === responder.url && (e.source === 'network' || e.source === 'cache')));
+
+    from = envA.log.lines.length;
+    const bad = await connect(envA.port, { servername: 'ocsp.test', chain: [revokedLeaf, ocspChain.intermediates[0]!] });
+    assert.equal(bad.admitted, false);
+    const bl = await envA.log.waitFor((l) => l.tlsSni === 'ocsp.test', from);
+    assert.equal(bl.connectionStatus, 'Failed:ClientCertRevoked');
+    assert.equal(bl.chainValidity, 'Invalid');
+    assert.match(String(bl.reason), /Revoked/);
+
+    const metrics = await envA.registry.metrics();
+    assert.match(metrics, /portcullis_ocsp_requests_total\{responder="[^"]+",outcome="Revoked"\} 1/);
+    assert.match(metrics, /portcullis_edge_connections_total\{distribution="ocsp",status="Failed:ClientCertRevoked"\} 1/);
+    assert.match(metrics, /portcullis_ocsp_cache_misses_total \d+/);
+  });
+
+  test('OCSP with a function: the function decides with revocationStatus in front of it', async () => {
+    const from = envA.log.lines.length;
+    const r = await connect(envA.port, { servername: 'ocspfn.test', chain: [revokedLeaf, ocspChain.intermediates[0]!] });
+    assert.ok(r.admitted, 'allow-all admits a revoked certificate: the operator coded it');
+    const line = await envA.log.waitFor((l) => l.tlsSni === 'ocspfn.test', from);
+    assert.equal(line.connectionStatus, 'Success');
+    assert.match(String(line.connectionLogCustomData), /chain=Invalid$/);
+  });
+
+  test('missing AIA with OCSP on: closed Failed:ClientCertOcspEndpointMissing and the function does not run', async () => {
+    const from = envA.log.lines.length;
+    const calls = envA.functions.calls.length;
+    const r = await connect(envA.port, { servername: 'ocspfn.test', chain: [noAiaLeaf, ocspChain.intermediates[0]!] });
+    assert.equal(r.admitted, false);
+    const line = await envA.log.waitFor((l) => l.tlsSni === 'ocspfn.test', from);
+    assert.equal(line.connectionStatus, 'Failed:ClientCertOcspEndpointMissing');
+    assert.equal(line.functionName, null);
+    assert.equal(envA.functions.calls.length, calls);
+  });
+
+  test('passthrough: no validation, Client-Cert and Client-Cert-Chain for the origin', async () => {
+    const r = await connect(envA.port, { servername: 'pass.test', chain: otherChain.presented });
+    assert.ok(r.admitted);
+    const h = r.body as Record<string, string>;
+    assert.equal(h['Client-Cert'], `:${otherChain.leaf.der.toString('base64')}:`);
+    assert.equal(h['Client-Cert-Chain'], `:${otherChain.intermediates[0]!.der.toString('base64')}:`);
+  });
+
+  test('two distributions on one port: SNI picks the distribution and its server certificate; no SNI → the first', async () => {
+    let from = envA.log.lines.length;
+    const b = await connect(envA.port, { servername: 'b.test', chain: mainChain.presented });
+    assert.ok(b.admitted);
+    assert.equal(b.serverCert?.subject, 'CN=server-b');
+    assert.equal((await envA.log.waitFor((l) => l.tlsSni === 'b.test', from)).distributionName, 'b');
+    const wild = await connect(envA.port, { servername: 'x.b-wild.test', chain: mainChain.presented });
+    assert.equal(wild.serverCert?.subject, 'CN=server-b');
+    const a = await connect(envA.port, { servername: 'req.test', chain: mainChain.presented });
+    assert.match(a.serverCert?.subject ?? '', /^CN=server-a-/);
+    from = envA.log.lines.length;
+    const none = await connect(envA.port, { chain: mainChain.presented });
+    assert.ok(none.admitted);
+    assert.match(none.serverCert?.subject ?? '', /^CN=server-a-/);
+    const nl = await envA.log.waitFor((l) => l.tlsSni === null && l.connectionStatus === 'Success', from);
+    assert.equal(nl.distributionName, 'req');
+  });
+
+  test('a trust-store change applies to new connections without a restart', async () => {
+    assert.equal((await connect(envA.port, { servername: 'rot.test', chain: newCaChain.presented })).admitted, false);
+    assert.ok((await connect(envA.port, { servername: 'rot.test', chain: otherChain.presented })).admitted);
+    // An established connection survives the change.
+    const held = tls.connect({ host: '127.0.0.1', port: envA.port, servername: 'req.test', rejectUnauthorized: false, cert: mainChain.presentedPem, key: mainChain.leaf.keyPem });
+    await new Promise((r) => held.once('secureConnect', r));
+    const current = (await envA.store.trustStores.get('rotating'))!;
+    await envA.store.trustStores.update('rotating', { ifMatch: current.etag, newEtag: `E${++seq}`, document: trustStoreDoc([newCaChain], false), now: Date.now() });
+    await envA.gateway.sync();
+    assert.ok((await connect(envA.port, { servername: 'rot.test', chain: newCaChain.presented })).admitted);
+    assert.equal((await connect(envA.port, { servername: 'rot.test', chain: otherChain.presented })).admitted, false);
+    assert.equal(held.destroyed, false);
+    held.destroy();
+  });
+
+  test('a closed TCP connection before the handshake is logged Failed:TcpError', async () => {
+    const from = envA.log.lines.length;
+    const net = await import('node:net');
+    await new Promise<void>((resolve) => {
+      const s = net.connect(envA.port, '127.0.0.1', () => s.end('not tls at all\r\n\r\n'));
+      s.on('error', () => {});
+      s.on('close', () => resolve());
+    });
+    const line = await envA.log.waitFor((l) => String(l.connectionStatus).startsWith('Failed:Tcp'), from);
+    assert.equal(line.connectionStatus, 'Failed:TcpError');
+  });
+});
+
+describe('edge gate: session resumption', { skip: !hasOpenssl && 'openssl not installed' }, () => {
+  test('off by default: s_client -reconnect never resumes; CA names advertised only when configured', async () => {
+    const certFile = join(dir, 'client-main.pem');
+    const keyFile = join(dir, 'client-main.key');
+    const chainFile = join(dir, 'client-main-chain.pem');
+    writeFileSync(certFile, mainChain.leaf.pem);
+    writeFileSync(keyFile, mainChain.leaf.keyPem);
+    writeFileSync(chainFile, mainChain.intermediates[0]!.pem);
+    const common = ['-connect', `127.0.0.1:${envA.port}`, '-cert', certFile, '-key', keyFile, '-cert_chain', chainFile];
+    for (const v of ['-tls1_3', '-tls1_2']) {
+      const out = await sClient([...common, '-servername', 'req.test', '-reconnect', v]);
+      assert.doesNotMatch(out, /^Reused,/m, `${v}: no session may be resumed`);
+      assert.match(out, /^New,/m);
+    }
+    const adv = await sClient([...common, '-servername', 'req.test', '-tls1_2']);
+    assert.match(adv, /Acceptable client certificate CA names\s*\n\s*C ?= ?US, O ?= ?Portcullis Test, CN ?= ?Main Root CA/);
+    const none = await sClient([...common, '-servername', 'opt.test', '-tls1_2']);
+    assert.match(none, /No client certificate CA names sent/);
+  });
+
+  test('on: a resumed connection runs the whole gate again (revoked in between → refused)', async () => {
+    const leaf = await issueCertificate({ subject: 'C=US,O=Portcullis Test,CN=Resume Client', issuer: ocspChain.intermediates[0]!, eku: [OID.kpClientAuth], ocspUrls: [responder.url] });
+    const chain = [leaf, ocspChain.intermediates[0]!];
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      revokedSerials.delete(leaf.cert.serialNumberBytes.toString('hex'));
+      envB.revocation.cache.purge();
+      const first = await connect(envB.port, { servername: 'res.test', chain, maxVersion });
+      assert.ok(first.admitted, `${maxVersion} first: ${first.error ?? first.status}`);
+      assert.ok(first.session, 'a session to resume');
+      const second = await connect(envB.port, { servername: 'res.test', chain, session: first.session, maxVersion });
+      assert.ok(second.reused, `${maxVersion}: resumed`);
+      assert.ok(second.admitted, `${maxVersion}: a resumed connection with a good certificate is admitted (chain restored)`);
+      // Revoke; the operator purges the cache (or it expires).
+      revokedSerials.add(leaf.cert.serialNumberBytes.toString('hex'));
+      envB.revocation.cache.purge();
+      const from = envB.log.lines.length;
+      const third = await connect(envB.port, { servername: 'res.test', chain, session: first.session, maxVersion });
+      assert.ok(third.reused, `${maxVersion}: resumed again`);
+      assert.equal(third.admitted, false);
+      const line = await envB.log.waitFor((l) => l.tlsSessionReused === true, from);
+      assert.equal(line.connectionStatus, 'Failed:ClientCertRevoked');
+    }
+  });
+});
