@@ -526,3 +526,68 @@ describe('edge gate: session resumption', { skip: !hasOpenssl && 'openssl not in
     }
   });
 });
+
+describe('edge gate: configuration changes without a restart', () => {
+  test('server certificate files are reloaded; a bad new file keeps the old context', async () => {
+    const root = await issueCertificate({ subject: 'CN=Reload Root', ca: true });
+    const v1 = await issueCertificate({ subject: 'CN=reload-v1', issuer: root, san: { dns: ['reload.test'] } });
+    const v2 = await issueCertificate({ subject: 'CN=reload-v2', issuer: root, san: { dns: ['reload.test'] } });
+    const certFile = join(dir, 'reload.crt');
+    const keyFile = join(dir, 'reload.key');
+    writeFileSync(certFile, v1.pem);
+    writeFileSync(keyFile, v1.keyPem);
+    const env = await startEnv('reload', { main: trustStoreDoc([mainChain], false) }, {
+      reload: distDoc({ aliases: ['reload.test'], trustStore: 'main', certificates: [{ certFile, keyFile }] }),
+    });
+    try {
+      const subject = async () => (await connect(env.port, { servername: 'reload.test', chain: mainChain.presented })).serverCert?.subject;
+      assert.equal(await subject(), 'CN=reload-v1');
+      // A certificate that does not match the key: the old context keeps serving.
+      writeFileSync(certFile, v2.pem);
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(await subject(), 'CN=reload-v1');
+      writeFileSync(keyFile, v2.keyPem);
+      const end = Date.now() + 5000;
+      let s = await subject();
+      while (s !== 'CN=reload-v2' && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 50));
+        s = await subject();
+      }
+      assert.equal(s, 'CN=reload-v2');
+    } finally {
+      await stopEnv(env);
+    }
+  });
+
+  test('a distribution added on a new address opens a listener; removing it closes the listener', async () => {
+    const env = await startEnv('listeners', { main: trustStoreDoc([mainChain], false) }, {
+      first: distDoc({ aliases: ['first.test'], trustStore: 'main' }),
+    });
+    try {
+      // The second distribution listens on its own (free) port: find one, then let the gateway bind it.
+      const net = await import('node:net');
+      const port = await new Promise<number>((resolve) => {
+        const s = net.createServer().listen(0, '127.0.0.1', () => {
+          const p = (s.address() as { port: number }).port;
+          s.close(() => resolve(p));
+        });
+      });
+      await env.store.distributions.create({
+        id: 'DSECOND', name: 'second', etag: `E${++seq}`, now: Date.now(),
+        document: { ...distDoc({ aliases: ['second.test'], trustStore: 'main' }), listen: `127.0.0.1:${port}` },
+      });
+      await env.gateway.sync();
+      assert.ok(env.gateway.listeners().some((l) => l.distribution === 'second' && l.port === port));
+      assert.ok((await connect(port, { servername: 'second.test', chain: mainChain.presented })).admitted);
+      const rec = (await env.store.distributions.get('second'))!;
+      await env.store.distributions.delete('second', rec.etag, Date.now());
+      await env.gateway.sync();
+      assert.ok(!env.gateway.listeners().some((l) => l.distribution === 'second'));
+      const r = await connect(port, { servername: 'second.test', chain: mainChain.presented });
+      assert.equal(r.admitted, false);
+      assert.match(r.error ?? '', /ECONNREFUSED/);
+    } finally {
+      await stopEnv(env);
+    }
+  });
+});
