@@ -10,6 +10,7 @@ import { registerOcspCommands } from './ocsp-check.js';
 import { registerKvsCommands } from './kvs.js';
 import { registerFunctionCommands } from './function.js';
 import { registerValidateCommand } from './validate.js';
+import { registerServeCommand } from './serve.js';
 import { EXIT_USAGE, CliUsageError } from './common.js';
 
 /** Builds the commander program with every command registered. */
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerKvsCommands(program);
   registerFunctionCommands(program);
   registerValidateCommand(program);
+  registerServeCommand(program);
   return program;
 }
 

@@ -21,3 +21,5 @@ export {
 export type { ConnectionLogLine, ConnectionLogRevocationEntry } from './connection-log.js';
 export { createEdgeMetrics } from './metrics.js';
 export type { EdgeMetrics } from './metrics.js';
+export { OriginProxy, registerOriginMetrics } from './proxy.js';
+export type { OriginProxyOptions, OriginMetrics, OriginErrorKind } from './proxy.js';

@@ -1,0 +1,127 @@
+/**
+ * One gateway process's data path: the function host (worker thread with the KVS
+ * replica and LIVE functions), the revocation checker with its shared OCSP cache, the
+ * origin proxy and the edge (listeners + gate), all on one Prometheus registry. Used by
+ * `portcullis serve` in a single process and in every cluster worker.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { Logger } from 'pino';
+import { Registry, Gauge } from 'prom-client';
+import {
+  functionLimitsFromConfig, ocspCacheOptionsFromConfig, revocationOptionsFromConfig, type NodeConfig,
+} from '../config/index.js';
+import { FunctionHost } from '../functions/index.js';
+import { OcspCache, RevocationChecker } from '../revocation/index.js';
+import { Gateway, OriginProxy } from '../edge/index.js';
+import { openSqliteStore, type Store } from '../store/index.js';
+import { ConfigError } from '../errors.js';
+
+/** A running data path. */
+export interface GatewayNode {
+  readonly gateway: Gateway;
+  readonly functions: FunctionHost;
+  readonly revocation: RevocationChecker;
+  readonly registry: Registry;
+  /** Listeners as bound (distribution, address, port). */
+  listeners(): { distribution: string; address: string; port: number }[];
+  /** Stops accepting, lets admitted connections finish (bounded), closes everything. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startGatewayNode}. */
+export interface GatewayNodeOptions {
+  config: NodeConfig;
+  logger: Logger;
+  /** Registry for this node's metrics (default: a new one). */
+  registry?: Registry;
+  /** Where connection-log lines go when `logging.connectionLog` is `stdout` (default process.stdout). */
+  stdout?: NodeJS.WritableStream;
+}
+
+/**
+ * Opens the store, starts the function host, the revocation checker, the proxy and the
+ * edge. Expects the declared resources to be applied already (the primary does that once).
+ * @throws ConfigError for a PostgreSQL store (not supported yet); the store's and the
+ *   edge's errors (e.g. an address in use) with what failed.
+ */
+export async function startGatewayNode(options: GatewayNodeOptions): Promise<GatewayNode> {
+  const { config, logger } = options;
+  if (config.store.kind !== 'sqlite') {
+    throw new ConfigError(`${config.file}: store: PostgreSQL is not supported yet (cluster mode is a later issue); use "sqlite"`);
+  }
+  const registry = options.registry ?? new Registry();
+  const closers: (() => Promise<unknown>)[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) await c().catch((err: unknown) => logger.warn({ err }, 'error while closing'));
+  };
+  try {
+    const store: Store = await openSqliteStore({ dataDir: config.dataDir });
+    closers.push(() => store.close());
+    const functions = await FunctionHost.start({
+      dataDir: config.dataDir,
+      limits: functionLimitsFromConfig(config),
+      onEvent: (e) => {
+        const level = e.type === 'loaded' || e.type === 'worker-restarted' ? 'info' : 'warn';
+        logger[level]({ functionEvent: e }, e.message);
+      },
+    });
+    closers.push(() => functions.close());
+    const cache = new OcspCache(ocspCacheOptionsFromConfig(config));
+    const revocation = new RevocationChecker({ ...revocationOptionsFromConfig(config), cache });
+    const proxy = new OriginProxy({ logger: logger.child({ component: 'proxy' }), metrics: registry });
+    closers.push(() => proxy.close());
+    let connectionLog: NodeJS.WritableStream;
+    if (config.logging.connectionLog === 'stdout') {
+      connectionLog = options.stdout ?? process.stdout;
+    } else {
+      const file: WriteStream = createWriteStream(config.logging.connectionLog, { flags: 'a' });
+      await new Promise<void>((resolve, reject) => {
+        file.once('open', () => resolve());
+        file.once('error', (err) => reject(new ConfigError(`${config.file}: logging.connectionLog: cannot open ${config.logging.connectionLog}: ${err.message}`)));
+      });
+      connectionLog = file;
+      closers.push(() => new Promise<void>((r) => file.end(() => r())));
+    }
+    registerHostGauges(registry, functions);
+    const gateway = await Gateway.start({
+      store, functions, revocation, handler: proxy, connectionLog, logger: logger.child({ component: 'edge' }), metrics: registry,
+      listenOverrides: config.listenOverrides,
+    });
+    closers.push(() => gateway.close());
+    return {
+      gateway, functions, revocation, registry,
+      listeners: () => gateway.listeners(),
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** KVS item counts and the applied change sequence, read from the function host at scrape time. */
+function registerHostGauges(registry: Registry, functions: FunctionHost): void {
+  type Status = Awaited<ReturnType<FunctionHost['status']>>;
+  // One status read per scrape, shared by the three gauges.
+  let pending: Promise<Status | undefined> | undefined;
+  const status = (): Promise<Status | undefined> => {
+    pending ??= functions.status().catch(() => undefined).finally(() => { setImmediate(() => { pending = undefined; }); });
+    return pending;
+  };
+  new Gauge({
+    name: 'portcullis_kvs_items', help: 'Items in each KeyValueStore replica', labelNames: ['kvs'], registers: [registry],
+    async collect() {
+      const s = await status();
+      this.reset();
+      for (const k of s?.kvs ?? []) this.set({ kvs: k.name }, k.itemCount);
+    },
+  });
+  new Gauge({
+    name: 'portcullis_applied_change_sequence', help: 'Last change-feed sequence applied by the function host', registers: [registry],
+    async collect() { const s = await status(); if (s) this.set(s.appliedSequence); },
+  });
+  new Gauge({
+    name: 'portcullis_function_host_restarts', help: 'Function worker restarts (watchdog or crash)', registers: [registry],
+    async collect() { const s = await status(); if (s) this.set(s.restarts); },
+  });
+}

@@ -1,0 +1,205 @@
+/**
+ * `portcullis serve`: loads and applies the config, then runs the data path either in
+ * this process (`workers: 1`) or in `workers` cluster processes sharing the listeners
+ * (node:cluster hands accepted connections to the workers), and the admin listener
+ * (health, readiness, metrics) in the primary. Each worker keeps its own replica and
+ * follows the store's change feed.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { pino, type Logger } from 'pino';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import { resolve } from 'node:path';
+import { applyResources, configFromTree, loadConfig, type NodeConfig } from '../config/index.js';
+import { resolveAdminToken, startAdminServer, type AdminServer, type Readiness } from '../admin/index.js';
+import { openSqliteStore } from '../store/index.js';
+import { startGatewayNode, type GatewayNode } from './node.js';
+import { ConfigError } from '../errors.js';
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /** The config file (YAML or JSON); undefined runs on the embedded defaults (no resources, data in ./data). */
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Connection log when it goes to stdout (default process.stdout). */
+  stdout?: NodeJS.WritableStream;
+  /** Application log destination (default stderr). */
+  logger?: Logger;
+}
+
+/** A running `serve`. */
+export interface RunningServe {
+  config: NodeConfig;
+  logger: Logger;
+  admin: AdminServer;
+  /** Listeners (single-process mode) or those reported by the first worker. */
+  listeners(): { distribution: string; address: string; port: number }[];
+  /** Graceful stop: listeners closed, workers stopped, admin closed. */
+  close(): Promise<void>;
+}
+
+/** Message a worker sends the primary once its data path is up. */
+interface WorkerReady { type: 'portcullis:ready'; listeners: { distribution: string; address: string; port: number }[] }
+
+const WORKER_CONFIG_ENV = 'PORTCULLIS_WORKER_CONFIG';
+/** {@link WORKER_CONFIG_ENV} value meaning "the embedded defaults". */
+const EMBEDDED_DEFAULTS = '-';
+
+/** The config of `serve`: the file's, or the embedded defaults (paths relative to the working directory). */
+async function readConfig(file: string | undefined, env: NodeJS.ProcessEnv): Promise<NodeConfig> {
+  if (file === undefined || file === EMBEDDED_DEFAULTS) return configFromTree(resolve('portcullis (embedded defaults)'), {}, env);
+  return loadConfig(file, env);
+}
+
+/** Builds the application logger (pino, JSON lines to stderr). */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid } }, pino.destination(2));
+}
+
+/**
+ * Starts everything the config describes. In a cluster worker (started by this
+ * function in the primary) it runs only the data path and reports readiness.
+ * @throws ConfigError for an invalid config (every problem listed) or resources that
+ *   cannot be applied; Error when a listener or the admin address cannot be bound.
+ */
+export async function serve(options: ServeOptions): Promise<RunningServe | undefined> {
+  if (cluster.isWorker && process.env[WORKER_CONFIG_ENV]) {
+    await runWorker(process.env[WORKER_CONFIG_ENV]!, options);
+    return undefined;
+  }
+  const config = await readConfig(options.configFile, options.env ?? process.env);
+  const logger = options.logger ?? createLogger(config.logging.level);
+  if (options.configFile === undefined) logger.info('no --config given: running on the embedded defaults (see examples/portcullis.yaml)');
+  if (config.store.kind !== 'sqlite') {
+    throw new ConfigError(`${config.file}: store: PostgreSQL is not supported yet (cluster mode is a later issue); use "sqlite"`);
+  }
+  const store = await openSqliteStore({ dataDir: config.dataDir });
+  try {
+    const report = await applyResources(store, config);
+    for (const e of report.entries) logger.info({ resource: e }, `${e.kind} "${e.name}": ${e.action}${e.published ? ' (published)' : ''}${e.warning ? ` — ${e.warning}` : ''}`);
+  } finally {
+    await store.close();
+  }
+  const token = await resolveAdminToken(config.admin.token, config.dataDir);
+  if (token.origin === 'generated') logger.warn({ tokenFile: token.file }, `admin token generated into ${token.file} (mode 0600); send it as "Authorization: Bearer <token>"`);
+  else if (token.origin === 'file') logger.info({ tokenFile: token.file }, `admin token read from ${token.file}`);
+
+  if (config.workers <= 1) return runSingle(config, logger, token.token, options);
+  return runPrimary(config, logger, token.token, options);
+}
+
+async function runSingle(config: NodeConfig, logger: Logger, token: string, options: ServeOptions): Promise<RunningServe> {
+  const registry = new Registry();
+  const node: GatewayNode = await startGatewayNode({ config, logger, registry, ...(options.stdout ? { stdout: options.stdout } : {}) });
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer({
+      listen: config.admin.listen, token,
+      metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+      readiness: () => ({ ready: true, status: 'ok', reasons: [], details: { listeners: node.listeners() } }),
+      onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
+    });
+  } catch (err) {
+    await node.close();
+    throw err;
+  }
+  logStarted(logger, node.listeners(), admin);
+  return {
+    config, logger, admin,
+    listeners: () => node.listeners(),
+    close: async () => { await admin.close(); await node.close(); },
+  };
+}
+
+function logStarted(logger: Logger, listeners: { distribution: string; address: string; port: number }[], admin: AdminServer): void {
+  for (const l of listeners) logger.info({ listener: l }, `distribution "${l.distribution}" listening on ${l.address}:${l.port}`);
+  if (listeners.length === 0) logger.warn('no distributions declared: nothing to serve yet (declare them under resources.distributions)');
+  logger.info({ admin: admin.address }, `admin listener on ${admin.address.host}:${admin.address.port}`);
+}
+
+async function runWorker(configFile: string, options: ServeOptions): Promise<void> {
+  const config = await readConfig(configFile, options.env ?? process.env);
+  const logger = options.logger ?? createLogger(config.logging.level).child({ worker: cluster.worker?.id });
+  const registry = new Registry();
+  AggregatorRegistry.setRegistries([registry]);
+  let node: GatewayNode;
+  try {
+    node = await startGatewayNode({ config, logger, registry, ...(options.stdout ? { stdout: options.stdout } : {}) });
+  } catch (err) {
+    logger.fatal({ err }, `worker could not start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  const ready: WorkerReady = { type: 'portcullis:ready', listeners: node.listeners() };
+  process.send?.(ready);
+  const stop = (): void => {
+    node.close().finally(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', () => { /* the primary decides */ });
+  process.on('message', (m: unknown) => { if ((m as { type?: string })?.type === 'portcullis:stop') stop(); });
+}
+
+async function runPrimary(config: NodeConfig, logger: Logger, token: string, options: ServeOptions): Promise<RunningServe> {
+  const aggregator = new AggregatorRegistry();
+  const ready = new Map<number, WorkerReady>();
+  let stopping = false;
+  const recentDeaths: number[] = [];
+  // Workers run the same entry point (the CLI) as `serve --config FILE`; the
+  // environment variable tells them to start only the data path.
+  cluster.setupPrimary({ args: options.configFile === undefined ? ['serve'] : ['serve', '--config', config.file] });
+  const fork = (): Worker => {
+    const w = cluster.fork({ ...(options.env ?? process.env), [WORKER_CONFIG_ENV]: options.configFile === undefined ? EMBEDDED_DEFAULTS : config.file });
+    w.on('message', (m: unknown) => {
+      if ((m as WorkerReady)?.type === 'portcullis:ready') ready.set(w.id, m as WorkerReady);
+    });
+    w.on('exit', (code, signal) => {
+      ready.delete(w.id);
+      if (stopping) return;
+      const now = Date.now();
+      recentDeaths.push(now);
+      while (recentDeaths.length && recentDeaths[0]! < now - 30_000) recentDeaths.shift();
+      logger.error({ worker: w.id, code, signal }, `worker ${w.id} exited (${signal ?? code}); starting a replacement`);
+      if (recentDeaths.length > config.workers * 3) {
+        logger.fatal('workers keep exiting; giving up');
+        process.exit(1);
+      }
+      setTimeout(() => { if (!stopping) fork(); }, 250);
+    });
+    return w;
+  };
+  for (let i = 0; i < config.workers; i++) fork();
+  // Wait until every worker is up (or one fails at start).
+  await new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (ready.size >= config.workers) { clearInterval(timer); resolve(); }
+      if (recentDeaths.length >= config.workers) { clearInterval(timer); reject(new Error('workers failed to start; see the log above')); }
+    }, 50);
+  });
+  const readiness = (): Readiness => {
+    const up = ready.size;
+    return up >= config.workers
+      ? { ready: true, status: 'ok', reasons: [], details: { workersReady: up, workers: config.workers } }
+      : { ready: up > 0, status: up > 0 ? 'degraded' : 'starting', reasons: [`${config.workers - up} of ${config.workers} workers not ready`], details: { workersReady: up, workers: config.workers } };
+  };
+  const admin = await startAdminServer({
+    listen: config.admin.listen, token,
+    metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
+    readiness,
+    onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
+  });
+  const first = (): WorkerReady['listeners'] => [...ready.values()][0]?.listeners ?? [];
+  logStarted(logger, first(), admin);
+  logger.info(`${config.workers} workers running`);
+  return {
+    config, logger, admin, listeners: first,
+    close: async () => {
+      stopping = true;
+      await admin.close();
+      await Promise.all(Object.values(cluster.workers ?? {}).map((w) => new Promise<void>((resolve) => {
+        if (!w || w.isDead()) return resolve();
+        w.once('exit', () => resolve());
+        w.send({ type: 'portcullis:stop' });
+        setTimeout(() => { if (!w.isDead()) w.kill('SIGKILL'); }, 15_000).unref();
+      })));
+    },
+  };
+}
