@@ -111,7 +111,7 @@ async function runSingle(config: NodeConfig, logger: Logger, token: string, opti
 }
 
 function logStarted(logger: Logger, listeners: { distribution: string; address: string; port: number }[], admin: AdminServer): void {
-  for (const l of listeners) logger.info({ listener: l }, `distribution "${l.distribution}" listening on ${l.address}:${l.port}`);
+  for (const l of listeners) logger.info({ listener: l }, `distribution "${l.distribution}" listening on ${l.address.replace(/:\d+$/, `:${l.port}`)}`);
   if (listeners.length === 0) logger.warn('no distributions declared: nothing to serve yet (declare them under resources.distributions)');
   logger.info({ admin: admin.address }, `admin listener on ${admin.address.host}:${admin.address.port}`);
 }
