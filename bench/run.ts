@@ -12,8 +12,9 @@ import { ocspMiss, ocspWarm } from './ocsp.js';
 import { pkiBench } from './pki.js';
 import { kvsBench } from './kvs.js';
 import { functionsBench } from './functions.js';
+import { edgeBench } from './edge.js';
 
-const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench];
+const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench, edgeBench];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
