@@ -212,6 +212,7 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
           load.send({ type: 'round', port, servername: 'localhost', ...clients[key], connections, concurrency });
         });
 
+      process.stderr.write(`  pids: portcullis ${gw.pid}, bare ${bare.child.pid}, origin ${origin.child.pid}, load ${load.pid}\n`);
       const contenders: Contender[] = [
         { name: 'bare', pid: bare.child.pid!, port: bare.info.port },
         { name: 'fn', pid: gw.pid!, port: fnPort },

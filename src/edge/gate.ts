@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { buildConnection, connectionJson, newConnectionId } from '../functions/index.js';
 import {
   ParsedCertificate, VIEWER_CERT_HEADER_NAMES, certificateView, validateClientChain, viewerCertAbsentHeaders, viewerCertHeaders,
+  type PathValidationResult, type PathValidationSuccess, type TrustAnchorSet,
 } from '../pki/index.js';
 import type { RevocationChecker } from '../revocation/index.js';
 import type { DistributionDocument } from '../resources/types.js';
@@ -77,6 +78,62 @@ export class ResumedChainCache {
 }
 
 /**
+ * Successful path-validation results of recent chains, so that a client presenting the
+ * same chain again is not searched and checked again on every handshake.
+ *
+ * Exact, not approximate: `validateClientChain(presented, anchors, options)` is a pure
+ * function of the presented certificates, the trust anchors, the options and `now`, and
+ * `now` enters it only through `now < notBefore` / `now > notAfter` comparisons with the
+ * presented certificates and the anchors (a success carries no time in its text). So an
+ * entry keyed by (anchor set object — replaced whenever the trust store changes —,
+ * `ignoreCertificateExpiry`, the presented ParsedCertificate objects in order — the parse
+ * cache returns the same object for the same DER) is reused only while `now` lies in the
+ * interval in which none of those comparisons changes its answer for any presented
+ * certificate or anchor; outside it, validation runs again. Failures are not kept (their
+ * reasons name the validation time, and they are rare). Bounded per anchor set (oldest
+ * stored evicted).
+ */
+export class PathValidationMemo {
+  readonly #byAnchors = new WeakMap<TrustAnchorSet, Map<string, { result: PathValidationSuccess; from: number; until: number }>>();
+  readonly #ids = new WeakMap<ParsedCertificate, number>();
+  #nextId = 1;
+  constructor(private readonly maxEntries = 10_000) {}
+
+  /** `validateClientChain(presented, anchors, { now, ignoreCertificateExpiry })`, from the memo when that is exact. */
+  validate(presented: readonly ParsedCertificate[], anchors: TrustAnchorSet, nowMs: number, ignoreCertificateExpiry: boolean): PathValidationResult {
+    const now = Math.trunc(nowMs); // what new Date(nowMs).getTime() gives validateClientChain
+    let key = ignoreCertificateExpiry ? 'i' : 'e';
+    for (const c of presented) {
+      let id = this.#ids.get(c);
+      if (id === undefined) this.#ids.set(c, id = this.#nextId++);
+      key += `,${id}`;
+    }
+    let memo = this.#byAnchors.get(anchors);
+    const hit = memo?.get(key);
+    if (hit && now >= hit.from && now <= hit.until) return hit.result;
+    const result = validateClientChain(presented, anchors, { now: new Date(now), ignoreCertificateExpiry });
+    if (result.ok) {
+      let from = -Infinity, until = Infinity;
+      if (!ignoreCertificateExpiry) {
+        const edge = (c: ParsedCertificate): void => {
+          const nb = c.notBefore.getTime(), na = c.notAfter.getTime();
+          // `now < nb` keeps its answer on [nb, ∞) or (−∞, nb − 1]; `now > na` on [na + 1, ∞) or (−∞, na].
+          if (nb <= now) from = Math.max(from, nb); else until = Math.min(until, nb - 1);
+          if (na < now) from = Math.max(from, na + 1); else until = Math.min(until, na);
+        };
+        for (const c of presented) edge(c);
+        for (const c of anchors.anchors) edge(c);
+      }
+      if (!memo) this.#byAnchors.set(anchors, memo = new Map());
+      memo.delete(key);
+      memo.set(key, { result, from, until });
+      if (memo.size > this.maxEntries) memo.delete(memo.keys().next().value as string);
+    }
+    return result;
+  }
+}
+
+/**
  * The certificate headers of an admitted connection (see `AdmittedConnection.certificateHeaders`):
  * passthrough → `Client-Cert` / `Client-Cert-Chain` (RFC 9440 2: `:base64:` byte
  * sequences, the chain a comma-separated list); otherwise the configured subset of
@@ -128,6 +185,7 @@ export interface GateOptions {
 /** Runs the gate for every connection of every listener. */
 export class Gate {
   readonly #resumed = new ResumedChainCache();
+  readonly #paths = new PathValidationMemo();
   readonly #inFlight = new Set<Promise<void>>();
 
   constructor(private readonly o: GateOptions) {}
@@ -273,7 +331,7 @@ export class Gate {
             const why = trustStore?.unavailableReason ?? (trustStoreName ? `trust store "${trustStoreName}" does not exist` : 'the distribution names no trust store');
             return { code: 'Internal', reason: `cannot validate the client certificate: ${why}`, presented };
           }
-          facts.path = validateClientChain(presented, anchors, { now: new Date(o.now()), ignoreCertificateExpiry: doc.viewerMtls.ignoreCertificateExpiry });
+          facts.path = this.#paths.validate(presented, anchors, o.now(), doc.viewerMtls.ignoreCertificateExpiry === true);
           break;
         }
         case 'checkRevocation': {
