@@ -31,7 +31,13 @@ export const MAX_PRESENTED_CERTIFICATES = 10;
  * `getPeerX509Certificate()` and its `issuerCertificate` links: this walks the chain
  * the peer sent, without the JS object per certificate (and the trust-store
  * certificates OpenSSL appends) that `getPeerCertificate(true)` builds (measured here:
- * ~225 µs vs ~340 µs p50 for a 3-certificate chain, and 3 vs 4 certificates). Call once
+ * ~225 µs vs ~340 µs p50 for a 3-certificate chain, and 3 vs 4 certificates). Nearly all
+ * of that is inside the first call, not the walk: Node's X509Certificate constructor
+ * X509_dup()s every certificate of the peer's issuer chain, and OpenSSL 3.0 re-decodes
+ * each public key through OSSL_DECODER on the way (~100 µs per intermediate on Node 20,
+ * perf: X509Certificate::New → ASN1_item_dup → x509_pubkey_ex_d2i_ex); the leaf alone
+ * via `getPeerCertificate(false)` is ~60 µs. No public API returns the DER without that
+ * copy, so this is the floor of the gate on Node 20 (bench/edge.ts). Call once
  * per connection: Node takes the chain out of the session while building the objects.
  * Empty when no certificate was presented. On a resumed session the peer sends no
  * chain; only the leaf (kept in the session) comes back.
