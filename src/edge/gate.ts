@@ -173,6 +173,11 @@ export interface GateListener {
   readonly distributions: readonly DistributionEntry[];
   /** Session resumption is enabled on this listener. */
   readonly sessionResumption: boolean;
+  /**
+   * The local address of every connection of this listener when it is fixed (bound to one
+   * IPv4 address): `socket.localAddress`/`localPort` without a getsockname() per connection.
+   */
+  readonly localEndpoint?: { readonly ip: string; readonly port: number } | undefined;
 }
 
 /** Dependencies of a {@link Gate}. */
@@ -220,8 +225,9 @@ export class Gate {
     const line = emptyLogLine(newConnectionId());
     line.clientIp = socket.remoteAddress ?? null;
     line.clientPort = socket.remotePort ?? null;
-    line.serverIp = socket.localAddress ?? null;
-    line.serverPort = socket.localPort ?? null;
+    const local = listener.localEndpoint;
+    line.serverIp = local ? local.ip : socket.localAddress ?? null;
+    line.serverPort = local ? local.port : socket.localPort ?? null;
     line.tlsProtocol = socket.getProtocol() ?? null;
     line.tlsCipher = socket.getCipher()?.name ?? null;
     line.tlsSni = typeof socket.servername === 'string' && socket.servername ? socket.servername : null;

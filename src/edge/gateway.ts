@@ -5,7 +5,7 @@
  * through the primary; every worker holds its own EdgeState and OCSP cache).
  */
 import tls, { type TLSSocket } from 'node:tls';
-import type { Socket } from 'node:net';
+import { isIPv4, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -78,6 +78,8 @@ class Listener implements GateListener {
   readonly configuredPort: number;
   distributions: DistributionEntry[] = [];
   sessionResumption = false;
+  /** Set once bound to a single IPv4 address (see GateListener.localEndpoint). */
+  localEndpoint: { ip: string; port: number } | undefined;
   readonly server: tls.Server;
   readonly #raw = new WeakMap<Socket, RawInfo>();
   readonly #sockets = new Set<Socket>();
@@ -152,6 +154,8 @@ class Listener implements GateListener {
       this.server.once('error', onError);
       this.server.listen({ host: this.host, port: this.configuredPort }, () => {
         this.server.off('error', onError);
+        const a = this.server.address();
+        if (a && typeof a === 'object' && isIPv4(a.address) && a.address !== '0.0.0.0') this.localEndpoint = { ip: a.address, port: a.port };
         resolve();
       });
     });
