@@ -242,6 +242,8 @@ const LIMIT_CASES: Record<string, string> = {
   'arrow function': 'const g = () => { try { new ArrayBuffer(8e6) } catch (e) { return 1 } }; g(); allow();',
   'class method': "class K { m() { try { 'x'.repeat(1 << 24) } catch (e) { return 1 } } } new K().m(); allow();",
   'generator': 'function* g() { try { yield 1; new ArrayBuffer(8e6) } catch (e) { yield 2 } } const it = g(); it.next(); it.next(); allow();',
+  'fulfilment handler throws, nothing handles the derived promise': 'Promise.resolve().then(() => { new ArrayBuffer(8e6) }); allow();',
+  'then without a rejection handler, nothing handles the derived promise': 'async function f() { new ArrayBuffer(8e6) } f().then(() => {}); allow();',
   'thrown null (the engine could not allocate the error)': 'try { throw null } catch (e) {} allow();',
 };
 

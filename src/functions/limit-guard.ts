@@ -654,7 +654,8 @@ class Rewriter {
  * - deletes the `InternalError` global (user code cannot construct one by name; a
  *   forged one only causes a deny);
  * - replaces `Promise.prototype.then` so a rejection handler first passes the reason to
- *   the guard (QuickJS's `catch` and `finally`, the combinators and thenable adoption go
+ *   the guard, a call without one gets a guarding rethrower, and an exception thrown by
+ *   a fulfilment handler is guarded before it rejects the derived promise (QuickJS's `catch` and `finally`, the combinators and thenable adoption go
  *   through the `then` property, so they are covered too); wraps `Promise.allSettled`
  *   (every `rejected` record's reason) and `Promise.any` (every entry of the
  *   AggregateError's `errors`). `await` needs no wrapper: it throws at the await, inside
@@ -697,12 +698,24 @@ function __pcGuard(e) {
 
 const P = Promise, PP = Promise.prototype;
 const then = PP.then, allSettled = P.allSettled, any = P.any;
-function guardHandler(onRejected) {
+function guardRejected(onRejected) {
   return function (reason) { __pcGuard(reason); return onRejected(reason); };
+}
+// Without a rejection handler the reason passes on to the derived promise: still seen here.
+function rethrow(reason) { __pcGuard(reason); throw reason; }
+// A fulfilment handler that fails with a limit error rejects the derived promise, which
+// nothing may observe: seen here.
+function guardFulfilled(onFulfilled) {
+  return function (value) {
+    try { return onFulfilled(value); } catch (e) { __pcGuard(e); throw e; }
+  };
 }
 const wrappedThen = {
   then(onFulfilled, onRejected) {
-    return apply(then, this, [onFulfilled, typeof onRejected === 'function' ? guardHandler(onRejected) : onRejected]);
+    return apply(then, this, [
+      typeof onFulfilled === 'function' ? guardFulfilled(onFulfilled) : onFulfilled,
+      typeof onRejected === 'function' ? guardRejected(onRejected) : rethrow,
+    ]);
   },
 }.then;
 function checkSettled(results) {
