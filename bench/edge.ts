@@ -26,7 +26,7 @@ import { spawn, fork, execFile, execFileSync, type ChildProcess } from 'node:chi
 import { appendFile, mkdir, mkdtemp, rm, writeFile, copyFile } from 'node:fs/promises';
 import { readFileSync, openSync, readSync, closeSync, fstatSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -212,7 +212,7 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
           load.send({ type: 'round', port, servername: 'localhost', ...clients[key], connections, concurrency });
         });
 
-      process.stderr.write(`  pids: portcullis ${gw.pid}, bare ${bare.child.pid}, origin ${origin.child.pid}, load ${load.pid}\n`);
+      process.stderr.write(`  pids: portcullis ${gw.pid}, bare ${bare.child.pid}, origin ${origin.child.pid}, load ${load.pid}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
       const contenders: Contender[] = [
         { name: 'bare', pid: bare.child.pid!, port: bare.info.port },
         { name: 'fn', pid: gw.pid!, port: fnPort },
@@ -302,6 +302,7 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
           { benchmark: 'edge', metric: `gate decision time, ${what}, under load, max`, unit: 'µs', rounds: gate[n].max },
         );
       }
+      process.stderr.write(`  load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on the machine inflates the wall-clock gate figures more than the CPU ones)\n`);
       process.stderr.write(`  gate pooled: fn p50 ${percentile(gateAll.fn, 50)} p99 ${percentile(gateAll.fn, 99)} max ${Math.max(...gateAll.fn)}; nofn p50 ${percentile(gateAll.nofn, 50)} p99 ${percentile(gateAll.nofn, 99)} max ${Math.max(...gateAll.nofn)} µs\n`);
       if (process.env.EDGE_BENCH_KEEP_LOG) await copyFile(logFile, process.env.EDGE_BENCH_KEEP_LOG);
       return figures;
