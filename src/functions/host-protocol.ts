@@ -21,7 +21,10 @@ export const SLOT_COUNT = 5;
 export const JOB_INVOKE = 1;
 /** `kind` of a compile (top-level code and warm-up). */
 export const JOB_COMPILE = 2;
-/** First element of the array-shaped invoke message `[OP_INVOKE, id, name, json, now]`. */
+/**
+ * First element of the array-shaped invoke message `[OP_INVOKE, id, name, json, now, id,
+ * name, json, now, …]`: the invocations the parent queued in one turn, in order.
+ */
 export const OP_INVOKE = 0;
 
 /**
@@ -57,7 +60,7 @@ export interface FunctionHostStatus {
 
 /** Parent → worker messages. The hot path (invoke) is a small array. */
 export type ToWorker =
-  | [typeof OP_INVOKE, number, string, string, number | undefined]
+  | [typeof OP_INVOKE, ...(number | string | undefined)[]]
   | {
     t: 'init'; mode: 'host' | 'isolated'; slots: SharedArrayBuffer; epoch: number;
     dataDir?: string; pollIntervalMs?: number; limits?: Partial<FunctionLimits>;

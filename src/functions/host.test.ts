@@ -223,3 +223,33 @@ test('sandbox: SharedArrayBuffer and Atomics are not globals; export default is 
     return true;
   });
 });
+
+test('host: the function sees JSON.parse of the connection text, whatever the text (certificate chain cut and cached, or not)', async (t) => {
+  const { publish, startHost } = await setup(t);
+  await publish('echo', 'function connectionHandler(c) { console.log(JSON.stringify(c)); c.allow(); }');
+  const host = await startHost();
+  const head = '{"connectionId":"c","clientIp":"10.0.0.1","clientPort":1,"endpoint":"e","distributionId":"d"';
+  const leaf = '{"subject":"CN=a\\",\\"revocationStatus\\":{}","serialNumber":"01"}';
+  const texts = [
+    `${head},"clientCertificate":{"certificates":{"leaf":${leaf},"intermediates":[]},"revocationStatus":{"chainValidity":"Valid"}}}`,
+    // The same chain again (cached), another status.
+    `${head},"clientCertificate":{"certificates":{"leaf":${leaf},"intermediates":[]},"revocationStatus":{"chainValidity":"Invalid"}}}`,
+    // A nested key of that name inside the chain, no status.
+    `${head},"clientCertificate":{"certificates":{"leaf":{"x":1,"revocationStatus":2},"intermediates":[{"y":[1,{"revocationStatus":3}]}]}}}`,
+    // A duplicate key: the last one wins, as in JSON.parse.
+    `${head},"clientCertificate":1,"clientCertificate":{"certificates":{"leaf":${leaf},"intermediates":[]}}}`,
+    ` ${head} ,"clientCertificate":{"certificates":{"leaf":${leaf},"intermediates":[]} , "revocationStatus" : null}}`,
+    '{"clientCertificate":{"certificates":{"leaf":{},"intermediates":[]},"revocationStatus":{}}}',
+  ];
+  for (const text of texts) {
+    const r = await host.invoke('echo', text);
+    assert.equal(r.result.decision, 'allow', `${text}: ${r.result.error}`);
+    assert.deepEqual(r.result.logs, [JSON.stringify(JSON.parse(text))], text);
+  }
+  // Not JSON once put together, although each piece parses: denied as before.
+  for (const text of ['{,"clientCertificate":{"certificates":{},"revocationStatus":{}}}', `${head},"clientCertificate":{"certificates":{"leaf":{}},"revocationStatus":{}},}}`]) {
+    const r = await host.invoke('echo', text);
+    assert.equal(r.result.decision, 'deny', text);
+    assert.equal(r.result.failureCode, 'ConnectionFunctionError', text);
+  }
+});

@@ -110,6 +110,8 @@ class WorkerLink {
   /** Name and etag of the registry compile announced last (`compiling`). */
   private compiling = { name: '', etag: '' };
   private refs = 0;
+  /** Invocations queued this turn (see {@link invoke}). */
+  private batch: [typeof OP_INVOKE, ...(number | string | undefined)[]] = [OP_INVOKE];
 
   constructor(private readonly options: LinkOptions) {
     const sab = new SharedArrayBuffer(SLOT_COUNT * 4);
@@ -174,19 +176,40 @@ class WorkerLink {
     return this.down;
   }
 
-  /** Sends `msg` as request `id` (the worker's reply settles `p`). */
-  request(id: number, msg: ToWorker, p: Pending): void {
+  /** Sends `msg` (unless undefined: queued by {@link invoke}) as request `id` (the worker's reply settles `p`). */
+  request(id: number, msg: ToWorker | undefined, p: Pending): void {
     if (this.down) {
       p.abort({ culprit: -1, kind: 0, name: '', ms: 0, reason: 'the sandbox worker is not running' });
       return;
     }
     this.pending.set(id, p);
     if (this.refs++ === 0) this.worker.ref();
+    if (msg === undefined) return;
+    this.flush(); // invocations queued before stay before
     this.worker.postMessage(msg);
   }
 
+  /**
+   * Queues invocation `id`; the invocations queued in one turn go to the worker as one
+   * message (flushed in a microtask, so none waits for a later turn).
+   */
+  invoke(id: number, name: string, json: string, now: number | undefined, p: Pending): void {
+    if (this.batch.length === 1) queueMicrotask(this.flush);
+    this.batch.push(id, name, json, now);
+    this.request(id, undefined, p);
+  }
+
+  private readonly flush = (): void => {
+    if (this.batch.length === 1 || this.down) return;
+    const batch = this.batch;
+    this.batch = [OP_INVOKE];
+    this.worker.postMessage(batch);
+  };
+
   post(msg: ToWorker): void {
-    if (!this.down) this.worker.postMessage(msg);
+    if (this.down) return;
+    this.flush();
+    this.worker.postMessage(msg);
   }
 
   private unrefIfIdle(): void {
@@ -286,15 +309,26 @@ export interface HostedInvocation {
   durationUs: number;
 }
 
-type InvokeReply = [number, FunctionResult, string?, string?];
+/** sandbox-worker.ts `invokeReply`: [id, flags (1 allow, 2 implicit), computeUtilization, logs, customData, error, failureCode, functionId, etag]. */
+type InvokeReply = [number, number, number, string[], string?, string?, FunctionResult['failureCode']?, string?, string?];
+
+function resultOf(m: InvokeReply): FunctionResult {
+  const r: FunctionResult = { decision: (m[1] & 1) === 1 ? 'allow' : 'deny', implicit: (m[1] & 2) === 2, logs: m[3], computeUtilization: m[2] };
+  if (m[4] !== undefined) r.customData = m[4];
+  if (m[5] !== undefined) r.error = m[5];
+  if (m[6] !== undefined) r.failureCode = m[6];
+  return r;
+}
 
 /**
  * The connection functions of a node, run in a worker thread under a watchdog. The
  * worker holds the KVS replica and the registry of LIVE functions, both following the
  * store's change feed, so a publish or a KVS write reaches it without a restart; the
  * parent sends the connection object as JSON text (functions/ `connectionJson`) and
- * gets the result back, one message each way. Invocations are served in order, one at
- * a time (the worker is one thread).
+ * gets the result back as a compact array, one message each way (the invocations
+ * queued in one turn go in one message; the worker keeps parsed certificate chains,
+ * deep-frozen, by their text, so a returning client's chain is not parsed again).
+ * Invocations are served in order, one at a time (the worker is one thread).
  *
  * Watchdog: when one invocation (or the compile of a LIVE version) runs past its bound,
  * the worker is terminated, that invocation and every other one in flight is denied
@@ -419,13 +453,13 @@ export class FunctionHost {
     }
     return new Promise<HostedInvocation>((resolve) => {
       const id = nextRequestId++;
-      link.request(id, [OP_INVOKE, id, functionName, connectionJsonText, options?.now], {
+      link.invoke(id, functionName, connectionJsonText, options?.now, {
         name: functionName,
         resolve: (m) => {
-          const [, result, functionId, etag] = m as InvokeReply;
-          const out: HostedInvocation = { result, durationUs: (performance.now() - start) * 1000 };
-          if (functionId !== undefined) out.functionId = functionId;
-          if (etag !== undefined) out.etag = etag;
+          const reply = m as InvokeReply;
+          const out: HostedInvocation = { result: resultOf(reply), durationUs: (performance.now() - start) * 1000 };
+          if (reply[7] !== undefined) out.functionId = reply[7];
+          if (reply[8] !== undefined) out.etag = reply[8];
           resolve(out);
         },
         reject: (err) => resolve({ result: deniedResult(`connection function "${functionName}" cannot run: ${err.message}`), durationUs: (performance.now() - start) * 1000 }),

@@ -121,13 +121,91 @@ async function startHost(init: Extract<ToWorker, { t: 'init' }>): Promise<void> 
   for (const m of queued) handle(m);
 }
 
+/** How connection.ts `connectionJson` writes the client certificate: last, after the scalars. */
+const CC_MARK = ',"clientCertificate":{"certificates":';
+const RS_MARK = ',"revocationStatus":';
+/**
+ * Parsed, deep-frozen certificate chains by a short key (length and first 256
+ * characters of their JSON text; hashing the whole text costs more than parsing most of
+ * it), each with its full text, compared before use. Bounded; the oldest goes first.
+ */
+const chainCache = new Map<string, [string, unknown]>();
+/** Parsed, deep-frozen revocation statuses by their JSON text (they change with OCSP refreshes, not per connection). */
+const statusCache = new Map<string, unknown>();
+const PARSE_CACHE_MAX = 256;
+
+function deepFreeze(v: unknown): unknown {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+function remember<V>(cache: Map<string, V>, key: string, value: V): V {
+  if (cache.size >= PARSE_CACHE_MAX && !cache.has(key)) cache.delete(cache.keys().next().value as string);
+  cache.set(key, value);
+  return value;
+}
+
+/**
+ * JSON.parse(json) for the text connection.ts `connectionJson` writes, `{scalars,
+ * "clientCertificate":{"certificates":CHAIN,"revocationStatus":STATUS}}`, without
+ * parsing CHAIN again when it was seen before: the text is cut at the two markers
+ * (which can only be structural there: a quote inside a JSON string is escaped) and
+ * each piece is parsed on its own; when every piece is a complete JSON value the
+ * whole text is valid and parses to the same object, with CHAIN from a cache of
+ * deep-frozen chains (the runtime's structured path then finds their JSON by
+ * identity; the function sees certificate views deep-frozen either way). Any other
+ * text (a cut that does not parse, no certificate, a duplicate key): JSON.parse of the
+ * whole. Throws as JSON.parse.
+ */
+function parseConnection(json: string): unknown {
+  const i = json.indexOf(CC_MARK);
+  const n = json.length;
+  if (i > 0 && json.charCodeAt(n - 1) === 125 && json.charCodeAt(n - 2) === 125) {
+    try {
+      const j = json.lastIndexOf(RS_MARK);
+      const chainEnd = j > i ? j : n - 2;
+      const head: unknown = JSON.parse(`${json.slice(0, i)}}`);
+      if (typeof head === 'object' && head !== null && !Array.isArray(head) && Object.keys(head).length > 0 && !Object.hasOwn(head, 'clientCertificate')) {
+        const from = i + CC_MARK.length;
+        const chainText = json.slice(from, chainEnd);
+        const key = `${chainEnd - from}:${json.slice(from, from + 256)}`;
+        const hit = chainCache.get(key);
+        const chain = hit !== undefined && hit[0] === chainText ? hit[1] : remember(chainCache, key, [chainText, deepFreeze(JSON.parse(chainText))])[1];
+        const cc: Record<string, unknown> = { certificates: chain };
+        if (j > i) {
+          const statusText = json.slice(j + RS_MARK.length, n - 2);
+          cc.revocationStatus = statusCache.get(statusText) ?? remember(statusCache, statusText, deepFreeze(JSON.parse(statusText)));
+        }
+        (head as Record<string, unknown>).clientCertificate = cc;
+        return head;
+      }
+    } catch { /* not cut as expected: the whole text decides */ }
+  }
+  return JSON.parse(json);
+}
+
+/**
+ * The reply to an invocation, `[id, flags, computeUtilization, logs, customData, error,
+ * failureCode, functionId, etag]` (flags: 1 allow, 2 implicit), absent fields
+ * undefined; host.ts rebuilds the FunctionResult.
+ */
+function invokeReply(id: number, r: FunctionResult, functionId?: string, etag?: string): void {
+  port?.postMessage([
+    id, (r.decision === 'allow' ? 1 : 0) | (r.implicit ? 2 : 0), r.computeUtilization, r.logs,
+    r.customData, r.error, r.failureCode, functionId, etag,
+  ]);
+}
+
 function invokeHosted(id: number, name: string, json: string, now: number | undefined): void {
   const h = host as HostState;
   const fn = h.registry.get(name);
   if (!fn) {
     const failure = h.registry.failures().find((f) => f.name === name);
     const why = failure ? `its LIVE version ${failure.etag} could not be loaded: ${message(failure.error)}` : 'it does not exist or has no LIVE version';
-    port?.postMessage([id, denied(`connection function "${name}" cannot run: ${why}`)]);
+    invokeReply(id, denied(`connection function "${name}" cannot run: ${why}`));
     return;
   }
   // Parsed here (V8's JSON.parse is faster than QuickJS's), the object takes the
@@ -136,7 +214,7 @@ function invokeHosted(id: number, name: string, json: string, now: number | unde
   // does not parse goes to the sandbox as is (which then denies with the parse error).
   let conn: object | string = json;
   try {
-    const parsed: unknown = JSON.parse(json);
+    const parsed: unknown = parseConnection(json);
     if (typeof parsed === 'object' && parsed !== null) conn = parsed;
   } catch { /* the sandbox reports it */ }
   begin(JOB_INVOKE, id);
@@ -150,7 +228,7 @@ function invokeHosted(id: number, name: string, json: string, now: number | unde
   if (!c) h.counters.set(name, (c = { invocations: 0, errors: 0 }));
   c.invocations++;
   if (r.failureCode === 'ConnectionFunctionError') c.errors++;
-  port?.postMessage([id, r, fn.id, fn.etag]);
+  invokeReply(id, r, fn.id, fn.etag);
 }
 
 async function hostStatus(): Promise<FunctionHostStatus> {
@@ -215,7 +293,9 @@ function run(m: Extract<ToWorker, { t: 'run' }>): void {
 
 function handle(m: ToWorker): void {
   if (Array.isArray(m)) {
-    if (m[0] === OP_INVOKE) invokeHosted(m[1], m[2], m[3], m[4]);
+    if (m[0] === OP_INVOKE) {
+      for (let i = 1; i + 3 < m.length; i += 4) invokeHosted(m[i] as number, m[i + 1] as string, m[i + 2] as string, m[i + 3] as number | undefined);
+    }
     return;
   }
   switch (m.t) {
