@@ -62,3 +62,22 @@ test('admin server: /healthz open, /metrics and /readyz need the bearer token', 
     await srv.close();
   }
 });
+
+test('resolveAdminToken: an unusable token file is an error, a readable-by-others one is set to 0600', async () => {
+  const { writeFile: wf, chmod: cm } = await import('node:fs/promises');
+  const dir = await mkdtemp(join(tmpdir(), 'pc-admin-'));
+  try {
+    const file = join(dir, 'admin-token');
+    await wf(file, 'short\n');
+    await assert.rejects(resolveAdminToken(undefined, dir), /does not hold a usable token/);
+    assert.equal((await readFile(file, 'utf8')).trim(), 'short', 'the file is left alone');
+    await wf(file, 'a-long-enough-token-0123456789\n');
+    await cm(file, 0o644);
+    const r = await resolveAdminToken(undefined, dir);
+    assert.equal(r.token, 'a-long-enough-token-0123456789');
+    assert.equal(r.repairedMode, 0o644);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -40,7 +40,9 @@ export function registerServeCommand(program: Command): void {
         await demo?.close();
         throw err;
       }
-      if (!running) return; // a cluster worker: runs until the primary stops it
+      // A cluster worker runs until the primary stops it (it exits itself then): never
+      // return to the CLI entry, which would exit the process.
+      if (!running) return new Promise<never>(() => {});
       if (demo) process.stderr.write(demoInstructions(demo));
       const r = running;
       await new Promise<void>((resolve) => {

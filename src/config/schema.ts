@@ -130,7 +130,8 @@ export const nodeConfigSchema = z.strictObject({
   workers: int(1, 1024, 'processes').optional(),
   admin: z.strictObject({
     listen: listen.default(CONFIG_DEFAULTS.admin.listen),
-    token: z.string().min(16, { error: 'must be at least 16 characters (or leave it unset to have one generated)' }).optional(),
+    token: z.string().min(16, { error: 'must be at least 16 characters (or leave it unset to have one generated)' })
+      .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")' }).optional(),
   }).prefault({}),
   logging: z.strictObject({
     level: z.enum(LOG_LEVELS).default(CONFIG_DEFAULTS.logging.level),

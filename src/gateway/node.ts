@@ -109,7 +109,7 @@ function registerHostGauges(registry: Registry, functions: FunctionHost): void {
     return pending;
   };
   new Gauge({
-    name: 'portcullis_kvs_items', help: 'Items in each KeyValueStore replica', labelNames: ['kvs'], registers: [registry],
+    name: 'portcullis_kvs_items', help: 'Items in each KeyValueStore replica (cluster: the lowest among workers)', labelNames: ['kvs'], registers: [registry], aggregator: 'min',
     async collect() {
       const s = await status();
       this.reset();
@@ -117,7 +117,7 @@ function registerHostGauges(registry: Registry, functions: FunctionHost): void {
     },
   });
   new Gauge({
-    name: 'portcullis_applied_change_sequence', help: 'Last change-feed sequence applied by the function host', registers: [registry],
+    name: 'portcullis_applied_change_sequence', help: 'Last change-feed sequence applied by the function host (cluster: the lowest among workers, i.e. reached by all)', registers: [registry], aggregator: 'min',
     async collect() { const s = await status(); if (s) this.set(s.appliedSequence); },
   });
   new Gauge({

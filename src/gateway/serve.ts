@@ -9,7 +9,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { pino, type Logger } from 'pino';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { resolve } from 'node:path';
-import { applyResources, configFromTree, loadConfig, type NodeConfig } from '../config/index.js';
+import { applyResources, configFromTree, loadConfig, validateConfig, type NodeConfig } from '../config/index.js';
 import { resolveAdminToken, startAdminServer, type AdminServer, type Readiness } from '../admin/index.js';
 import { openSqliteStore } from '../store/index.js';
 import { startGatewayNode, type GatewayNode } from './node.js';
@@ -66,7 +66,18 @@ export async function serve(options: ServeOptions): Promise<RunningServe | undef
     await runWorker(process.env[WORKER_CONFIG_ENV]!, options);
     return undefined;
   }
-  const config = await readConfig(options.configFile, options.env ?? process.env);
+  const env = options.env ?? process.env;
+  if (options.configFile !== undefined) {
+    // The same checks as `portcullis validate`, before anything is written: a config
+    // that validate rejects never starts and never half-applies its resources.
+    const v = await validateConfig(options.configFile, env);
+    if (v.problems.length > 0) {
+      const file = v.config?.file ?? options.configFile;
+      throw new ConfigError(`${file}: ${v.problems.length} problem${v.problems.length === 1 ? '' : 's'}; nothing was started or changed:\n`
+        + v.problems.map((p) => `  ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n'), { problems: v.problems });
+    }
+  }
+  const config = await readConfig(options.configFile, env);
   const logger = options.logger ?? createLogger(config.logging.level);
   if (options.configFile === undefined) logger.info('no --config given: running on the embedded defaults (see examples/portcullis.yaml)');
   if (config.store.kind !== 'sqlite') {
@@ -82,6 +93,7 @@ export async function serve(options: ServeOptions): Promise<RunningServe | undef
   const token = await resolveAdminToken(config.admin.token, config.dataDir);
   if (token.origin === 'generated') logger.warn({ tokenFile: token.file }, `admin token generated into ${token.file} (mode 0600); send it as "Authorization: Bearer <token>"`);
   else if (token.origin === 'file') logger.info({ tokenFile: token.file }, `admin token read from ${token.file}`);
+  if (token.repairedMode !== undefined) logger.warn({ tokenFile: token.file }, `admin token file ${token.file} was readable by others (mode ${token.repairedMode.toString(8)}); set to 0600`);
 
   if (config.workers <= 1) return runSingle(config, logger, token.token, options);
   return runPrimary(config, logger, token.token, options);
@@ -121,6 +133,9 @@ async function runWorker(configFile: string, options: ServeOptions): Promise<voi
   const logger = options.logger ?? createLogger(config.logging.level).child({ worker: cluster.worker?.id });
   const registry = new Registry();
   AggregatorRegistry.setRegistries([registry]);
+  // Constructing one installs prom-client's worker-side listener that answers the
+  // primary's metric requests (setRegistries alone does not).
+  new AggregatorRegistry();
   let node: GatewayNode;
   try {
     node = await startGatewayNode({ config, logger, registry, ...(options.stdout ? { stdout: options.stdout } : {}) });
