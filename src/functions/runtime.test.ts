@@ -135,12 +135,14 @@ test('example throws: ConnectionFunctionError with the message; others unaffecte
 // ---- limits ----
 
 test('memory limit: a memory bomb denies; a larger limit admits the same allocation', async () => {
-  const bomb = await fn('function connectionHandler(c) { const a = []; while (true) a.push(new Array(10000).fill(a.length)); }', { cpuLimitMs: 200 });
+  // CPU limits here are far above what these need, so that on a loaded machine the
+  // memory limit (the thing under test) is always the one that stops them.
+  const bomb = await fn('function connectionHandler(c) { const a = []; while (true) a.push(new Array(10000).fill(a.length)); }', { cpuLimitMs: 1000 });
   errored(bomb.invoke(conn()), /memory limit of 2097152 bytes/);
   const alloc = 'function connectionHandler(c) { const a = new Array(400000).fill(1); if (a.length) c.allow(); }';
   // An engine out-of-memory the function does not catch: its own error (its text is not trusted to mean more).
-  errored((await fn(alloc, { cpuLimitMs: 200 })).invoke(conn()), /memory limit|out of memory/);
-  allowed((await fn(alloc, { cpuLimitMs: 200, memoryLimitBytes: 16 * 1024 * 1024 })).invoke(conn()));
+  errored((await fn(alloc, { cpuLimitMs: 1000 })).invoke(conn()), /memory limit|out of memory/);
+  allowed((await fn(alloc, { cpuLimitMs: 1000, memoryLimitBytes: 16 * 1024 * 1024 })).invoke(conn()));
   allowed((await example('optional-mode-guest')).invoke(conn()));
 });
 
@@ -151,7 +153,7 @@ function connectionHandler(c) {
   if (c.clientIp === '2.2.2.2') { 'x'.repeat(1 << 29); }
   if (c.clientIp === '3.3.3.3') { for (;;) keep.push('y'.repeat(4096)); }
   c.allow();
-}`, { cpuLimitMs: 100 });
+}`, { cpuLimitMs: 1000 });
   errored(f.invoke(conn({ ip: '1.1.1.1' })), /stack overflow/);
   allowed(f.invoke(conn()));
   errored(f.invoke(conn({ ip: '2.2.2.2' })), /memory|string/i);
