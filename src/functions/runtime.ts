@@ -17,6 +17,10 @@ import {
 } from 'quickjs-emscripten';
 import { FunctionCompileError, FunctionSizeLimitExceededError, InvalidArgumentError } from '../errors.js';
 import { PRELUDE_SOURCE } from './prelude.js';
+import { guardSource, LIMIT_GUARD_PRELUDE, LIMIT_HIT_HOST_FUNCTION } from './limit-guard.js';
+
+/** The runtime prelude with its own catch sites guarded (console.log's JSON.stringify fallback, …). */
+const GUARDED_PRELUDE_SOURCE = guardSource(PRELUDE_SOURCE, { label: '(prelude)' }).code;
 
 /**
  * Limits of a connection function (SPEC section 4; config keys `functions.cpuLimitMs`,
@@ -319,6 +323,8 @@ interface SandboxState {
   sinceHeapCheck: number;
   interrupted: boolean;
   overMemory: boolean;
+  /** Set by the sandbox's limit guard (__pcLimitHit): a caught engine limit error; the invocation is fatal. */
+  limitHit: string | undefined;
   /** cpuUsage() at the start of the current invocation; undefined outside invocations. */
   cpuStart: NodeJS.CpuUsage | undefined;
   /** The invocation CPU limit, ms (0 outside invocations). */
@@ -536,7 +542,7 @@ export class FunctionInstance {
         : { error: new Error(`Cannot find module '${name}' (connection functions may import only 'cloudfront')`) }));
       const state: SandboxState = {
         deadline: performance.now() + PRELUDE_CPU_MS, started: Infinity, sinceHeapCheck: 0,
-        interrupted: false, memoryLimit: Infinity, overMemory: false, cpuStart: undefined, cpuLimitMs: 0,
+        interrupted: false, memoryLimit: Infinity, overMemory: false, limitHit: undefined, cpuStart: undefined, cpuLimitMs: 0,
       };
       const c = rt.newContext();
       ctx = c;
@@ -544,6 +550,8 @@ export class FunctionInstance {
       // no malloc_usable_size, so each block counts 8 bytes), so the interrupt handler
       // also measures the heap — see HEAP_CHECK_INTERVAL_MS.
       rt.setInterruptHandler(() => {
+        // A limit error was caught by the function: stop it (uncatchably) at the next poll.
+        if (state.limitHit !== undefined) return true;
         const now = performance.now();
         if (now > state.deadline) {
           // The wall-clock deadline passed. During an invocation, confirm with the
@@ -572,8 +580,15 @@ export class FunctionInstance {
         }
         return false;
       });
-      this.installHost(c);
-      const driverResult = c.evalCode(PRELUDE_SOURCE, 'prelude.js');
+      this.installHost(c, state);
+      const guardResult = c.evalCode(LIMIT_GUARD_PRELUDE, 'limit-guard.js');
+      if (guardResult.error) {
+        const e = dumpError(c, guardResult.error);
+        guardResult.error.dispose();
+        throw new Error(`sandbox limit guard failed: ${e.name}: ${e.message}`);
+      }
+      guardResult.value.dispose();
+      const driverResult = c.evalCode(GUARDED_PRELUDE_SOURCE, 'prelude.js');
       if (driverResult.error) {
         const e = dumpError(c, driverResult.error);
         driverResult.error.dispose();
@@ -613,16 +628,27 @@ export class FunctionInstance {
 
       state.deadline = performance.now() + this.limits.cpuLimitMs;
       state.started = performance.now();
-      const mod = c.evalCode(`${this.code}\n;export { connectionHandler as ${HANDLER_EXPORT} };\n`, 'function.js', { type: 'module' });
+      // Syntax errors are reported against the user's code: compile it as written first.
+      const checked = c.evalCode(`${this.code}\n;export { connectionHandler as ${HANDLER_EXPORT} };\n`, 'function.js', { type: 'module', compileOnly: true });
+      if (checked.error) {
+        const e = dumpError(c, checked.error);
+        checked.error.dispose();
+        throw this.compileError(e, codeLines, state.interrupted);
+      }
+      checked.value.dispose();
+      const guarded = guardSource(this.code, { label: this.label }).code;
+      const mod = c.evalCode(`${guarded}\n;export { connectionHandler as ${HANDLER_EXPORT} };\n`, 'function.js', { type: 'module' });
       if (mod.error) {
         const e = dumpError(c, mod.error);
         mod.error.dispose();
+        if (state.limitHit !== undefined) throw new FunctionCompileError(`function ${this.label}: top-level code exceeded the ${state.limitHit} limit`);
         throw this.compileError(e, codeLines, state.interrupted);
       }
       handles.push(mod.value);
       rt.executePendingJobs();
       state.sinceHeapCheck += performance.now() - state.started;
       state.started = Infinity;
+      if (state.limitHit !== undefined) throw new FunctionCompileError(`function ${this.label}: top-level code exceeded the ${state.limitHit} limit`);
       if (watch.grewPastBudget(wasmBefore)) {
         throw new FunctionCompileError(`function ${this.label}: top-level code exceeded the memory limit of ${this.limits.memoryLimitBytes} bytes (the sandbox memory grew past its budget)`);
       }
@@ -687,7 +713,13 @@ export class FunctionInstance {
     return new FunctionCompileError(`function ${this.label}: ${e.name}: ${e.message}${where}`, pos);
   }
 
-  private installHost(ctx: QuickJSContext): void {
+  private installHost(ctx: QuickJSContext, state: SandboxState): void {
+    const limitHit = ctx.newFunction(LIMIT_HIT_HOST_FUNCTION, (kindH) => {
+      state.limitHit ??= ctx.typeof(kindH) === 'string' ? ctx.getString(kindH) : 'memory';
+      return ctx.undefined;
+    });
+    ctx.setProp(ctx.global, LIMIT_HIT_HOST_FUNCTION, limitHit);
+    limitHit.dispose();
     const kvs = ctx.newFunction('__ph_kvs', (opH, keyH) => {
       const snap = this.snapshot;
       if (!snap) return { error: ctx.newError('no KeyValueStore is associated with this function') };
@@ -746,6 +778,7 @@ export class FunctionInstance {
     this.snapshot = options.kvs;
     state.interrupted = false;
     state.overMemory = false;
+    state.limitHit = undefined;
     state.deadline = start + this.limits.cpuLimitMs;
     state.started = start;
     state.cpuStart = cpuUsage();
@@ -811,6 +844,13 @@ export class FunctionInstance {
     // from the text of an error the function could have made up.
     if (state.interrupted) fatal = cpuError;
     else if (state.overMemory) fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes`;
+    else if (state.limitHit !== undefined) {
+      fatal = state.limitHit === 'stack'
+        ? `the function exceeded its stack limit of ${STACK_BYTES} bytes (stack overflow)`
+        : state.limitHit === 'memory'
+          ? `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes`
+          : 'the function hit an engine limit (InternalError)';
+    }
     else if (this.watch.grewPastBudget(wasmBefore)) {
       fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (the sandbox memory grew past its budget)`;
     }
