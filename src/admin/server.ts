@@ -1,10 +1,14 @@
 /**
- * The admin listener (fastify). This issue's part: `GET /healthz` (no auth),
- * `GET /readyz` and `GET /metrics` (Prometheus text; bearer token). The control-plane
- * issue adds the REST API on the same server.
+ * The admin listener (fastify): `GET /healthz` (no auth), `GET /readyz`, `GET /metrics`
+ * (Prometheus text), and, when given {@link AdminServerOptions.api}, the REST API under
+ * `/v1` (api.ts) with `GET /v1/openapi.json` — every route but `/healthz` behind the
+ * bearer token.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { bearerMatches } from './token.js';
+import { registerApiRoutes, type AdminApiOptions } from './api.js';
+import { mapError } from './errors.js';
+import { openApiDocument } from './openapi.js';
 
 /** Readiness as reported by `GET /readyz`. */
 export interface Readiness {
@@ -27,6 +31,10 @@ export interface AdminServerOptions {
   readiness: () => Promise<Readiness> | Readiness;
   /** Told about unexpected route errors (the client sees only `Internal`). */
   onError?: (err: unknown, route: string) => void;
+  /** The REST API's dependencies; without them only the health, readiness and metrics routes exist. */
+  api?: AdminApiOptions;
+  /** Largest request body, bytes (default 12 MiB: an inline KVS import of 5 MB with JSON escaping). */
+  bodyLimit?: number;
 }
 
 /** A running admin listener. */
@@ -48,16 +56,18 @@ export function parseListenAddress(listen: string): { host: string; port: number
   return { host: (m[1] ?? m[2])!, port };
 }
 
+/** Default {@link AdminServerOptions.bodyLimit}. */
+export const DEFAULT_ADMIN_BODY_LIMIT = 12 * 1024 * 1024;
+
 /**
- * Starts the admin listener. Errors are JSON `{"error":{"code","message"}}`
- * (`AccessDenied` 401 without a valid bearer token).
- * @throws Error when the address cannot be bound (message names it).
+ * Builds the admin app without listening (tests use `app.inject`). Errors are JSON
+ * `{"error":{"code","message"}}` (`AccessDenied` 401 without a valid bearer token; see
+ * errors.ts for the other codes). Closing the app also stops the `/test` sandbox worker.
  */
-export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
-  const { host, port } = parseListenAddress(options.listen);
-  const app = Fastify({ logger: false });
+export async function createAdminApp(options: Omit<AdminServerOptions, 'listen'>): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? DEFAULT_ADMIN_BODY_LIMIT });
   app.addHook('onRequest', async (req, reply) => {
-    if (req.url === '/healthz') return;
+    if (req.url === '/healthz' || req.url.startsWith('/healthz?')) return;
     if (!bearerMatches(req.headers.authorization, options.token)) {
       await reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: 'AccessDenied', message: 'a valid "Authorization: Bearer <token>" header is required' } });
     }
@@ -71,11 +81,27 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     const m = await options.metrics();
     return reply.type(m.contentType).send(m.body);
   });
-  app.setNotFoundHandler(async (req, reply) => reply.code(404).send({ error: { code: 'EntityNotFound', message: `no route ${req.method} ${req.url}` } }));
+  if (options.api) {
+    const closeApi = registerApiRoutes(app, options.api);
+    app.addHook('onClose', async () => { await closeApi(); });
+    app.get('/v1/openapi.json', async () => openApiDocument());
+  }
+  app.setNotFoundHandler(async (req, reply) => reply.code(404).send({ error: { code: 'EntityNotFound', message: `no route ${req.method} ${req.url.replace(/\?.*$/, '')}` } }));
   app.setErrorHandler(async (err, req, reply) => {
-    options.onError?.(err, `${req.method} ${req.url}`);
-    return reply.code(500).send({ error: { code: 'Internal', message: 'internal error' } });
+    const m = mapError(err);
+    if (m.internal) options.onError?.(err, `${req.method} ${req.url.replace(/\?.*$/, '')}`);
+    return reply.code(m.status).send(m.body);
   });
+  return app;
+}
+
+/**
+ * Starts the admin listener ({@link createAdminApp} bound to `listen`).
+ * @throws Error when the address cannot be bound (message names it).
+ */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const { host, port } = parseListenAddress(options.listen);
+  const app = await createAdminApp(options);
   try {
     await app.listen({ host, port });
   } catch (err) {

@@ -464,6 +464,22 @@ export class KeyValueStoreService {
   }
 
   /**
+   * UpdateKeyValueStore: sets the store's comment under its ETag; returns the new
+   * description (new ETag). Allowed in any status (the data is not touched).
+   * @throws InvalidIfMatchVersionError, PreconditionFailedError, EntityNotFoundError,
+   *   InvalidArgumentError (name, comment over `maxCommentLength`) — nothing changed.
+   */
+  async update(name: string, opts: { comment: string; ifMatch: string | undefined }): Promise<KvsDescription> {
+    const ifMatch = requireIfMatch(opts.ifMatch);
+    validateKvsName(name);
+    if (typeof opts.comment !== 'string') throw new InvalidArgumentError(`comment must be a string, got ${typeName(opts.comment)}`);
+    if (opts.comment.length > this.limits.maxCommentLength) {
+      throw new InvalidArgumentError(`the comment is ${opts.comment.length} characters, over the limit of ${this.limits.maxCommentLength}`);
+    }
+    return describeRecord(await this.store.kvs.updateStore(name, { ifMatch, newEtag: this.newEtag(), comment: opts.comment, now: this.now() }));
+  }
+
+  /**
    * DeleteKeyValueStore: removes the store and all its items. Refused while a
    * connection function (either stage) is associated with the store (SPEC 1).
    * @throws InvalidIfMatchVersionError, PreconditionFailedError, EntityNotFoundError,

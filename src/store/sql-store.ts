@@ -352,6 +352,21 @@ class SqlKvsRepository implements KvsRepository {
     });
   }
 
+  async updateStore(name: string, input: { ifMatch: string; newEtag: string; comment: string; now: number }): Promise<KvsRecord> {
+    return this.write(async (tx) => {
+      const current = await this.row(tx, name);
+      if (!current) throw new EntityNotFoundError(`key value store "${name}" does not exist`);
+      if (current.etag !== input.ifMatch) {
+        throw new PreconditionFailedError(`the If-Match ETag "${input.ifMatch}" is not the current ETag of key value store "${name}"`);
+      }
+      const record: KvsRecord = { ...current, comment: input.comment, etag: input.newEtag, lastModified: input.now };
+      await tx.updateTable('kv_stores').set({ comment: input.comment, etag: input.newEtag, last_modified: input.now })
+        .where('id', '=', current.id).execute();
+      await appendChanges(tx, input.now, [{ name, payload: { entity: 'kvs', op: 'store', record } }]);
+      return record;
+    });
+  }
+
   async deleteStore(name: string, ifMatch: string, now: number): Promise<KvsRecord> {
     return this.write(async (tx) => {
       const current = await this.row(tx, name);

@@ -159,6 +159,11 @@ export interface KvsRepository {
    */
   updateItems(name: string, input: UpdateKvsItemsInput): Promise<KvsWriteOutcome>;
   /**
+   * Sets the comment of a store under `ifMatch` (CloudFront's UpdateKeyValueStore); the
+   * store gets `newEtag`. @throws EntityNotFoundError, PreconditionFailedError.
+   */
+  updateStore(name: string, input: { ifMatch: string; newEtag: string; comment: string; now: number }): Promise<KvsRecord>;
+  /**
    * Deletes the store and all its items under `ifMatch`.
    * @throws EntityNotFoundError, PreconditionFailedError.
    */

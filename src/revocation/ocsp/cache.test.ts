@@ -296,3 +296,16 @@ test('purge during a background refresh: the refreshed answer is not put back', 
   assert.equal(cache.list().length, 0);
   assert.equal(status(await cache.lookup(certId(), URL_A, loader)), 'revoked');
 });
+
+test('purge by key removes exactly that CertID at that responder (the key list() shows)', async () => {
+  const c = clock();
+  const cache = new OcspCache({ now: c.now });
+  const loader = async () => good(c.now());
+  await cache.lookup(certId('01'), URL_A, loader);
+  await cache.lookup(certId('01'), 'http://127.0.0.1:2/ocsp', loader);
+  const [first] = cache.list();
+  assert.equal(cache.purge({ key: 'no-such-key' }), 0);
+  assert.equal(cache.purge({ key: first!.key }), 1);
+  assert.equal(cache.list().length, 1);
+  assert.notEqual(cache.list()[0]!.key, first!.key);
+});

@@ -74,6 +74,8 @@ export interface OcspCachePurgeFilter {
   /** Serial number in any case, with or without ':' separators. */
   serialNumber?: string;
   responderUrl?: string;
+  /** One entry: its {@link OcspCache.key} (CertID and responder, as {@link OcspCache.list} shows it). */
+  key?: string;
 }
 
 interface Entry {
@@ -332,7 +334,8 @@ export class OcspCache {
   purge(filter: OcspCachePurgeFilter = {}): number {
     const serial = filter.serialNumber?.replaceAll(':', '').toLowerCase();
     const matches = (certId: CertId, responderUrl: string) =>
-      (serial === undefined || certId.serialNumber.toString('hex') === serial)
+      (filter.key === undefined || OcspCache.key(certId, responderUrl) === filter.key)
+      && (serial === undefined || certId.serialNumber.toString('hex') === serial)
       && (filter.responderUrl === undefined || responderUrl === filter.responderUrl);
     let n = 0;
     for (const [k, e] of this.#entries) {

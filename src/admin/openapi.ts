@@ -1,0 +1,141 @@
+/**
+ * The OpenAPI 3.0 document of the admin API, served at `GET /v1/openapi.json`. Hand
+ * written from the routes in server.ts and api.ts; api.test.ts checks that every
+ * registered route is listed here and every listed route exists.
+ */
+
+type Json = Record<string, unknown>;
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json): Json => ({ content: { 'application/json': { schema } } });
+const etagHeader = { ETag: { description: 'The resource\'s (or KVS store\'s, or function stage\'s) current ETag', schema: { type: 'string' } } };
+const ok = (description: string, schema: Json, etag = true): Json => ({ description, ...json(schema), ...(etag ? { headers: etagHeader } : {}) });
+const errors = (...statuses: number[]): Json => Object.fromEntries(statuses.map((s) => [String(s), { $ref: `#/components/responses/E${s}` }]));
+const ifMatch = { $ref: '#/components/parameters/IfMatch' };
+const pathParam = (name: string, description: string): Json => ({ name, in: 'path', required: true, description, schema: { type: 'string' } });
+const query = (name: string, description: string, schema: Json = { type: 'string' }): Json => ({ name, in: 'query', required: false, description, schema });
+const stage = query('stage', 'DEVELOPMENT (default) or LIVE', { type: 'string', enum: ['DEVELOPMENT', 'LIVE'] });
+const body = (schema: Json): Json => ({ required: true, ...json(schema) });
+const listOf = (item: string): Json => ({ type: 'object', required: ['Items', 'Quantity'], properties: { Items: { type: 'array', items: ref(item) }, Quantity: { type: 'integer' } } });
+const id = (what: string): Json => pathParam('id', `the ${what}'s id or name`);
+const kvsName = pathParam('name', 'the key value store\'s name or id');
+const str = { type: 'string' };
+
+/** The document (a new object each call). */
+export function openApiDocument(): Json {
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'Portcullis admin API', version: '1',
+      description: 'Every route except /healthz needs "Authorization: Bearer <token>". JSON in and out. Writes to an existing resource '
+        + 'need If-Match (missing: InvalidIfMatchVersion 400; stale: PreconditionFailed 412); responses about one resource carry its ETag. '
+        + 'Errors are {"error":{"code","message"}}. Resources are addressed by id or name.',
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      '/healthz': { get: { security: [], summary: 'Liveness (no auth)', responses: { 200: ok('up', { type: 'object' }, false) } } },
+      '/readyz': { get: { summary: 'Readiness', responses: { 200: ok('ready', ref('Readiness'), false), 503: ok('not ready', ref('Readiness'), false), ...errors(401) } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'exposition text', content: { 'text/plain': { schema: str } } }, ...errors(401) } } },
+      '/v1/openapi.json': { get: { summary: 'This document', responses: { 200: ok('OpenAPI 3 document', { type: 'object' }, false), ...errors(401) } } },
+      '/v1/trust-stores': {
+        post: { summary: 'Create a trust store (a rejected bundle is stored with Status failed and StatusReason)', requestBody: body(ref('TrustStoreCreate')), responses: { 201: ok('created', ref('TrustStore')), ...errors(400, 401, 409) } },
+        get: { summary: 'List trust stores', responses: { 200: ok('trust stores', listOf('TrustStore'), false), ...errors(401) } },
+      },
+      '/v1/trust-stores/{id}': {
+        parameters: [id('trust store')],
+        get: { summary: 'Describe a trust store', responses: { 200: ok('the trust store', ref('TrustStore')), ...errors(401, 404) } },
+        put: { summary: 'Update a trust store (fields left out keep their value; an invalid bundle is refused, nothing changes)', parameters: [ifMatch], requestBody: body(ref('TrustStoreUpdate')), responses: { 200: ok('updated', ref('TrustStore')), ...errors(400, 401, 404, 412) } },
+        delete: { summary: 'Delete a trust store (refused while a distribution uses it)', parameters: [ifMatch], responses: { 204: { description: 'deleted' }, ...errors(400, 401, 404, 409, 412) } },
+      },
+      '/v1/key-value-stores': {
+        post: { summary: 'Create a key value store, optionally importing data (a failed import leaves Status FAILED with FailureReason)', requestBody: body(ref('KvsCreate')), responses: { 201: ok('created', ref('Kvs')), ...errors(400, 401, 409) } },
+        get: { summary: 'List key value stores', responses: { 200: ok('stores', listOf('Kvs'), false), ...errors(401) } },
+      },
+      '/v1/key-value-stores/{name}': {
+        parameters: [kvsName],
+        get: { summary: 'Describe a key value store', responses: { 200: ok('the store', ref('Kvs')), ...errors(401, 404) } },
+        put: { summary: 'Update the comment of a key value store', parameters: [ifMatch], requestBody: body({ type: 'object', required: ['comment'], additionalProperties: false, properties: { name: str, comment: str } }), responses: { 200: ok('updated', ref('Kvs')), ...errors(400, 401, 404, 412) } },
+        delete: { summary: 'Delete a key value store and its items (refused while a function is associated)', parameters: [ifMatch], responses: { 204: { description: 'deleted' }, ...errors(400, 401, 404, 409, 412) } },
+      },
+      '/v1/key-value-stores/{name}/keys': {
+        parameters: [kvsName],
+        get: { summary: 'List keys (byte order), paginated', parameters: [query('maxResults', 'page size (default 10, at most 50)', { type: 'integer' }), query('nextToken', 'NextToken of the previous page')], responses: { 200: ok('a page (ETag: the store\'s)', { type: 'object', properties: { Items: { type: 'array', items: { type: 'object', properties: { Key: str, Value: str } } }, NextToken: str } }), ...errors(400, 401, 404) } },
+        post: { summary: 'Batch update: puts and deletes, all or nothing (at most 50 keys)', parameters: [ifMatch], requestBody: body({ type: 'object', additionalProperties: false, properties: { puts: { type: 'array', items: { type: 'object', required: ['key', 'value'], properties: { key: str, value: str } } }, deletes: { type: 'array', items: { type: 'object', required: ['key'], properties: { key: str } } } } }), responses: { 200: ok('the store\'s new ETag and counters', ref('KvsWrite')), ...errors(400, 401, 402, 404, 409, 412, 413) } },
+      },
+      '/v1/key-value-stores/{name}/keys/{key}': {
+        parameters: [kvsName, pathParam('key', 'the key (percent-encoded)')],
+        get: { summary: 'Get a key (ETag: the store\'s)', responses: { 200: ok('the value', { type: 'object', properties: { Key: str, Value: str, ItemCount: { type: 'integer' }, TotalSizeInBytes: { type: 'integer' } } }), ...errors(400, 401, 404) } },
+        put: { summary: 'Put a key (If-Match: the store\'s ETag)', parameters: [ifMatch], requestBody: body({ type: 'object', required: ['value'], additionalProperties: false, properties: { value: str } }), responses: { 200: ok('the store\'s new ETag', ref('KvsWrite')), ...errors(400, 401, 402, 404, 409, 412, 413) } },
+        delete: { summary: 'Delete a key (If-Match: the store\'s ETag)', parameters: [ifMatch], responses: { 200: ok('the store\'s new ETag', ref('KvsWrite')), ...errors(400, 401, 404, 409, 412) } },
+      },
+      '/v1/key-value-stores/{name}/import-crl': {
+        parameters: [kvsName],
+        post: { summary: 'Import the revoked serials of a CRL verified against a trust store (If-Match: the store\'s ETag)', parameters: [ifMatch], requestBody: body({ type: 'object', required: ['trustStore'], additionalProperties: false, properties: { crlPem: str, crlDerBase64: str, trustStore: { type: 'string', description: 'trust store name or id' } } }), responses: { 200: ok('what was imported', { type: 'object' }), ...errors(400, 401, 402, 404, 409, 412, 413) } },
+      },
+      '/v1/connection-functions': {
+        post: { summary: 'Create a function (DEVELOPMENT stage, UNPUBLISHED); the code is compiled first', requestBody: body(ref('FunctionCreate')), responses: { 201: ok('created', ref('Function')), ...errors(400, 401, 404, 409, 413) } },
+        get: { summary: 'List functions (one stage each)', parameters: [stage], responses: { 200: ok('functions', listOf('Function'), false), ...errors(400, 401) } },
+      },
+      '/v1/connection-functions/{id}': {
+        parameters: [id('function')],
+        get: { summary: 'Describe one stage (ETag: that stage\'s)', parameters: [stage], responses: { 200: ok('the stage', ref('Function')), ...errors(400, 401, 404) } },
+        put: { summary: 'Update the DEVELOPMENT stage (If-Match: DEVELOPMENT ETag); keyValueStore null removes the association', parameters: [ifMatch], requestBody: body(ref('FunctionUpdate')), responses: { 200: ok('updated', ref('Function')), ...errors(400, 401, 404, 412, 413) } },
+        delete: { summary: 'Delete both stages (If-Match: DEVELOPMENT ETag; refused while a distribution uses it)', parameters: [ifMatch], responses: { 204: { description: 'deleted' }, ...errors(400, 401, 404, 409, 412) } },
+      },
+      '/v1/connection-functions/{id}/code': {
+        parameters: [id('function')],
+        get: { summary: 'The code of one stage', parameters: [stage], responses: { 200: ok('the code', { type: 'object', properties: { Name: str, Stage: str, ETag: str, Code: str } }), ...errors(400, 401, 404) } },
+      },
+      '/v1/connection-functions/{id}/publish': {
+        parameters: [id('function')],
+        post: { summary: 'Copy DEVELOPMENT to LIVE (If-Match: DEVELOPMENT ETag); answers the LIVE stage', parameters: [ifMatch], responses: { 200: ok('the LIVE stage', ref('Function')), ...errors(400, 401, 404, 412) } },
+      },
+      '/v1/connection-functions/{id}/test': {
+        parameters: [id('function')],
+        post: { summary: 'Run one stage once in an isolated sandbox worker (with the associated KVS\'s current data)', requestBody: body(ref('FunctionTest')), responses: { 200: ok('the result (ETag: the stage tested)', ref('FunctionTestResult')), ...errors(400, 401, 404) } },
+      },
+      '/v1/distributions': {
+        post: { summary: 'Create a distribution: name plus the distribution document (defaults filled in)', requestBody: body({ type: 'object', required: ['name', 'listen', 'certificates', 'origin'], properties: { name: str }, additionalProperties: true }), responses: { 201: ok('created', ref('Distribution')), ...errors(400, 401, 404, 409) } },
+        get: { summary: 'List distributions', responses: { 200: ok('distributions', listOf('Distribution'), false), ...errors(401) } },
+      },
+      '/v1/distributions/{id}': {
+        parameters: [id('distribution')],
+        get: { summary: 'Describe a distribution', responses: { 200: ok('the distribution', ref('Distribution')), ...errors(401, 404) } },
+        put: { summary: 'Replace the distribution document (omitted fields take their defaults)', parameters: [ifMatch], requestBody: body({ type: 'object', additionalProperties: true }), responses: { 200: ok('updated', ref('Distribution')), ...errors(400, 401, 404, 409, 412) } },
+        delete: { summary: 'Delete a distribution', parameters: [ifMatch], responses: { 204: { description: 'deleted' }, ...errors(400, 401, 404, 412) } },
+      },
+      '/v1/ocsp-cache': {
+        get: { summary: 'OCSP cache entries of this node (cluster: of every worker, each entry with its worker)', responses: { 200: ok('entries', listOf('OcspCacheEntry'), false), ...errors(401, 501) } },
+        delete: { summary: 'Purge every entry, or those matching the filters', parameters: [query('serialNumber', 'serial, hex, ":" allowed'), query('responderUrl', 'responder URL'), query('key', 'one entry: its key from the list (CertID@responder)')], responses: { 200: ok('how many were removed', { type: 'object', properties: { Purged: { type: 'integer' }, Filter: { type: 'object' } } }, false), ...errors(400, 401, 501) } },
+      },
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      parameters: { IfMatch: { name: 'If-Match', in: 'header', required: true, description: 'the current ETag', schema: str } },
+      responses: Object.fromEntries([
+        [400, 'InvalidArgument (message: "field.path: problem"; also InvalidTrustStoreBundle, InvalidCrl, InvalidFunctionCode) or InvalidIfMatchVersion'],
+        [401, 'AccessDenied: no valid bearer token'], [402, 'ServiceQuotaExceeded: the KVS would exceed its total size'],
+        [404, 'EntityNotFound'], [409, 'EntityAlreadyExists, CannotDeleteEntityWhileInUse, CNAMEAlreadyExists or EntityNotReady'],
+        [412, 'PreconditionFailed: the If-Match ETag is stale'], [413, 'EntitySizeLimitExceeded or FunctionSizeLimitExceeded'],
+        [501, 'NotImplemented: the OCSP cache is not reachable from this server'],
+      ].map(([s, d]) => [`E${s}`, { description: d, ...json(ref('Error')) }])),
+      schemas: {
+        Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: str, message: str } } } },
+        Readiness: { type: 'object', properties: { ready: { type: 'boolean' }, status: str, reasons: { type: 'array', items: str }, details: { type: 'object' } } },
+        TrustStoreCreate: { type: 'object', required: ['name', 'caBundlePem'], additionalProperties: false, properties: { name: str, caBundlePem: str, useClientCertificateOcspEndpoint: { type: 'boolean' }, comment: str } },
+        TrustStoreUpdate: { type: 'object', additionalProperties: false, properties: { name: str, caBundlePem: str, useClientCertificateOcspEndpoint: { type: 'boolean' }, comment: str } },
+        TrustStore: { type: 'object', properties: { Id: str, Name: str, ETag: str, Status: { type: 'string', enum: ['pending', 'active', 'failed'] }, StatusReason: str, CertificateCount: { type: 'integer' }, UseClientCertificateOcspEndpoint: { type: 'boolean' }, Comment: str, CaBundlePem: str, CreatedTime: str, LastModifiedTime: str } },
+        KvsCreate: { type: 'object', required: ['name'], additionalProperties: false, description: 'at most one of importFile, importUrl, importData', properties: { name: str, comment: str, importFile: { type: 'string', description: 'a path on the server' }, importUrl: str, importData: { description: 'the {"data":[{"key","value"}]} document (or its JSON text)', oneOf: [{ type: 'object' }, str] } } },
+        Kvs: { type: 'object', properties: { Name: str, Id: str, Comment: str, Status: { type: 'string', enum: ['PROVISIONING', 'READY', 'FAILED'] }, FailureReason: str, ItemCount: { type: 'integer' }, TotalSizeInBytes: { type: 'integer' }, ETag: str, Created: str, LastModified: str, CrlImport: { type: 'object' } } },
+        KvsWrite: { type: 'object', properties: { ETag: str, ItemCount: { type: 'integer' }, TotalSizeInBytes: { type: 'integer' } } },
+        FunctionCreate: { type: 'object', required: ['name', 'code'], additionalProperties: false, properties: { name: str, comment: str, runtime: { type: 'string', enum: ['cloudfront-js-2.0'] }, code: str, keyValueStore: { type: 'string', nullable: true } } },
+        FunctionUpdate: { type: 'object', additionalProperties: false, properties: { name: str, comment: str, runtime: { type: 'string', enum: ['cloudfront-js-2.0'] }, code: str, keyValueStore: { type: 'string', nullable: true } } },
+        Function: { type: 'object', properties: { Name: str, Id: str, Status: { type: 'string', enum: ['UNPUBLISHED', 'UNASSOCIATED', 'DEPLOYED'] }, Stage: { type: 'string', enum: ['DEVELOPMENT', 'LIVE'] }, ETag: str, FunctionConfig: { type: 'object' }, CreatedTime: str, LastModifiedTime: str } },
+        FunctionTest: { type: 'object', additionalProperties: false, description: 'exactly one of connection, clientCertificatePem', properties: { stage: { type: 'string', enum: ['DEVELOPMENT', 'LIVE'] }, connection: { type: 'object' }, clientCertificatePem: str, clientIp: str, revocationStatus: { type: 'object' } } },
+        FunctionTestResult: { type: 'object', properties: { decision: { type: 'string', enum: ['allow', 'deny'] }, implicit: { type: 'boolean' }, customData: { type: 'string', nullable: true }, logs: { type: 'array', items: str }, computeUtilization: { type: 'number' }, error: { type: 'string', nullable: true } } },
+        Distribution: { type: 'object', properties: { Id: str, Name: str, ETag: str, CreatedTime: str, LastModifiedTime: str, DistributionConfig: { type: 'object' } } },
+        OcspCacheEntry: { type: 'object', properties: { key: str, responderUrl: str, serialNumber: str, issuerNameHash: str, issuerKeyHash: str, state: { type: 'string', enum: ['good', 'revoked', 'unknown', 'failure'] }, errorType: str, errorDetail: str, thisUpdate: str, nextUpdate: str, fetchedAt: str, expiresAt: str, hits: { type: 'integer' }, lastRefreshError: str, refreshing: { type: 'boolean' }, worker: { type: 'integer' } } },
+      },
+    },
+  };
+}
