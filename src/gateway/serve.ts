@@ -9,9 +9,14 @@ import cluster, { type Worker } from 'node:cluster';
 import { pino, type Logger } from 'pino';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { resolve } from 'node:path';
-import { applyResources, configFromTree, loadConfig, validateConfig, type NodeConfig } from '../config/index.js';
-import { resolveAdminToken, startAdminServer, type AdminServer, type Readiness } from '../admin/index.js';
-import { openSqliteStore } from '../store/index.js';
+import {
+  applyResources, configFromTree, functionLimitsFromConfig, kvsLimitsFromConfig, loadConfig, validateConfig, type NodeConfig,
+} from '../config/index.js';
+import {
+  resolveAdminToken, startAdminServer, type AdminApiOptions, type AdminServer, type OcspCacheControl, type Readiness,
+} from '../admin/index.js';
+import type { OcspCache, OcspCacheEntryInfo, OcspCachePurgeFilter } from '../revocation/index.js';
+import { openSqliteStore, type Store } from '../store/index.js';
 import { startGatewayNode, type GatewayNode } from './node.js';
 import { ConfigError } from '../errors.js';
 
@@ -39,6 +44,23 @@ export interface RunningServe {
 
 /** Message a worker sends the primary once its data path is up. */
 interface WorkerReady { type: 'portcullis:ready'; listeners: { distribution: string; address: string; port: number }[] }
+
+/** Admin API → worker: list or purge the worker's OCSP cache; the worker answers {@link OcspCacheReply}. */
+interface OcspCacheRequest { type: 'portcullis:ocsp-cache'; id: number; op: 'list' | 'purge'; filter?: OcspCachePurgeFilter }
+interface OcspCacheReply { type: 'portcullis:ocsp-cache-reply'; id: number; entries?: OcspCacheEntryInfo[]; purged?: number }
+
+/** How long the admin API waits for each worker's OCSP cache answer, ms. */
+const OCSP_CACHE_IPC_TIMEOUT_MS = 5000;
+
+/** The admin API's view of one process's OCSP cache (single-process mode). */
+function localOcspCache(cache: OcspCache): OcspCacheControl {
+  return { list: async () => cache.list(), purge: async (filter) => cache.purge(filter) };
+}
+
+/** The admin API's dependencies: its own store handle (closed by the caller), the config's limits. */
+function adminApi(config: NodeConfig, store: Store, ocspCache: OcspCacheControl): AdminApiOptions {
+  return { store, kvsLimits: kvsLimitsFromConfig(config), functionLimits: functionLimitsFromConfig(config), ocspCache };
+}
 
 const WORKER_CONFIG_ENV = 'PORTCULLIS_WORKER_CONFIG';
 /** {@link WORKER_CONFIG_ENV} value meaning "the embedded defaults". */
@@ -103,22 +125,27 @@ async function runSingle(config: NodeConfig, logger: Logger, token: string, opti
   const registry = new Registry();
   const node: GatewayNode = await startGatewayNode({ config, logger, registry, ...(options.stdout ? { stdout: options.stdout } : {}) });
   let admin: AdminServer;
+  let store: Store | undefined;
   try {
+    store = await openSqliteStore({ dataDir: config.dataDir });
     admin = await startAdminServer({
       listen: config.admin.listen, token,
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       readiness: () => ({ ready: true, status: 'ok', reasons: [], details: { listeners: node.listeners() } }),
       onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
+      api: adminApi(config, store, localOcspCache(node.revocation.cache)),
     });
   } catch (err) {
+    await store?.close();
     await node.close();
     throw err;
   }
+  const adminStore = store;
   logStarted(logger, node.listeners(), admin);
   return {
     config, logger, admin,
     listeners: () => node.listeners(),
-    close: async () => { await admin.close(); await node.close(); },
+    close: async () => { await admin.close(); await adminStore.close(); await node.close(); },
   };
 }
 
@@ -150,7 +177,18 @@ async function runWorker(configFile: string, options: ServeOptions): Promise<voi
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', () => { /* the primary decides */ });
-  process.on('message', (m: unknown) => { if ((m as { type?: string })?.type === 'portcullis:stop') stop(); });
+  process.on('message', (m: unknown) => {
+    const type = (m as { type?: string })?.type;
+    if (type === 'portcullis:stop') stop();
+    if (type === 'portcullis:ocsp-cache') {
+      const req = m as OcspCacheRequest;
+      const cache = node.revocation.cache;
+      const reply: OcspCacheReply = req.op === 'list'
+        ? { type: 'portcullis:ocsp-cache-reply', id: req.id, entries: cache.list() }
+        : { type: 'portcullis:ocsp-cache-reply', id: req.id, purged: cache.purge(req.filter ?? {}) };
+      process.send?.(reply);
+    }
+  });
 }
 
 async function runPrimary(config: NodeConfig, logger: Logger, token: string, options: ServeOptions): Promise<RunningServe> {
@@ -158,6 +196,8 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, opt
   const ready = new Map<number, WorkerReady>();
   let stopping = false;
   const recentDeaths: number[] = [];
+  const cacheReplies = new Map<number, (r: OcspCacheReply) => void>();
+  let nextCacheRequest = 1;
   // Workers run the same entry point (the CLI) as `serve --config FILE`; the
   // environment variable tells them to start only the data path.
   cluster.setupPrimary({ args: options.configFile === undefined ? ['serve'] : ['serve', '--config', config.file] });
@@ -165,6 +205,7 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, opt
     const w = cluster.fork({ ...(options.env ?? process.env), [WORKER_CONFIG_ENV]: options.configFile === undefined ? EMBEDDED_DEFAULTS : config.file });
     w.on('message', (m: unknown) => {
       if ((m as WorkerReady)?.type === 'portcullis:ready') ready.set(w.id, m as WorkerReady);
+      if ((m as OcspCacheReply)?.type === 'portcullis:ocsp-cache-reply') cacheReplies.get((m as OcspCacheReply).id)?.((m as OcspCacheReply));
     });
     w.on('exit', (code, signal) => {
       ready.delete(w.id);
@@ -195,12 +236,37 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, opt
       ? { ready: true, status: 'ok', reasons: [], details: { workersReady: up, workers: config.workers } }
       : { ready: up > 0, status: up > 0 ? 'degraded' : 'starting', reasons: [`${config.workers - up} of ${config.workers} workers not ready`], details: { workersReady: up, workers: config.workers } };
   };
-  const admin = await startAdminServer({
-    listen: config.admin.listen, token,
-    metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
-    readiness,
-    onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
-  });
+  // The OCSP cache lives in each worker: ask every ready worker over cluster IPC.
+  const askWorkers = (op: OcspCacheRequest['op'], filter?: OcspCachePurgeFilter): Promise<{ worker: number; reply: OcspCacheReply }[]> =>
+    Promise.all(Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead() && ready.has(w.id)).map((w) =>
+      new Promise<{ worker: number; reply: OcspCacheReply }>((resolve, reject) => {
+        const id = nextCacheRequest++;
+        const timer = setTimeout(() => {
+          cacheReplies.delete(id);
+          reject(new Error(`worker ${w.id} did not answer the OCSP cache ${op} within ${OCSP_CACHE_IPC_TIMEOUT_MS} ms`));
+        }, OCSP_CACHE_IPC_TIMEOUT_MS);
+        cacheReplies.set(id, (reply) => { clearTimeout(timer); cacheReplies.delete(id); resolve({ worker: w.id, reply }); });
+        const req: OcspCacheRequest = { type: 'portcullis:ocsp-cache', id, op, ...(filter ? { filter } : {}) };
+        w.send(req);
+      })));
+  const clusterCache: OcspCacheControl = {
+    list: async () => (await askWorkers('list')).flatMap(({ worker, reply }) => (reply.entries ?? []).map((e) => ({ ...e, worker }))),
+    purge: async (filter) => (await askWorkers('purge', filter)).reduce((n, { reply }) => n + (reply.purged ?? 0), 0),
+  };
+  const store = await openSqliteStore({ dataDir: config.dataDir });
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer({
+      listen: config.admin.listen, token,
+      metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
+      readiness,
+      onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
+      api: adminApi(config, store, clusterCache),
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const first = (): WorkerReady['listeners'] => [...ready.values()][0]?.listeners ?? [];
   logStarted(logger, first(), admin);
   logger.info(`${config.workers} workers running`);
@@ -209,6 +275,7 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, opt
     close: async () => {
       stopping = true;
       await admin.close();
+      await store.close();
       await Promise.all(Object.values(cluster.workers ?? {}).map((w) => new Promise<void>((resolve) => {
         if (!w || w.isDead()) return resolve();
         w.once('exit', () => resolve());
