@@ -23,8 +23,19 @@ import { selectBySni } from './sni.js';
 import type { DistributionEntry, EdgeState } from './state.js';
 import type { ConnectionHandler, FunctionInvoker } from './types.js';
 
-/** Most certificates taken from a client's chain (leaf included); path validation refuses chains deeper than SPEC 2 allows anyway. */
+/**
+ * Most certificates a client may present (leaf included); more is refused
+ * `ClientCertMaxChainDepthExceeded` before path validation (which refuses chains deeper
+ * than SPEC 2 allows anyway, so this only bounds the work).
+ */
 export const MAX_PRESENTED_CERTIFICATES = 10;
+
+/**
+ * How far {@link peerChainDer} walks by default: far enough past
+ * {@link MAX_PRESENTED_CERTIFICATES} to tell the count in the log, bounded because every
+ * step copies the rest of the peer's chain (see peerChainDer).
+ */
+export const PRESENTED_CERTIFICATES_COUNT_LIMIT = 32;
 
 /**
  * The client's certificate chain as sent (leaf first), raw DER, from
@@ -42,16 +53,25 @@ export const MAX_PRESENTED_CERTIFICATES = 10;
  * Empty when no certificate was presented. On a resumed session the peer sends no
  * chain; only the leaf (kept in the session) comes back.
  */
-export function peerChainDer(socket: TLSSocket): Buffer[] {
+export function peerChainDer(socket: TLSSocket, limit = PRESENTED_CERTIFICATES_COUNT_LIMIT + 1): Buffer[] {
   const out: Buffer[] = [];
   let cert = socket.getPeerX509Certificate();
-  while (cert && out.length < MAX_PRESENTED_CERTIFICATES) {
-    out.push(cert.raw);
+  while (cert && out.length < limit) {
+    const raw = cert.raw;
+    // A self-issued certificate may link to itself: stop at a repeat.
+    if (out.length > 0 && out[out.length - 1]!.equals(raw)) break;
+    out.push(raw);
     const next = cert.issuerCertificate;
     if (!next) break;
     cert = next;
   }
   return out;
+}
+
+/** The log reason for a presented chain longer than {@link MAX_PRESENTED_CERTIFICATES} (`count` as {@link peerChainDer} returned it). */
+export function tooManyCertificatesReason(count: number, walkLimit = PRESENTED_CERTIFICATES_COUNT_LIMIT + 1): string {
+  const n = count >= walkLimit ? `more than ${walkLimit - 1}` : String(count);
+  return `the client presented ${n} certificates (leaf included); at most ${MAX_PRESENTED_CERTIFICATES} are accepted`;
 }
 
 /**
@@ -166,12 +186,17 @@ export function certificateHeaders(doc: DistributionDocument, presented: readonl
 
 /** What the gate needs from the listener that accepted the connection. */
 export interface GateListener {
-  /** The listen address as configured (`host:port`). */
+  /** The listen address (`host:port`, the socket bound). */
   readonly address: string;
   readonly host: string;
   /** Distributions on this address, listener order (the first is the default). */
   readonly distributions: readonly DistributionEntry[];
-  /** Session resumption is enabled on this listener. */
+  /**
+   * Session resumption is enabled on this listener. Only ever true for a listener with
+   * exactly one distribution: a resumed TLS 1.2 session carries no SNI, so on a shared
+   * listener nothing would tell which distribution issued it. A resumed connection on a
+   * listener where this is false is refused.
+   */
   readonly sessionResumption: boolean;
   /**
    * The local address of every connection of this listener when it is fixed (bound to one
@@ -243,6 +268,21 @@ export class Gate {
       if (!dist) {
         code = 'Internal';
         line.reason = `no distribution serves ${listener.address}`;
+      } else if (reused && (!listener.sessionResumption || listener.distributions.length !== 1)) {
+        // Never gate a resumed session against a guess: only a listener with one
+        // distribution resumes, so the one that issued the session is known.
+        line.distributionId = dist.id;
+        line.distributionName = dist.name;
+        code = 'Internal';
+        line.reason = `resumed TLS session on ${listener.address}, where session resumption is off (${listener.distributions.length} distributions share the address); `
+          + 'the distribution that issued the session cannot be known, refused';
+        dist = undefined;
+      } else if (!dist.context) {
+        line.distributionId = dist.id;
+        line.distributionName = dist.name;
+        code = 'Internal';
+        line.reason = `distribution "${dist.name}" cannot serve: ${dist.unavailableReason ?? 'no TLS context'}`;
+        dist = undefined;
       } else {
         const doc = dist.document;
         line.distributionId = dist.id;
@@ -253,6 +293,9 @@ export class Gate {
         code = outcome.code;
         presented = outcome.presented;
         line.reason = outcome.reason;
+        if (reused && line.tlsSni === null) {
+          line.reason += `; tlsSni is null: Node reports no SNI for a resumed TLS 1.2 session (the session was issued by "${dist.name}", the only distribution on ${listener.address})`;
+        }
       }
     } catch (err) {
       code = 'Internal';
@@ -269,9 +312,6 @@ export class Gate {
       line.reason = `${line.reason ?? 'allowed'}; the client closed the connection before it was handed to the proxy`;
     } else {
       try {
-        if (listener.sessionResumption && !reused && presented.length > 1) {
-          this.#resumed.set(presented[0]!.sha256.toString('hex'), presented.slice(1).map((c) => c.der));
-        }
         const certificateHeadersValue = certificateHeaders(dist.document, presented);
         socket.off('error', onSocketError);
         o.handler.handle({
@@ -299,6 +339,16 @@ export class Gate {
     const { o } = this;
     const doc = dist.document;
     let ders = peerChainDer(socket);
+    if (ders.length > MAX_PRESENTED_CERTIFICATES) {
+      try {
+        const v = certificateView(ParsedCertificate.fromDer(ders[0]!, 'leaf certificate'));
+        line.clientLeafCertSerialNumber = v.serialNumber;
+        line.clientLeafCertSubject = v.subject;
+        line.clientLeafCertIssuer = v.issuer;
+        line.clientLeafCertValidity = `NotBefore=${v.validity.notBefore};NotAfter=${v.validity.notAfter}`;
+      } catch { /* the count decides; the leaf fields stay null */ }
+      return { code: 'ClientCertMaxChainDepthExceeded', reason: tooManyCertificatesReason(ders.length), presented: [] };
+    }
     let presented: ParsedCertificate[];
     try {
       presented = ders.map((d, i) => ParsedCertificate.fromDer(d, i === 0 ? 'leaf certificate' : `presented certificate #${i + 1}`));
@@ -334,6 +384,10 @@ export class Gate {
       const step = nextGateStep(facts);
       switch (step.step) {
         case 'allow':
+          // Passthrough validates nothing: its chain (forwarded in Client-Cert-Chain) is remembered once allowed.
+          if (doc.viewerMtls.mode === 'passthrough' && listener.sessionResumption && !reused && presented.length > 1) {
+            this.#resumed.set(presented[0]!.sha256.toString('hex'), presented.slice(1).map((c) => c.der));
+          }
           return { code: undefined, reason: step.reason, presented };
         case 'deny':
           return { code: step.code, reason: step.reason, presented };
@@ -344,6 +398,12 @@ export class Gate {
             return { code: 'Internal', reason: `cannot validate the client certificate: ${why}`, presented };
           }
           facts.path = this.#paths.validate(presented, anchors, o.now(), doc.viewerMtls.ignoreCertificateExpiry === true);
+          // Remember what the client sent with this leaf as soon as it is known good, so a
+          // resumed session (no chain sent) is validated like the full handshake even when
+          // the first connection never reached the hand-over (client closed, later deny).
+          if (facts.path.ok && listener.sessionResumption && !reused && presented.length > 1) {
+            this.#resumed.set(presented[0]!.sha256.toString('hex'), presented.slice(1).map((c) => c.der));
+          }
           break;
         }
         case 'checkRevocation': {

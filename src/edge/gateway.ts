@@ -4,8 +4,9 @@
  * connection. Works the same inside node:cluster workers (listen handles are shared
  * through the primary; every worker holds its own EdgeState and OCSP cache).
  */
-import tls, { type TLSSocket } from 'node:tls';
-import { isIPv4, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import tls, { type SecureContextOptions, type TLSSocket } from 'node:tls';
+import { isIP, isIPv4, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -48,8 +49,10 @@ export interface GatewayOptions {
 /** One row of {@link Gateway.listeners}. */
 export interface ListenerInfo {
   distribution: string;
-  /** The listen address as configured (`host:port`, after overrides). */
+  /** The distribution's listen address as configured (`host:port`, after overrides). */
   address: string;
+  /** The socket address bound (`ip:port` as configured, IPv6 as `[::1]:8443`; host names resolved). */
+  bound: string;
   /** The port actually bound (differs from the configured one for port 0). */
   port: number;
 }
@@ -72,6 +75,82 @@ interface RawInfo {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** A listen address resolved to the socket it binds. */
+export interface ResolvedListen {
+  /** `ip:port` (IPv6 `[ip]:port`): equal keys are the same socket. */
+  readonly key: string;
+  readonly ip: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+}
+
+/**
+ * Resolves a `host:port` listen address to the socket `net.Server.listen` would bind
+ * (host names through `dns.lookup`, as listen does; IP literals normalised), so that
+ * `localhost:9543` and `127.0.0.1:9543` are recognised as one socket.
+ * @throws InvalidArgumentError for a malformed address; the lookup error for a name that does not resolve.
+ */
+export async function resolveListenAddress(address: string, lookupHost: (host: string) => Promise<{ address: string; family: number }> = (h) => lookup(h)): Promise<ResolvedListen> {
+  const { host, port } = parseListenAddress(address);
+  let ip: string;
+  let family: 4 | 6;
+  if (isIP(host) === 4) {
+    ip = host;
+    family = 4;
+  } else if (isIP(host) === 6) {
+    ip = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+    family = 6;
+  } else {
+    const r = await lookupHost(host);
+    family = r.family === 6 ? 6 : 4;
+    ip = family === 6 ? new URL(`http://[${r.address}]/`).hostname.slice(1, -1) : r.address;
+  }
+  return { key: family === 6 ? `[${ip}]:${port}` : `${ip}:${port}`, ip, family, port };
+}
+
+/**
+ * True when binding both sockets fails with EADDRINUSE although they differ: one is a
+ * wildcard covering the other (`0.0.0.0:X` covers every IPv4 address on port X; `[::]:X`,
+ * dual-stack as Node binds it, covers every address). Port 0 never overlaps.
+ */
+export function listenSocketsOverlap(a: ResolvedListen, b: ResolvedListen): boolean {
+  if (a.port === 0 || b.port !== a.port || a.key === b.key) return false;
+  const covers = (w: ResolvedListen, o: ResolvedListen): boolean => (w.family === 6 && w.ip === '::') || (w.family === 4 && w.ip === '0.0.0.0' && o.family === 4);
+  return covers(a, b) || covers(b, a);
+}
+
+/** Names the distributions of one listen address for an error: `distribution "a" (listen 127.0.0.1:8443)`. */
+export function describeListenGroup(dists: readonly { name: string; listen: string }[]): string {
+  const listens = [...new Set(dists.map((d) => d.listen))].join(', ');
+  const names = dists.map((d) => `"${d.name}"`).join(', ');
+  return `${dists.length === 1 ? 'distribution' : 'distributions'} ${names} (listen ${listens})`;
+}
+
+/** A short human text for a listen error. */
+export function describeListenError(err: Error & { code?: string }): string {
+  switch (err.code) {
+    case 'EADDRINUSE': return 'address in use';
+    case 'EADDRNOTAVAIL': return 'address not available on this host';
+    case 'EACCES': return 'permission denied (ports below 1024 need privileges)';
+    case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_NONAME': return `host name does not resolve (${err.code})`;
+    default: return err.message;
+  }
+}
+
+/**
+ * The default context of a listener whose first distribution has no working TLS
+ * material: no certificate, so a handshake that does not select another distribution by
+ * SNI fails (no shared cipher) instead of being served by some other distribution.
+ */
+const NO_CERTIFICATE_OPTIONS: SecureContextOptions = Object.freeze({ minVersion: 'TLSv1.2' });
+
+/** Why the SNI callback refused a connection (read when the handshake fails). */
+interface SniRefusal {
+  distribution: DistributionEntry;
+  servername: string;
+  reason: string;
+}
+
 /** One tls.Server and the distributions on its address. */
 class Listener implements GateListener {
   readonly host: string;
@@ -83,22 +162,38 @@ class Listener implements GateListener {
   readonly server: tls.Server;
   readonly #raw = new WeakMap<Socket, RawInfo>();
   readonly #sockets = new Set<Socket>();
+  /** Connections the SNI callback refused (their distribution cannot serve). */
+  readonly #refused = new WeakMap<TLSSocket, SniRefusal>();
   #defaultKey: unknown;
+  #sharedResumptionWarned = '';
 
-  constructor(readonly address: string, private readonly gw: GatewayInternals) {
-    const { host, port } = parseListenAddress(address);
-    this.host = host;
-    this.configuredPort = port;
+  /** @param address the resolved socket address (`ResolvedListen.key`) */
+  constructor(readonly address: string, bind: ResolvedListen, private readonly gw: GatewayInternals) {
+    this.host = bind.ip;
+    this.configuredPort = bind.port;
+    const sni = (socket: TLSSocket | undefined, servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void => {
+      const d = selectBySni(this.distributions, servername);
+      if (!d) {
+        cb(new Error(`no distribution on ${this.address}`), undefined);
+      } else if (!d.context) {
+        // Fail closed: never hand the connection to another distribution's context.
+        const reason = `distribution "${d.name}" (chosen by SNI ${JSON.stringify(servername)}) cannot serve: ${d.unavailableReason ?? 'no TLS context'}; handshake refused`;
+        if (socket && typeof socket === 'object') this.#refused.set(socket, { distribution: d, servername, reason });
+        cb(new Error(reason), undefined);
+      } else {
+        cb(null, d.context);
+      }
+    };
     this.server = tls.createServer({
       requestCert: true,
       // The gate validates (SPEC 2); OpenSSL's verdict is ignored.
       rejectUnauthorized: false,
       ALPNProtocols: gw.alpnProtocols,
       sessionIdContext: SESSION_ID_CONTEXT,
-      SNICallback: (servername, cb) => {
-        const d = selectBySni(this.distributions, servername);
-        if (d) cb(null, d.context);
-        else cb(new Error(`no distribution on ${this.address}`), undefined);
+      // Node calls this with the TLSSocket as `this` (only when the client sent SNI; without
+      // SNI the server's default context — the first distribution's — serves, see update()).
+      SNICallback(this: TLSSocket | undefined, servername, cb) {
+        sni(this, servername, cb);
       },
     });
     this.server.on('connection', (raw: Socket) => this.#onConnection(raw));
@@ -116,8 +211,17 @@ class Listener implements GateListener {
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       const raw = (socket as unknown as { _parent?: Socket })._parent;
       const info = raw ? this.#raw.get(raw) : undefined;
-      const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
-      this.#logTcpFailure(info, timeout ? 'TcpTimeout' : 'TcpError', err.message, socket, raw);
+      const refusal = this.#refused.get(socket);
+      const first = this.distributions[0];
+      if (refusal) {
+        this.#logTcpFailure(info, 'Internal', refusal.reason, socket, raw, refusal.distribution, refusal.servername);
+      } else if (first && !first.context && err.code !== 'ERR_TLS_HANDSHAKE_TIMEOUT' && err.code !== 'ECONNRESET') {
+        // No SNI callback ran (no SNI sent): the default distribution was chosen and has no context.
+        this.#logTcpFailure(info, 'Internal', `distribution "${first.name}" (the default of ${this.address}, chosen without SNI) cannot serve: ${first.unavailableReason ?? 'no TLS context'}; handshake refused (${err.message})`, socket, raw, first, null);
+      } else {
+        const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+        this.#logTcpFailure(info, timeout ? 'TcpTimeout' : 'TcpError', err.message, socket, raw);
+      }
       socket.destroy();
     });
     this.server.on('error', (err) => gw.logger.error({ err, listen: this.address }, 'edge: listener error'));
@@ -129,18 +233,35 @@ class Listener implements GateListener {
     return a && typeof a === 'object' ? a.port : 0;
   }
 
-  /** Sets the distributions (listener order) and refreshes the default context and limits. */
+  /**
+   * Sets the distributions (listener order) and refreshes the default context and limits.
+   * Session resumption is on only when exactly one distribution listens here and asks
+   * for it (see GateListener.sessionResumption); a shared listener where some
+   * distribution asks for it logs a warning and does not resume.
+   */
   update(distributions: DistributionEntry[]): void {
     this.distributions = distributions;
-    this.sessionResumption = distributions.length > 0 && distributions.every((d) => d.document.viewerMtls.sessionResumption);
+    const only = distributions.length === 1 ? distributions[0] : undefined;
+    this.sessionResumption = only !== undefined && only.context !== undefined && only.document.viewerMtls.sessionResumption;
+    const asking = distributions.filter((d) => d.document.viewerMtls.sessionResumption).map((d) => d.name);
+    const warnKey = distributions.length > 1 && asking.length > 0 ? `${distributions.map((d) => d.name).join(',')}|${asking.join(',')}` : '';
+    if (warnKey && warnKey !== this.#sharedResumptionWarned) {
+      this.gw.logger.warn(
+        { listen: this.address, distributions: distributions.map((d) => d.name), sessionResumption: asking },
+        'edge: session resumption is off on a listen address shared by several distributions (a resumed TLS 1.2 session carries no SNI, so the distribution that issued it could not be told); give the distribution its own address to resume sessions',
+      );
+    }
+    this.#sharedResumptionWarned = warnKey;
     const first = distributions[0];
     if (first) {
       // The server's own context serves clients without SNI and decides session
       // tickets for the whole listener (OpenSSL takes ticket keys and options from the
-      // initial context, whatever SNI picks later).
-      const key = [first.contextOptions, this.sessionResumption];
+      // initial context, whatever SNI picks later). A first distribution without working
+      // TLS material gets a context without a certificate: those handshakes fail.
+      const options = first.contextOptions ?? NO_CERTIFICATE_OPTIONS;
+      const key = [options, this.sessionResumption];
       if (!(Array.isArray(this.#defaultKey) && this.#defaultKey[0] === key[0] && this.#defaultKey[1] === key[1])) {
-        this.server.setSecureContext({ ...first.contextOptions, secureOptions: secureOptionsFor(this.sessionResumption), sessionIdContext: SESSION_ID_CONTEXT });
+        this.server.setSecureContext({ ...options, secureOptions: secureOptionsFor(this.sessionResumption), sessionIdContext: SESSION_ID_CONTEXT });
         this.#defaultKey = key;
       }
     }
@@ -195,7 +316,7 @@ class Listener implements GateListener {
     });
   }
 
-  #logTcpFailure(info: RawInfo | undefined, code: ConnectionFailureCode, reason: string, socket: TLSSocket | undefined, raw: Socket | undefined): void {
+  #logTcpFailure(info: RawInfo | undefined, code: ConnectionFailureCode, reason: string, socket: TLSSocket | undefined, raw: Socket | undefined, dist?: DistributionEntry, servername?: string | null): void {
     if (info) {
       if (info.logged || info.secure) return;
       info.logged = true;
@@ -208,10 +329,10 @@ class Listener implements GateListener {
     line.clientPort = s?.remotePort ?? null;
     line.serverIp = s?.localAddress ?? null;
     line.serverPort = s?.localPort ?? null;
-    const sni = socket && typeof socket.servername === 'string' && socket.servername ? socket.servername : null;
+    const sni = servername !== undefined ? servername : socket && typeof socket.servername === 'string' && socket.servername ? socket.servername : null;
     line.tlsSni = sni;
     if (info) line.tlsHandshakeDuration = Math.round((performance.now() - info.acceptedAt) * 1000) / 1000;
-    const d = selectBySni(this.distributions, sni);
+    const d = dist ?? selectBySni(this.distributions, sni);
     line.distributionId = d?.id ?? null;
     line.distributionName = d?.name ?? null;
     this.gw.metrics.connections.inc({ distribution: d?.name ?? '-', status: line.connectionStatus });
@@ -253,9 +374,11 @@ export class Gateway implements GatewayInternals {
 
   /**
    * Loads the state, opens every listener and starts following the store.
-   * @throws StoreUnavailableError when the store cannot be read; the listen error
-   *   (e.g. `EADDRINUSE`) when a listener of the initial state cannot bind (everything
-   *   opened so far is closed again).
+   * @throws StoreUnavailableError when the store cannot be read; an error naming the
+   *   distribution(s) and address (message `distribution "d" (listen 127.0.0.1:8443):
+   *   address in use`, `code` kept) when a listener of the initial state cannot bind or
+   *   resolve, or when two listen addresses overlap (`0.0.0.0:X` and `127.0.0.1:X`);
+   *   everything opened so far is closed again.
    */
   static async start(options: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(options);
@@ -287,7 +410,7 @@ export class Gateway implements GatewayInternals {
   listeners(): ListenerInfo[] {
     const out: ListenerInfo[] = [];
     for (const l of this.#listeners.values()) {
-      for (const d of l.distributions) out.push({ distribution: d.name, address: l.address, port: l.port });
+      for (const d of l.distributions) out.push({ distribution: d.name, address: d.listen, bound: l.address, port: l.port });
     }
     return out;
   }
@@ -320,14 +443,63 @@ export class Gateway implements GatewayInternals {
     await withTimeout(closed, graceMs);
   }
 
+  /** Host name → its lookup (one per gateway: a listen address does not move while it runs). */
+  readonly #resolved = new Map<string, ResolvedListen>();
+
+  async #resolve(listen: string): Promise<ResolvedListen> {
+    const hit = this.#resolved.get(listen);
+    if (hit) return hit;
+    const r = await resolveListenAddress(listen);
+    this.#resolved.set(listen, r);
+    return r;
+  }
+
+  /**
+   * Groups the distributions by the socket they bind (listen addresses resolved, so
+   * `localhost:X` and `127.0.0.1:X` share one listener and SNI routing sees them all),
+   * and opens, updates or closes listeners to match. A group that cannot be served — its
+   * address does not resolve, overlaps another group's socket, or cannot bind — is named
+   * with its distributions and address: thrown at start, logged afterwards.
+   */
   #reconcile(initial = false): Promise<void> {
     const run = async (): Promise<void> => {
       if (this.#closed) return;
-      const groups = new Map<string, DistributionEntry[]>();
+      const groups = new Map<string, { bind: ResolvedListen; dists: DistributionEntry[] }>();
+      const problems: Error[] = [];
+      const fail = (dists: readonly DistributionEntry[], err: Error & { code?: string }, text = describeListenError(err)): void => {
+        const e = Object.assign(new Error(`${describeListenGroup(dists)}: ${text}`, { cause: err }), err.code ? { code: err.code } : {});
+        problems.push(e);
+      };
+      // Unresolvable addresses: one problem per address.
+      const unresolved = new Map<string, { dists: DistributionEntry[]; err: Error }>();
       for (const d of this.#state.distributions()) {
-        const list = groups.get(d.listen);
-        if (list) list.push(d);
-        else groups.set(d.listen, [d]);
+        let bind: ResolvedListen;
+        try {
+          bind = await this.#resolve(d.listen);
+        } catch (err) {
+          const u = unresolved.get(d.listen);
+          if (u) u.dists.push(d);
+          else unresolved.set(d.listen, { dists: [d], err: err as Error });
+          continue;
+        }
+        const g = groups.get(bind.key);
+        if (g) g.dists.push(d);
+        else groups.set(bind.key, { bind, dists: [d] });
+      }
+      for (const u of unresolved.values()) fail(u.dists, u.err);
+      // Overlapping sockets (a wildcard and an address on the same port): keep the one
+      // already listening, else the first in listener order; the other is not served.
+      const kept: { bind: ResolvedListen; dists: DistributionEntry[] }[] = [];
+      const ordered = [...groups.values()].sort((a, b) => Number(this.#listeners.has(b.bind.key)) - Number(this.#listeners.has(a.bind.key)));
+      for (const g of ordered) {
+        const clash = kept.find((k) => listenSocketsOverlap(k.bind, g.bind));
+        if (clash) {
+          groups.delete(g.bind.key);
+          fail(g.dists, Object.assign(new Error('overlapping listen addresses'), { code: 'EADDRINUSE' }),
+            `cannot be served: its socket ${g.bind.key} overlaps ${clash.bind.key} of ${describeListenGroup(clash.dists)} (binding both fails with EADDRINUSE); give them the same listen address or different ports`);
+        } else {
+          kept.push(g);
+        }
       }
       for (const [address, l] of this.#listeners) {
         if (groups.has(address)) continue;
@@ -336,14 +508,15 @@ export class Gateway implements GatewayInternals {
         void l.stopAccepting();
         this.logger.info({ listen: address }, 'edge: listener closed (no distribution left on it)');
       }
-      for (const [address, dists] of groups) {
+      if (initial && problems.length) throw problems[0];
+      for (const [address, { bind, dists }] of groups) {
         let l = this.#listeners.get(address);
         if (l) {
           l.update(dists);
           continue;
         }
         try {
-          l = new Listener(address, this);
+          l = new Listener(address, bind, this);
           l.update(dists);
           await l.open();
           if (this.#closed) {
@@ -353,10 +526,11 @@ export class Gateway implements GatewayInternals {
           this.#listeners.set(address, l);
           this.logger.info({ listen: address, port: l.port, distributions: dists.map((d) => d.name) }, 'edge: listening');
         } catch (err) {
-          if (initial) throw err;
-          this.logger.error({ err, listen: address }, 'edge: cannot listen; the distributions on this address are not served');
+          fail(dists, err as Error);
+          if (initial) throw problems[problems.length - 1];
         }
       }
+      for (const e of problems) this.logger.error({ err: e }, `edge: cannot listen; not served: ${e.message}`);
     };
     const p = this.#reconciling.then(run);
     this.#reconciling = p.catch(() => {});

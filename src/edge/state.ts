@@ -6,10 +6,15 @@
  * are watched; a changed file rebuilds the distribution's context, and a file that does
  * not load keeps the previous context (logged). Every change replaces whole entries, so
  * a connection that already picked an entry keeps using it.
+ *
+ * A distribution is never left out because its TLS material does not load: it stays in
+ * the replica without a context (`context` undefined, `unavailableReason` set), so SNI
+ * routing still sees it and refuses the connections that select it instead of letting
+ * them fall through to another distribution of the same listen address (fail closed).
  */
 import { readFile } from 'node:fs/promises';
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
 import { constants as cryptoConstants } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -40,10 +45,15 @@ export interface DistributionEntry {
   readonly aliases: readonly string[];
   /** The listen address in effect (`listenOverrides[name]` or `document.listen`). */
   readonly listen: string;
-  /** The context the SNI callback hands out for this distribution. */
-  readonly context: SecureContext;
+  /**
+   * The context the SNI callback hands out for this distribution; undefined when its TLS
+   * material never loaded — connections that select it are refused (see `unavailableReason`).
+   */
+  readonly context: SecureContext | undefined;
   /** The options `context` was built from (a listener whose default this distribution is calls `setSecureContext` with them). */
-  readonly contextOptions: SecureContextOptions;
+  readonly contextOptions: SecureContextOptions | undefined;
+  /** Why `context` is undefined (e.g. the key does not match the certificate, a file is missing); undefined when it is set. */
+  readonly unavailableReason: string | undefined;
 }
 
 /** Options of {@link EdgeState.start}. */
@@ -87,7 +97,8 @@ export class EdgeState {
   /**
    * Loads every trust store and distribution in one consistent read, builds the TLS
    * contexts, and follows the change feed from there. A distribution whose certificate
-   * files do not load is left out (logged) until a change or a file change fixes it.
+   * files do not load is kept without a context (its connections are refused, logged)
+   * until a change or a file change fixes it.
    * @throws StoreUnavailableError when the store cannot be read.
    */
   static async start(opts: EdgeStateOptions): Promise<EdgeState> {
@@ -221,37 +232,61 @@ export class EdgeState {
     this.#trustStores.set(r.name, { id: r.id, name: r.name, etag: r.etag, document: r.document, anchors, unavailableReason });
   }
 
-  /** Builds the entry's context from its files; on failure keeps the previous entry (if any) and logs. */
+  /**
+   * Builds the entry's context from its files. When they do not load (logged): a previous
+   * entry with a context keeps its context — with the new document, so decisions (trust
+   * store, mode, function, origin) always follow the current configuration —, and a
+   * distribution that never had a context is held without one, so that connections
+   * selecting it are refused rather than served by another distribution.
+   */
   async #setDistribution(r: Pick<ResourceRecord<DistributionDocument>, 'id' | 'name' | 'etag' | 'createdAt' | 'document'>): Promise<void> {
     const doc = r.document;
+    const listen = this.opts.listenOverrides?.[r.name] ?? doc.listen;
+    const base = { id: r.id, name: r.name, etag: r.etag, createdAt: r.createdAt, document: doc, aliases: doc.aliases, listen };
     try {
       const { context, contextOptions } = await this.#buildContext(doc);
       if (this.#stopped) return;
-      const listen = this.opts.listenOverrides?.[r.name] ?? doc.listen;
       const previous = this.#distributions.get(r.name);
-      this.#distributions.set(r.name, { id: r.id, name: r.name, etag: r.etag, createdAt: r.createdAt, document: doc, aliases: doc.aliases, listen, context, contextOptions });
+      this.#distributions.set(r.name, { ...base, context, contextOptions, unavailableReason: undefined });
       this.#watchFiles(r.name, doc, previous?.document);
     } catch (err) {
+      if (this.#stopped) return;
       const kept = this.#distributions.get(r.name);
-      this.opts.logger.error(
-        { err, distribution: r.name },
-        kept ? 'edge: new TLS material for the distribution does not load; keeping the previous context' : 'edge: TLS material for the distribution does not load; the distribution is not served',
-      );
+      const why = `TLS material does not load: ${(err as Error).message}`;
+      if (kept?.context) {
+        this.opts.logger.error({ err, distribution: r.name }, 'edge: new TLS material for the distribution does not load; keeping the previous context');
+        if (kept.document !== doc || kept.listen !== listen || kept.etag !== r.etag) {
+          this.#distributions.set(r.name, { ...base, context: kept.context, contextOptions: kept.contextOptions, unavailableReason: undefined });
+        }
+      } else {
+        this.opts.logger.error({ err, distribution: r.name }, 'edge: TLS material for the distribution does not load; connections that select it are refused');
+        this.#distributions.set(r.name, { ...base, context: undefined, contextOptions: undefined, unavailableReason: why });
+      }
       // Watch the files anyway so that fixing them brings the distribution up.
       this.#watchFiles(r.name, doc, kept?.document);
-      if (!kept) this.#pendingDocs.set(r.name, r);
     }
   }
-
-  /** Distributions whose files failed at first load: retried when a watched file changes. */
-  readonly #pendingDocs = new Map<string, Pick<ResourceRecord<DistributionDocument>, 'id' | 'name' | 'etag' | 'createdAt' | 'document'>>();
 
   async #buildContext(doc: DistributionDocument): Promise<{ context: SecureContext; contextOptions: SecureContextOptions }> {
     if (doc.certificates.length === 0) throw new Error('the distribution has no server certificate');
     const files = await Promise.all(doc.certificates.map(async (c) => ({
       cert: await readFile(c.certFile, 'utf8'),
       key: await readFile(c.keyFile, 'utf8'),
+      certFile: c.certFile,
+      keyFile: c.keyFile,
     })));
+    // OpenSSL keeps one certificate and one key per key type, so a key of another type
+    // than its certificate (an RSA key for an ECDSA certificate) is accepted by
+    // createSecureContext and only fails handshakes: check every pair here.
+    for (const f of files) {
+      let matches: boolean;
+      try {
+        matches = new X509Certificate(f.cert).checkPrivateKey(createPrivateKey(f.key));
+      } catch (err) {
+        throw new Error(`certificate ${f.certFile} or key ${f.keyFile} does not load: ${(err as Error).message}`);
+      }
+      if (!matches) throw new Error(`key ${f.keyFile} does not match certificate ${f.certFile}`);
+    }
     let ca: string[] | undefined;
     if (doc.viewerMtls.advertiseTrustStoreCaNames && doc.viewerMtls.mode !== 'passthrough' && doc.viewerMtls.trustStore) {
       const anchors = this.#trustStores.get(doc.viewerMtls.trustStore)?.anchors;
@@ -275,7 +310,6 @@ export class EdgeState {
   #removeDistribution(name: string): void {
     const d = this.#distributions.get(name);
     this.#distributions.delete(name);
-    this.#pendingDocs.delete(name);
     this.#watchFiles(name, undefined, d?.document);
   }
 
@@ -314,14 +348,12 @@ export class EdgeState {
     const t = setTimeout(() => {
       this.#rebuildTimers.delete(name);
       void this.#enqueue(async () => {
-        const current = this.#distributions.get(name) ?? this.#pendingDocs.get(name);
-        if (!current) return;
         const before = this.#distributions.get(name);
-        await this.#setDistribution(current);
+        if (!before) return;
+        await this.#setDistribution(before);
         const after = this.#distributions.get(name);
         if (after && after !== before) {
-          this.#pendingDocs.delete(name);
-          this.opts.logger.info({ distribution: name }, 'edge: server certificate files reloaded');
+          if (after.context && after.context !== before.context) this.opts.logger.info({ distribution: name }, 'edge: server certificate files reloaded');
           this.opts.onChange?.();
         }
       });

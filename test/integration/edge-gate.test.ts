@@ -9,13 +9,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { Gateway, type AdmittedConnection, type ConnectionHandler, type FunctionInvoker, type FunctionInvocation } from '../../src/edge/index.js';
 import { compileFunction, type FunctionInstance } from '../../src/functions/index.js';
@@ -198,13 +198,16 @@ function distDoc(o: {
   };
 }
 
-async function startEnv(name: string, trustStores: Record<string, TrustStoreDocument>, dists: Record<string, DistributionDocument>): Promise<Env> {
+async function startEnv(
+  name: string, trustStores: Record<string, TrustStoreDocument>, dists: Record<string, DistributionDocument>,
+  opts: { listenOverrides?: Record<string, string>; logger?: Logger; functions?: InThreadFunctions } = {},
+): Promise<Env> {
   const store = await openSqliteStore({ dataDir: join(dir, name) });
   const base = Date.now();
   for (const [n, d] of Object.entries(trustStores)) await store.trustStores.create({ id: `ts-${n}`, name: n, etag: `E${++seq}`, document: d, now: base });
   let i = 0;
   for (const [n, d] of Object.entries(dists)) await store.distributions.create({ id: `D${n.toUpperCase()}`, name: n, etag: `E${++seq}`, document: d, now: base + i++ });
-  const functions = new InThreadFunctions();
+  const functions = opts.functions ?? new InThreadFunctions();
   functions.fns.set('allow-all', await compileFunction(
     `function connectionHandler(connection) {
        const c = connection.clientCertificate;
@@ -215,10 +218,18 @@ async function startEnv(name: string, trustStores: Record<string, TrustStoreDocu
   const handler = new FixedResponseHandler();
   const revocation = new RevocationChecker();
   const registry = new Registry();
-  const listenOverrides = Object.fromEntries(Object.keys(dists).map((n) => [n, '127.0.0.1:0']));
-  const gateway = await Gateway.start({
-    store, functions, revocation, handler, connectionLog: log.stream, logger: pino({ level: 'silent' }), metrics: registry, listenOverrides,
-  });
+  const listenOverrides = opts.listenOverrides ?? Object.fromEntries(Object.keys(dists).map((n) => [n, '127.0.0.1:0']));
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start({
+      store, functions, revocation, handler, connectionLog: log.stream, logger: opts.logger ?? pino({ level: 'silent' }), metrics: registry, listenOverrides,
+    });
+  } catch (err) {
+    await revocation.close();
+    functions.dispose();
+    await store.close();
+    throw err;
+  }
   const port = gateway.listeners()[0]!.port;
   return { store, gateway, log, functions, handler, revocation, registry, port };
 }
@@ -589,5 +600,246 @@ describe('edge gate: configuration changes without a restart', () => {
     } finally {
       await stopEnv(env);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------
+// Faults found end to end and by review: each case kept as a test.
+
+/** A pino logger whose lines (parsed) land in `lines`. */
+function capturingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new PassThrough();
+  stream.on('data', (chunk: Buffer) => {
+    for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+  });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+async function freeTcpPort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+describe('edge gate: a distribution that cannot serve is refused, never served by another (fail closed)', () => {
+  test('TLS material that does not load (key of another certificate, missing file): SNI naming it and the no-SNI default are refused Failed:Internal; the other distribution is unaffected; fixing the files brings it up', async () => {
+    const brokenCert = join(dir, 'broken.crt');
+    const brokenKey = join(dir, 'broken.key');
+    writeFileSync(brokenCert, readFileSync(serverEcFiles.certFile));
+    writeFileSync(brokenKey, readFileSync(serverRsaFiles.keyFile)); // does not match the certificate
+    const missingKey = join(dir, 'not-there-yet.key');
+    rmSync(missingKey, { force: true });
+    // `broken` is the first (default) distribution of the port; `other` trusts otherChain only, as does nothing else.
+    const env = await startEnv('failclosed', { main: trustStoreDoc([mainChain], false), other: trustStoreDoc([otherChain], false) }, {
+      broken: distDoc({ aliases: ['broken.test'], trustStore: 'main', certificates: [{ certFile: brokenCert, keyFile: brokenKey }] }),
+      other: distDoc({ aliases: ['other.test'], trustStore: 'other', certificates: [serverBFiles] }),
+      missing: distDoc({ aliases: ['missing.test'], trustStore: 'main', certificates: [{ certFile: serverEcFiles.certFile, keyFile: missingKey }] }),
+    });
+    try {
+      assert.deepEqual(env.gateway.listeners().map((l) => l.distribution).sort(), ['broken', 'missing', 'other'], 'every distribution stays on its listener');
+      assert.ok((await connect(env.port, { servername: 'other.test', chain: otherChain.presented })).admitted, 'the working distribution serves');
+      for (const [label, servername, dist] of [
+        ['SNI naming the broken distribution', 'broken.test', 'broken'],
+        ['SNI naming the distribution with a missing key file', 'missing.test', 'missing'],
+        ['SNI no alias matches (default distribution)', 'nobody.test', 'broken'],
+        ['no SNI (default distribution)', undefined, 'broken'],
+      ] as const) {
+        for (const chain of [otherChain.presented, mainChain.presented]) {
+          const from = env.log.lines.length;
+          const r = await connect(env.port, { ...(servername ? { servername } : {}), chain });
+          assert.equal(r.admitted, false, `${label}: must be refused`);
+          assert.equal(env.handler.admitted.filter((c) => c.distributionName !== 'other').length, 0, `${label}: nothing handed over`);
+          const line = await env.log.waitFor((l) => l.connectionStatus !== 'Success', from);
+          assert.equal(line.connectionStatus, 'Failed:Internal', `${label}: ${JSON.stringify(line)}`);
+          assert.equal(line.distributionName, dist, label);
+          assert.match(String(line.reason), new RegExp(`distribution "${dist}".*cannot serve: TLS material does not load`), label);
+          assert.equal(line.tlsSni, servername ?? null, label);
+        }
+      }
+      // Fixing the files brings the distributions up (file watching).
+      writeFileSync(brokenKey, readFileSync(serverEcFiles.keyFile));
+      writeFileSync(missingKey, readFileSync(serverEcFiles.keyFile));
+      const end = Date.now() + 5000;
+      let up = false;
+      while (!up && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 100));
+        up = (await connect(env.port, { servername: 'broken.test', chain: mainChain.presented })).admitted
+          && (await connect(env.port, { servername: 'missing.test', chain: mainChain.presented })).admitted;
+      }
+      assert.ok(up, 'fixed files bring both distributions up');
+      assert.equal((await connect(env.port, { chain: mainChain.presented })).admitted, true, 'no SNI: the (now working) default');
+      assert.equal((await connect(env.port, { servername: 'broken.test', chain: otherChain.presented })).admitted, false, 'broken.test keeps its own trust store');
+    } finally {
+      await stopEnv(env);
+    }
+  });
+
+  test('a distribution added at runtime with TLS material that does not load is refused, not routed to the default', async () => {
+    const env = await startEnv('failclosed-runtime', { main: trustStoreDoc([mainChain], false), other: trustStoreDoc([otherChain], false) }, {
+      other: distDoc({ aliases: ['other.test'], trustStore: 'other', certificates: [serverBFiles] }),
+    }, { listenOverrides: { other: '127.0.0.1:0', late: '127.0.0.1:0' } });
+    try {
+      await env.store.distributions.create({
+        id: 'DLATE', name: 'late', etag: `E${++seq}`, now: Date.now(),
+        document: distDoc({ aliases: ['late.test'], trustStore: 'main', certificates: [{ certFile: serverEcFiles.certFile, keyFile: join(dir, 'no-such.key') }] }),
+      });
+      await env.gateway.sync();
+      const from = env.log.lines.length;
+      assert.equal((await connect(env.port, { servername: 'late.test', chain: otherChain.presented })).admitted, false);
+      const line = await env.log.waitFor((l) => l.distributionName === 'late', from);
+      assert.equal(line.connectionStatus, 'Failed:Internal');
+      assert.match(String(line.reason), /distribution "late".*cannot serve: TLS material does not load/);
+    } finally {
+      await stopEnv(env);
+    }
+  });
+});
+
+describe('edge gate: session resumption and shared listeners', () => {
+  test('a listen address shared by two distributions that ask for resumption does not resume (warning logged); each connection is gated by its SNI', async () => {
+    const { logger, lines } = capturingLogger();
+    const env = await startEnv('shared-resume', { ocsp: trustStoreDoc([ocspChain], true), main: trustStoreDoc([mainChain], false) }, {
+      r1: distDoc({ aliases: ['r1.test'], trustStore: 'main', resumption: true }),
+      r2: distDoc({ aliases: ['r2.test'], trustStore: 'main', resumption: true, certificates: [serverBFiles] }),
+    }, { logger });
+    try {
+      assert.ok(lines.some((l) => l.level === 40 && /session resumption is off on a listen address shared/.test(String(l.msg))), 'a warning names the shared listener');
+      for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+        const first = await connect(env.port, { servername: 'r2.test', chain: mainChain.presented, maxVersion });
+        assert.ok(first.admitted);
+        const from = env.log.lines.length;
+        const second = await connect(env.port, { servername: 'r2.test', chain: mainChain.presented, maxVersion, ...(first.session ? { session: first.session } : {}) });
+        assert.equal(second.reused, false, `${maxVersion}: no resumption on a shared listener`);
+        assert.ok(second.admitted);
+        const line = await env.log.waitFor(() => true, from);
+        assert.equal(line.distributionName, 'r2');
+        assert.equal(line.tlsSni, 'r2.test');
+      }
+    } finally {
+      await stopEnv(env);
+    }
+  });
+
+  test('a session whose first connection the client closed before the hand-over still resumes and is admitted (chain remembered at validation)', async () => {
+    const functions = new HoldFunctions();
+    const env = await startEnv('early-close', { main: trustStoreDoc([mainChain], false) }, {
+      hold: distDoc({ aliases: ['hold.test'], trustStore: 'main', resumption: true, fn: 'hold' }),
+    }, { functions });
+    try {
+      // Full TLS 1.2 handshake; the client closes at once; the function holds the gate until then.
+      const session = await new Promise<Buffer | undefined>((resolve) => {
+        let sess: Buffer | undefined;
+        const s = tls.connect({ host: '127.0.0.1', port: env.port, servername: 'hold.test', rejectUnauthorized: false, cert: mainChain.presentedPem, key: mainChain.leaf.keyPem, maxVersion: 'TLSv1.2' });
+        s.on('session', (b) => { sess = b; });
+        s.on('secureConnect', () => s.destroy());
+        s.on('error', () => {});
+        s.on('close', () => resolve(sess));
+      });
+      assert.ok(session, 'a TLS 1.2 session');
+      const firstLine = await env.log.waitFor((l) => l.tlsSessionReused === false);
+      assert.equal(firstLine.connectionStatus, 'Success');
+      assert.match(String(firstLine.reason), /closed the connection before it was handed/);
+      functions.holdMs = 0;
+      const from = env.log.lines.length;
+      const resumed = await connect(env.port, { servername: 'hold.test', chain: mainChain.presented, session, maxVersion: 'TLSv1.2' });
+      assert.ok(resumed.reused, 'resumed');
+      const line = await env.log.waitFor((l) => l.tlsSessionReused === true, from);
+      assert.equal(line.connectionStatus, 'Success', JSON.stringify(line));
+      assert.equal(line.tlsSni, null);
+      assert.match(String(line.reason), /tlsSni is null: .*resumed TLS 1\.2 session.*"hold"/);
+      assert.ok(resumed.admitted);
+    } finally {
+      await stopEnv(env);
+    }
+  });
+});
+
+/** InThreadFunctions plus `hold`: waits `holdMs`, then allows. */
+class HoldFunctions extends InThreadFunctions {
+  holdMs = 400;
+  override async invoke(name: string, json: string, options?: { now?: number }): Promise<FunctionInvocation> {
+    if (name !== 'hold') return super.invoke(name, json, options);
+    await new Promise((r) => setTimeout(r, this.holdMs));
+    return { result: { decision: 'allow', implicit: false, logs: [], computeUtilization: 0 }, functionId: 'id-hold', etag: 'ETVLIVE1', durationUs: 0 };
+  }
+}
+
+describe('edge gate: presented chains longer than MAX_PRESENTED_CERTIFICATES', () => {
+  test('11 and 12 certificates: Failed:ClientCertMaxChainDepthExceeded with the count and the limit', async () => {
+    const deep = await buildChain({ name: 'Deep', intermediates: 11 });
+    const env = await startEnv('deep', { deep: trustStoreDoc([deep], false) }, {
+      deep: distDoc({ aliases: ['deep.test'], trustStore: 'deep' }),
+    });
+    try {
+      for (const n of [12, 11]) {
+        const from = env.log.lines.length;
+        const r = await connect(env.port, { servername: 'deep.test', chain: deep.presented.slice(0, n) });
+        assert.equal(r.admitted, false);
+        const line = await env.log.waitFor(() => true, from);
+        assert.equal(line.connectionStatus, 'Failed:ClientCertMaxChainDepthExceeded', JSON.stringify(line));
+        assert.match(String(line.reason), new RegExp(`presented ${n} certificates .*at most 10`));
+        assert.equal(line.clientLeafCertSubject !== null, true, 'the leaf is still logged');
+      }
+    } finally {
+      await stopEnv(env);
+    }
+  });
+});
+
+describe('edge gate: listen addresses', () => {
+  test('a port in use: the start error names the distribution and the address', async () => {
+    const net = await import('node:net');
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      await assert.rejects(
+        startEnv('inuse', { main: trustStoreDoc([mainChain], false) }, { otherdist: distDoc({ aliases: ['o.test'], trustStore: 'main' }) },
+          { listenOverrides: { otherdist: `127.0.0.1:${port}` } }),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.message, `distribution "otherdist" (listen 127.0.0.1:${port}): address in use`);
+          assert.equal(err.code, 'EADDRINUSE');
+          return true;
+        },
+      );
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+  });
+
+  test('127.0.0.1:P and localhost:P are one socket: one listener, SNI routes between both', async () => {
+    const port = await freeTcpPort();
+    const env = await startEnv('same-socket', { main: trustStoreDoc([mainChain], false), other: trustStoreDoc([otherChain], false) }, {
+      ip: distDoc({ aliases: ['ip.test'], trustStore: 'main' }),
+      named: distDoc({ aliases: ['named.test'], trustStore: 'other', certificates: [serverBFiles] }),
+    }, { listenOverrides: { ip: `127.0.0.1:${port}`, named: `localhost:${port}` } });
+    try {
+      const ls = env.gateway.listeners();
+      assert.deepEqual(ls.map((l) => [l.distribution, l.address, l.bound]), [['ip', `127.0.0.1:${port}`, `127.0.0.1:${port}`], ['named', `localhost:${port}`, `127.0.0.1:${port}`]]);
+      assert.ok((await connect(port, { servername: 'ip.test', chain: mainChain.presented })).admitted);
+      assert.ok((await connect(port, { servername: 'named.test', chain: otherChain.presented })).admitted);
+      assert.equal((await connect(port, { servername: 'named.test', chain: mainChain.presented })).admitted, false);
+    } finally {
+      await stopEnv(env);
+    }
+  });
+
+  test('0.0.0.0:P with 127.0.0.1:P: the start error names both distributions and both addresses', async () => {
+    const port = await freeTcpPort();
+    await assert.rejects(
+      startEnv('overlap', { main: trustStoreDoc([mainChain], false) }, {
+        wild: distDoc({ aliases: ['wild.test'], trustStore: 'main' }),
+        local: distDoc({ aliases: ['local.test'], trustStore: 'main' }),
+      }, { listenOverrides: { wild: `0.0.0.0:${port}`, local: `127.0.0.1:${port}` } }),
+      (err: Error) => {
+        assert.match(err.message, new RegExp(`^distribution "local" \\(listen 127\\.0\\.0\\.1:${port}\\): cannot be served: its socket 127\\.0\\.0\\.1:${port} overlaps 0\\.0\\.0\\.0:${port} of distribution "wild" \\(listen 0\\.0\\.0\\.0:${port}\\)`));
+        return true;
+      },
+    );
   });
 });
