@@ -107,6 +107,9 @@ test('errors: bad JSON, unknown route, unexpected failure → Internal without i
   const bad = await req('POST', '/v1/trust-stores', { body: '{"name":', headers: { 'content-type': 'application/json' } });
   expectError(bad, 400, 'InvalidArgument');
   expectError(await req('POST', '/v1/trust-stores'), 400, 'InvalidArgument', /JSON object is required/);
+  expectError(await req('POST', '/v1/trust-stores', { body: '{"__proto__":{"x":1},"name":"a","caBundlePem":""}', headers: { 'content-type': 'application/json' } }), 400, 'InvalidArgument');
+  // An empty JSON body is no body: fine where none is needed.
+  expectError(await req('DELETE', '/v1/trust-stores/none', { body: '', headers: { 'content-type': 'application/json' }, ifMatch: 'E1' }), 404, 'EntityNotFound');
   expectError(await req('GET', '/v1/nothing-here'), 404, 'EntityNotFound');
   const internal = await req('GET', '/v1/ocsp-cache');
   expectError(internal, 500, 'Internal');
@@ -175,11 +178,17 @@ test('key value stores: create with import, describe by id, update comment, keys
   const file = join(dir, 'import.json');
   writeFileSync(file, JSON.stringify({ data: [{ key: 'k', value: 'v' }] }));
   assert.equal(((await req('POST', '/v1/key-value-stores', { body: { name: 'fromfile', importFile: file } })).json() as { ItemCount: number }).ItemCount, 1);
+  const http = await import('node:http');
+  const origin = http.createServer((_q, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ data: [{ key: 'u', value: '1' }, { key: 'v', value: '2' }] })); });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => origin.close(() => r())));
+  const port = (origin.address() as { port: number }).port;
+  assert.equal(((await req('POST', '/v1/key-value-stores', { body: { name: 'fromurl', importUrl: `http://127.0.0.1:${port}/kvs.json` } })).json() as { ItemCount: number }).ItemCount, 2);
   const bad = (await req('POST', '/v1/key-value-stores', { body: { name: 'dup', importData: { data: [{ key: 'k', value: '1' }, { key: 'k', value: '2' }] } } })).json() as { Status: string; FailureReason: string };
   assert.equal(bad.Status, 'FAILED');
   assert.match(bad.FailureReason, /duplicate/i);
 
-  assert.deepEqual(((await req('GET', '/v1/key-value-stores')).json() as { Items: { Name: string }[] }).Items.map((i) => i.Name), ['dup', 'fromfile', 'revoked']);
+  assert.deepEqual(((await req('GET', '/v1/key-value-stores')).json() as { Items: { Name: string }[] }).Items.map((i) => i.Name), ['dup', 'fromfile', 'fromurl', 'revoked']);
   const byId = await req('GET', `/v1/key-value-stores/${d.Id}`);
   assert.equal(byId.statusCode, 200);
   assert.equal(byId.headers.etag, d.ETag);

@@ -66,6 +66,16 @@ export const DEFAULT_ADMIN_BODY_LIMIT = 12 * 1024 * 1024;
  */
 export async function createAdminApp(options: Omit<AdminServerOptions, 'listen'>): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? DEFAULT_ADMIN_BODY_LIMIT });
+  // An empty body with `Content-Type: application/json` (clients that always send the
+  // header, e.g. on DELETE or publish) is no body, not an error; anything else goes
+  // through fastify's parser (prototype-poisoning protection included).
+  const defaultJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') { done(null, undefined); return; }
+    defaultJson(req, text, done);
+  });
   app.addHook('onRequest', async (req, reply) => {
     if (req.url === '/healthz' || req.url.startsWith('/healthz?')) return;
     if (!bearerMatches(req.headers.authorization, options.token)) {
