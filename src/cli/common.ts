@@ -100,7 +100,8 @@ export function checkOneStdin(inputs: Record<string, string | undefined>): void 
 
 /**
  * Exit codes of the commands that act on stored resources (`kvs …`, `function
- * create|update|publish|…`): one table for every resource, derived from the error
+ * create|update|publish|…`, `trust-store …`, `distribution …`, `apply`), on the local
+ * store or through the admin API: one table for every resource, derived from the error
  * catalogue's stable codes (src/errors.ts).
  */
 export const RESOURCE_EXIT = {
@@ -112,13 +113,17 @@ export const RESOURCE_EXIT = {
   refused: 5,
   usage: EXIT_USAGE,
   unavailable: 69,
+  /** The admin API refused the bearer token (sysexits EX_NOPERM). */
+  denied: 77,
 } as const;
 
 /**
  * Maps a catalogue error code to a {@link RESOURCE_EXIT} code: not found 2; conflicts
  * (stale ETag, name taken, not READY, in use) 3; size limits and quotas 4; refused
  * content (failed import, CRL that does not verify) 5; bad input (arguments, If-Match,
- * function code that does not compile) 64; store unavailable 69; anything else 1.
+ * function code that does not compile) 64; store unavailable, or the admin API
+ * unreachable (`Unreachable`, the CLI's own code) 69; admin token refused
+ * (`AccessDenied`) 77; anything else 1.
  */
 export function resourceExitCode(code: string): number {
   switch (code) {
@@ -135,7 +140,9 @@ export function resourceExitCode(code: string): number {
     case 'InvalidArgument':
     case 'InvalidIfMatchVersion':
     case 'InvalidFunctionCode': return RESOURCE_EXIT.usage;
-    case 'StoreUnavailable': return RESOURCE_EXIT.unavailable;
+    case 'StoreUnavailable':
+    case 'Unreachable': return RESOURCE_EXIT.unavailable;
+    case 'AccessDenied': return RESOURCE_EXIT.denied;
     default: return RESOURCE_EXIT.error;
   }
 }

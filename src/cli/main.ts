@@ -11,6 +11,9 @@ import { registerKvsCommands } from './kvs.js';
 import { registerFunctionCommands } from './function.js';
 import { registerValidateCommand } from './validate.js';
 import { registerServeCommand } from './serve.js';
+import { registerTrustStoreCommands } from './trust-store.js';
+import { registerDistributionCommands } from './distribution.js';
+import { registerApplyCommand } from './apply.js';
 import { EXIT_USAGE, CliUsageError } from './common.js';
 
 /** Builds the commander program with every command registered. */
@@ -27,6 +30,9 @@ export function buildProgram(): Command {
   registerOcspCommands(program);
   registerKvsCommands(program);
   registerFunctionCommands(program);
+  registerTrustStoreCommands(program);
+  registerDistributionCommands(program);
+  registerApplyCommand(program);
   registerValidateCommand(program);
   registerServeCommand(program);
   return program;

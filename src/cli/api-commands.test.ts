@@ -1,0 +1,277 @@
+/**
+ * The API commands (`trust-store`, `distribution`, `apply`, and the error handling of
+ * the API client) against a running admin server: startAdminServer with the /v1 API on
+ * a temporary SQLite store, real HTTP on 127.0.0.1:0, the CLI run in-process.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAdminServer, type AdminServer } from '../admin/index.js';
+import { openSqliteStore, type Store } from '../store/index.js';
+import { buildChain } from '../../test/helpers/pki.js';
+import { main } from './index.js';
+import { apiIo } from './api-client.js';
+
+const TOKEN = 'cli-test-token-0123456789';
+let dir: string;
+let store: Store;
+let server: AdminServer;
+let url: string;
+let bundle: string;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'pc-cli-api-'));
+  store = await openSqliteStore({ dataDir: join(dir, 'data') });
+  server = await startAdminServer({
+    listen: '127.0.0.1:0', token: TOKEN,
+    metrics: async () => ({ contentType: 'text/plain', body: '' }),
+    readiness: () => ({ ready: true, status: 'ok', reasons: [] }),
+    api: { store },
+  });
+  url = `http://127.0.0.1:${server.address.port}`;
+  const c = await buildChain({ name: 'CliApi' });
+  bundle = c.root.pem + c.intermediates[0]!.pem;
+  writeFileSync(join(dir, 'ca.pem'), bundle);
+});
+
+after(async () => {
+  await server?.close();
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs the CLI in-process against the test server (flags unless `auth: false`). */
+async function cli(args: string[], options: { auth?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const saved = { ...apiIo };
+  apiIo.stdout = (t) => { stdout += t; };
+  apiIo.stderr = (t) => { stderr += t; };
+  const savedErr = process.stderr.write;
+  // Usage errors are written by main() to process.stderr: capture them too.
+  process.stderr.write = ((t: string) => { stderr += t; return true; }) as typeof process.stderr.write;
+  process.exitCode = undefined;
+  try {
+    const auth = options.auth === false ? [] : ['--admin-url', url, '--token', TOKEN];
+    return { code: await main(['node', 'portcullis', ...args, ...auth]), stdout, stderr };
+  } finally {
+    process.stderr.write = savedErr;
+    Object.assign(apiIo, saved);
+    process.exitCode = undefined;
+  }
+}
+
+test('trust-store create/list/get/update/delete through the API', async () => {
+  const created = await cli(['trust-store', 'create', 'devices', '--ca-bundle', join(dir, 'ca.pem'), '--ocsp', '--comment', 'fleet', '--json']);
+  assert.equal(created.code, 0, created.stderr);
+  const ts = JSON.parse(created.stdout) as { Id: string; Name: string; ETag: string; Status: string; CertificateCount: number };
+  assert.equal(ts.Name, 'devices');
+  assert.equal(ts.CertificateCount, 2);
+
+  const dup = await cli(['trust-store', 'create', 'devices', '--ca-bundle', join(dir, 'ca.pem')]);
+  assert.equal(dup.code, 3);
+  assert.match(dup.stderr, /^portcullis: EntityAlreadyExists: /);
+
+  const list = await cli(['trust-store', 'list']);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /^NAME\s+ID\s+STATUS\s+CERTS\s+OCSP\s+ETAG\s+LAST-MODIFIED\n/);
+  assert.match(list.stdout, new RegExp(`devices\\s+${ts.Id}\\s+\\S+\\s+2\\s+true\\s+${ts.ETag}`));
+  const listJson = JSON.parse((await cli(['trust-store', 'list', '--json'])).stdout) as { Items: { Name: string }[]; Quantity: number };
+  assert.equal(listJson.Quantity, 1);
+
+  const got = await cli(['trust-store', 'get', ts.Id]);
+  assert.equal(got.code, 0, got.stderr);
+  assert.match(got.stdout, /Name\s+devices/);
+  assert.match(got.stdout, new RegExp(`ETag\\s+${ts.ETag}`));
+  assert.match(got.stdout, /ClientCertificateOcsp\s+true/);
+  assert.equal((await cli(['trust-store', 'get', 'devices', '--pem'])).stdout.trim(), bundle.trim());
+
+  const noIfMatch = await cli(['trust-store', 'update', 'devices', '--no-ocsp']);
+  assert.equal(noIfMatch.code, 64);
+  assert.match(noIfMatch.stderr, /needs --if-match ETAG: get the current ETag with `portcullis trust-store get devices`/);
+
+  const updated = await cli(['trust-store', 'update', 'devices', '--no-ocsp', '--if-match', ts.ETag, '--json']);
+  assert.equal(updated.code, 0, updated.stderr);
+  const ts2 = JSON.parse(updated.stdout) as { ETag: string; UseClientCertificateOcspEndpoint: boolean };
+  assert.equal(ts2.UseClientCertificateOcspEndpoint, false);
+  assert.notEqual(ts2.ETag, ts.ETag);
+
+  assert.equal((await cli(['trust-store', 'get', 'nope'])).code, 2);
+  const del = await cli(['trust-store', 'delete', 'devices', '--if-match', ts2.ETag]);
+  assert.equal(del.code, 0, del.stderr);
+  assert.match(del.stdout, /deleted trust store devices/);
+  const gone = await cli(['trust-store', 'get', 'devices']);
+  assert.equal(gone.code, 2);
+  assert.match(gone.stderr, /^portcullis: EntityNotFound: /);
+});
+
+test('a stale --if-match is PreconditionFailed (exit 3), with where to get the ETag', async () => {
+  const ts = JSON.parse((await cli(['trust-store', 'create', 'etagged', '--ca-bundle', join(dir, 'ca.pem'), '--json'])).stdout) as { ETag: string };
+  assert.equal((await cli(['trust-store', 'update', 'etagged', '--comment', 'one', '--if-match', ts.ETag])).code, 0);
+  const stale = await cli(['trust-store', 'update', 'etagged', '--comment', 'two', '--if-match', ts.ETag]);
+  assert.equal(stale.code, 3);
+  assert.match(stale.stderr, /^portcullis: PreconditionFailed: .*get the current ETag with `portcullis trust-store get etagged`/);
+  assert.match((await cli(['trust-store', 'get', 'etagged'])).stdout, /Comment\s+one/);
+});
+
+test('a wrong token is AccessDenied (exit 77); an unreachable server names its URL (exit 69); no API configured is a usage error', async () => {
+  const denied = await cli(['trust-store', 'list', '--admin-url', url, '--token', 'wrong-token-0123456789'], { auth: false });
+  assert.equal(denied.code, 77);
+  assert.match(denied.stderr, /^portcullis: AccessDenied: /);
+
+  const savedEnv = { url: process.env.PORTCULLIS_ADMIN_URL, token: process.env.PORTCULLIS_ADMIN_TOKEN };
+  try {
+    process.env.PORTCULLIS_ADMIN_URL = url;
+    process.env.PORTCULLIS_ADMIN_TOKEN = TOKEN;
+    const viaEnv = await cli(['trust-store', 'list', '--json'], { auth: false });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    delete process.env.PORTCULLIS_ADMIN_URL;
+    delete process.env.PORTCULLIS_ADMIN_TOKEN;
+    const none = await cli(['trust-store', 'list'], { auth: false });
+    assert.equal(none.code, 64);
+    assert.match(none.stderr, /no admin API: give --admin-url URL or --config FILE, or set PORTCULLIS_ADMIN_URL/);
+  } finally {
+    if (savedEnv.url === undefined) delete process.env.PORTCULLIS_ADMIN_URL; else process.env.PORTCULLIS_ADMIN_URL = savedEnv.url;
+    if (savedEnv.token === undefined) delete process.env.PORTCULLIS_ADMIN_TOKEN; else process.env.PORTCULLIS_ADMIN_TOKEN = savedEnv.token;
+  }
+
+  // A port nothing listens on: bind one and close it.
+  const tmp = await startAdminServer({ listen: '127.0.0.1:0', token: TOKEN, metrics: async () => ({ contentType: 'text/plain', body: '' }), readiness: () => ({ ready: true, status: 'ok', reasons: [] }) });
+  const deadUrl = `http://127.0.0.1:${tmp.address.port}`;
+  await tmp.close();
+  const refused = await cli(['trust-store', 'list', '--admin-url', deadUrl, '--token', TOKEN], { auth: false });
+  assert.equal(refused.code, 69);
+  assert.match(refused.stderr, new RegExp(`^portcullis: Unreachable: cannot reach the admin API at ${deadUrl}: connection refused`));
+});
+
+test('--config: admin.listen and the token file <dataDir>/admin-token', async () => {
+  const cdir = mkdtempSync(join(tmpdir(), 'pc-cli-cfg-'));
+  try {
+    writeFileSync(join(cdir, 'portcullis.yaml'), `dataDir: ./data\nadmin:\n  listen: 0.0.0.0:${server.address.port}\n`);
+    const missing = await cli(['trust-store', 'list', '--config', join(cdir, 'portcullis.yaml')], { auth: false });
+    assert.equal(missing.code, 64);
+    assert.match(missing.stderr, /sets no admin.token and the token file .*admin-token cannot be read: no such file/);
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(cdir, 'data'));
+    writeFileSync(join(cdir, 'data', 'admin-token'), `${TOKEN}\n`, { mode: 0o600 });
+    const ok = await cli(['trust-store', 'list', '--json', '--config', join(cdir, 'portcullis.yaml')], { auth: false });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok((JSON.parse(ok.stdout) as { Quantity: number }).Quantity >= 0);
+  } finally {
+    rmSync(cdir, { recursive: true, force: true });
+  }
+});
+
+test('distribution create/get/list/update/delete from a YAML file', async () => {
+  assert.equal((await cli(['trust-store', 'create', 'dist-ca', '--ca-bundle', join(dir, 'ca.pem')])).code, 0);
+  const file = join(dir, 'api.yaml');
+  writeFileSync(file, [
+    'listen: 127.0.0.1:18443', 'aliases: [api.example.test]',
+    'certificates: [{certFile: certs/server.pem, keyFile: certs/server.key}]',
+    'origin: {url: "http://127.0.0.1:18080"}', 'viewerMtls: {mode: required, trustStore: dist-ca}', '',
+  ].join('\n'));
+  const created = await cli(['distribution', 'create', 'api', '--file', file, '--json']);
+  assert.equal(created.code, 0, created.stderr);
+  const d = JSON.parse(created.stdout) as { Id: string; ETag: string; DistributionConfig: { certificates: { certFile: string }[]; origin: { connectTimeoutMs: number } } };
+  assert.equal(d.DistributionConfig.certificates[0]!.certFile, join(dir, 'certs', 'server.pem'), 'relative paths resolve against the file');
+  assert.equal(d.DistributionConfig.origin.connectTimeoutMs, 5000, 'defaults filled in');
+
+  const got = await cli(['distribution', 'get', 'api']);
+  assert.equal(got.code, 0, got.stderr);
+  assert.match(got.stdout, /Listen\s+127\.0\.0\.1:18443/);
+  assert.match(got.stdout, /ViewerMtls\s+required \(trust store dist-ca\)/);
+  assert.match(got.stdout, new RegExp(`ETag\\s+${d.ETag}`));
+  assert.match((await cli(['distribution', 'list'])).stdout, /api\s+\S+\s+127\.0\.0\.1:18443\s+api\.example\.test\s+required\s+-\s+E/);
+
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'listen: nowhere\norigin: {url: 5}\n');
+  const invalid = await cli(['distribution', 'create', 'bad', '--file', bad]);
+  assert.equal(invalid.code, 64);
+  assert.match(invalid.stderr, /listen: /);
+  assert.match(invalid.stderr, /origin\.url: /);
+  assert.doesNotMatch(invalid.stderr, /resources\.|distributions\[0\]/);
+
+  writeFileSync(file, `${'listen: 127.0.0.1:18443\naliases: [api.example.test, www.example.test]\n'}certificates: [{certFile: certs/server.pem, keyFile: certs/server.key}]\norigin: {url: "http://127.0.0.1:18080"}\nviewerMtls: {mode: required, trustStore: dist-ca}\n`);
+  const stale = await cli(['distribution', 'update', 'api', '--file', file, '--if-match', 'ESTALE']);
+  assert.equal(stale.code, 3);
+  assert.match(stale.stderr, /PreconditionFailed: .*`portcullis distribution get api`/);
+  const upd = await cli(['distribution', 'update', d.Id, '--file', file, '--if-match', d.ETag, '--json']);
+  assert.equal(upd.code, 0, upd.stderr);
+  const d2 = JSON.parse(upd.stdout) as { ETag: string; DistributionConfig: { aliases: string[] } };
+  assert.deepEqual(d2.DistributionConfig.aliases, ['api.example.test', 'www.example.test']);
+
+  assert.equal((await cli(['distribution', 'delete', 'api', '--if-match', d2.ETag])).code, 0);
+  assert.equal((await cli(['distribution', 'get', 'api'])).code, 2);
+});
+
+test('apply -f: creates everything, a second run changes nothing (no ETag moves), a change updates only that resource', async () => {
+  const adir = mkdtempSync(join(tmpdir(), 'pc-cli-apply-'));
+  try {
+    writeFileSync(join(adir, 'ca.pem'), bundle);
+    writeFileSync(join(adir, 'gate.js'), 'function connectionHandler(connection) { connection.allow(); }\n');
+    writeFileSync(join(adir, 'revoked.json'), JSON.stringify({ data: [{ key: '01', value: 'revoked' }] }));
+    const file = join(adir, 'resources.yaml');
+    const yaml = (comment: string): string => `
+trustStores:
+  - name: apply-ca
+    caBundleFile: ca.pem
+    useClientCertificateOcspEndpoint: true
+keyValueStores:
+  - name: apply-revoked
+    importFile: revoked.json
+    comment: revoked serials
+connectionFunctions:
+  - name: apply-gate
+    codeFile: gate.js
+    keyValueStore: apply-revoked
+    publish: true
+distributions:
+  - name: apply-api
+    listen: 127.0.0.1:18444
+    aliases: [apply.example.test]
+    certificates: [{certFile: server.pem, keyFile: server.key}]
+    origin: {url: "http://127.0.0.1:18080"}
+    viewerMtls: {mode: required, trustStore: apply-ca}
+    connectionFunction: apply-gate
+    comment: ${comment}
+`;
+    writeFileSync(file, yaml('first'));
+    const first = await cli(['apply', '-f', file]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, [
+      'trust store apply-ca: created', 'key value store apply-revoked: created', 'connection function apply-gate: created, published',
+      'distribution apply-api: created', '',
+    ].join('\n'));
+    const kvs = await store.kvs.getStore('apply-revoked');
+    assert.equal(kvs?.itemCount, 1, 'the import file was sent');
+
+    const etags = async (): Promise<string[]> => [
+      (await store.trustStores.get('apply-ca'))!.etag, (await store.kvs.getStore('apply-revoked'))!.etag,
+      (await store.functions.get('apply-gate', 'DEVELOPMENT'))!.etag, (await store.functions.get('apply-gate', 'LIVE'))!.etag,
+      (await store.distributions.get('apply-api'))!.etag,
+    ];
+    const before = await etags();
+    const second = await cli(['apply', '-f', file, '--json']);
+    assert.equal(second.code, 0, second.stderr);
+    const report = JSON.parse(second.stdout) as { Changed: boolean; Items: { action: string; published?: boolean }[] };
+    assert.equal(report.Changed, false);
+    assert.deepEqual(report.Items.map((e) => e.action), ['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+    assert.deepEqual(await etags(), before, 'no ETag moved');
+
+    writeFileSync(file, yaml('second'));
+    const third = await cli(['apply', '-f', file]);
+    assert.equal(third.code, 0, third.stderr);
+    assert.match(third.stdout, /trust store apply-ca: unchanged\n.*\n.*apply-gate: unchanged\ndistribution apply-api: updated\n$/);
+
+    writeFileSync(join(adir, 'broken.yaml'), 'trustStores:\n  - name: "bad name"\n    caBundleFile: ca.pem\nextra: 1\n');
+    const invalid = await cli(['apply', '-f', join(adir, 'broken.yaml')]);
+    assert.equal(invalid.code, 64);
+    assert.match(invalid.stderr, /2 problems/);
+    assert.match(invalid.stderr, /trustStores\[0\]\.name: "bad name" is not a valid trust store name/);
+    assert.match(invalid.stderr, /extra: /);
+  } finally {
+    rmSync(adir, { recursive: true, force: true });
+  }
+});
