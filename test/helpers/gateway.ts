@@ -41,7 +41,7 @@ export interface StartGatewayOptions {
   config?: Record<string, unknown>;
   /** Extra environment for the child. */
   env?: NodeJS.ProcessEnv;
-  /** How long to wait for `GET /readyz` → 200 (default 20 s). */
+  /** How long to wait for `GET /readyz` → 200 (default 90 s: start-up compiles every function a few times — validate, apply, load — which is slow on a loaded 2-core machine). */
   readyTimeoutMs?: number;
 }
 
@@ -157,7 +157,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     clearTimeout(killer);
   };
 
-  const readyTimeout = options.readyTimeoutMs ?? 20_000;
+  const readyTimeout = options.readyTimeoutMs ?? 90_000;
   const deadline = Date.now() + readyTimeout;
   let last = 'no answer yet';
   for (;;) {
