@@ -11,6 +11,7 @@ import { registerKvsCommands } from './kvs.js';
 import { registerFunctionCommands } from './function.js';
 import { registerValidateCommand } from './validate.js';
 import { registerServeCommand } from './serve.js';
+import { registerDemoCommand } from './demo.js';
 import { registerTrustStoreCommands } from './trust-store.js';
 import { registerDistributionCommands } from './distribution.js';
 import { registerApplyCommand } from './apply.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerApplyCommand(program);
   registerValidateCommand(program);
   registerServeCommand(program);
+  registerDemoCommand(program);
   return program;
 }
 

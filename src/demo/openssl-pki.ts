@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -55,6 +55,8 @@ export class OpensslDemoPki {
   readonly leaves = new Map<string, DemoCertificate>();
   readonly #responders: DemoResponder[] = [];
   #serial = 0x1000;
+  #untrustedRoot: DemoCertificate | undefined;
+  readonly #issuers = new Map<DemoCertificate, DemoCertificate>();
 
   private constructor(dir: string, ownsDir: boolean, nmin: number, rootPort: number, intermediatePort: number) {
     this.dir = dir;
@@ -103,6 +105,41 @@ export class OpensslDemoPki {
   }
 
   /**
+   * Issues a client leaf under the intermediate (with its OCSP URL) whose validity
+   * ended `daysAgo` days ago (default 1; it started 30 days before that). Signed with
+   * `openssl ca`, the OpenSSL 3.0 command that takes both dates.
+   */
+  async issueExpiredLeaf(name: string, daysAgo = 1): Promise<DemoCertificate> {
+    const ext = [
+      'basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth',
+      'subjectKeyIdentifier=hash', 'authorityKeyIdentifier=keyid', `subjectAltName=DNS:${name}.demo.example`,
+      `authorityInfoAccess=OCSP;URI:${this.intermediateResponderUrl}`,
+    ];
+    const notAfter = new Date(Date.now() - daysAgo * 86_400_000);
+    const notBefore = new Date(notAfter.getTime() - 30 * 86_400_000);
+    const leaf = await this.#issue(name, `/C=US/O=Portcullis Demo/CN=${name}`, this.intermediate, ext, { notBefore, notAfter });
+    this.leaves.set(name, leaf);
+    return leaf;
+  }
+
+  /**
+   * Issues a client leaf (clientAuth, no OCSP URL) under a separate self-signed root
+   * that the demo's trust store does not hold; that root is made on first use
+   * (`untrusted-root.pem`). {@link writeChain} writes the leaf, then that root.
+   */
+  async issueUntrustedLeaf(name: string): Promise<DemoCertificate> {
+    this.#untrustedRoot ??= await this.#issue('untrusted-root', '/C=US/O=Somebody Else/CN=Untrusted Demo Root CA', undefined, [
+      'basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature', 'subjectKeyIdentifier=hash',
+    ], 3650);
+    const leaf = await this.#issue(name, `/C=US/O=Somebody Else/CN=${name}`, this.#untrustedRoot, [
+      'basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth',
+      'subjectKeyIdentifier=hash', 'authorityKeyIdentifier=keyid', `subjectAltName=DNS:${name}.untrusted.example`,
+    ], 90);
+    this.leaves.set(name, leaf);
+    return leaf;
+  }
+
+  /**
    * Issues a TLS server certificate under the intermediate (serverAuth EKU, SAN DNS
    * names plus IP 127.0.0.1), for the gateway's listener in the demo. The certificate
    * file holds the server chain (server, then intermediate) so clients that trust the
@@ -118,10 +155,11 @@ export class OpensslDemoPki {
     return cert;
   }
 
-  /** Writes the chain the client presents (leaf, then intermediate) and returns its path. */
+  /** Writes the chain the client presents (leaf, then its issuer: the intermediate, or the untrusted root) and returns its path. */
   async writeChain(leaf: DemoCertificate): Promise<string> {
     const file = join(this.dir, `${leaf.name}-chain.pem`);
-    await writeFile(file, (await readFile(leaf.certFile, 'utf8')) + (await readFile(this.intermediate.certFile, 'utf8')));
+    const issuer = this.#issuers.get(leaf) ?? this.intermediate;
+    await writeFile(file, (await readFile(leaf.certFile, 'utf8')) + (await readFile(issuer.certFile, 'utf8')));
     return file;
   }
 
@@ -178,13 +216,23 @@ export class OpensslDemoPki {
     return { url: `http://127.0.0.1:${port}/`, port, process: child };
   }
 
+  /** Sends `signal` (default SIGKILL) to every responder still running, synchronously (for a process `exit` handler). */
+  killResponders(signal: NodeJS.Signals = 'SIGKILL'): void {
+    for (const r of this.#responders) {
+      if (r.process.exitCode === null && r.process.signalCode === null) r.process.kill(signal);
+    }
+  }
+
   /** Stops the responders and removes the directory when it was created by {@link create}. */
   async close(): Promise<void> {
     await Promise.all(this.#responders.splice(0).map(stopResponder));
     if (this.#ownsDir) await rm(this.dir, { recursive: true, force: true });
   }
 
-  async #issue(name: string, subject: string, issuer: DemoCertificate | undefined, ext: string[], days: number): Promise<DemoCertificate> {
+  /** `validity`: days from now, or explicit dates (then signed with `openssl ca`, which needs an issuer). */
+  async #issue(
+    name: string, subject: string, issuer: DemoCertificate | undefined, ext: string[], validity: number | { notBefore: Date; notAfter: Date },
+  ): Promise<DemoCertificate> {
     const keyFile = join(this.dir, `${name}.key`);
     const certFile = join(this.dir, `${name}.pem`);
     const extFile = join(this.dir, `${name}.ext`);
@@ -193,19 +241,48 @@ export class OpensslDemoPki {
     await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', keyFile]);
     const csr = join(this.dir, `${name}.csr`);
     await run('openssl', ['req', '-new', '-key', keyFile, '-subj', subject, '-out', csr]);
-    const signArgs = issuer
-      ? ['-CA', issuer.certFile, '-CAkey', issuer.keyFile]
-      : ['-signkey', keyFile];
-    await run('openssl', ['x509', '-req', '-in', csr, ...signArgs, '-set_serial', `0x${serialHex}`, '-days', String(days),
-      '-sha256', '-extfile', extFile, '-out', certFile]);
+    if (typeof validity === 'number') {
+      const signArgs = issuer
+        ? ['-CA', issuer.certFile, '-CAkey', issuer.keyFile]
+        : ['-signkey', keyFile];
+      await run('openssl', ['x509', '-req', '-in', csr, ...signArgs, '-set_serial', `0x${serialHex}`, '-days', String(validity),
+        '-sha256', '-extfile', extFile, '-out', certFile]);
+    } else {
+      if (!issuer) throw new Error('a certificate with explicit dates needs an issuer');
+      await this.#signWithDates(name, csr, issuer, serialHex, validity, extFile, certFile);
+    }
     const { stdout } = await run('openssl', ['x509', '-in', certFile, '-noout', '-enddate']);
     const notAfter = new Date(stdout.trim().replace(/^notAfter=/, ''));
     const cert: DemoCertificate = { name, certFile, keyFile, serialHex, subject, notAfter };
-    if (issuer) {
+    if (issuer) this.#issuers.set(cert, issuer);
+    if (issuer === this.root || (issuer && issuer === this.intermediate)) {
       const index = join(this.dir, issuer === this.root ? 'root-index.txt' : 'intermediate-index.txt');
       await appendFile(index, ['V', opensslTime(notAfter), '', serialHex, 'unknown', subject].join('\t') + '\n');
     }
     return cert;
+  }
+
+  /** `openssl ca` with a throwaway database of its own (the responder indexes are written by {@link #issue}). */
+  async #signWithDates(
+    name: string, csr: string, issuer: DemoCertificate, serialHex: string, dates: { notBefore: Date; notAfter: Date },
+    extFile: string, certFile: string,
+  ): Promise<void> {
+    const caDir = await mkdtemp(join(this.dir, `.ca-${name}-`));
+    try {
+      await writeFile(join(caDir, 'index.txt'), '');
+      await writeFile(join(caDir, 'serial'), `${serialHex}\n`);
+      const cnf = join(caDir, 'ca.cnf');
+      await writeFile(cnf, [
+        '[ ca ]', 'default_ca = demo', '[ demo ]', `dir = ${resolve(caDir)}`, 'database = $dir/index.txt', 'new_certs_dir = $dir',
+        'serial = $dir/serial',
+        'default_md = sha256', 'policy = anything', 'unique_subject = no', 'email_in_dn = no', '[ anything ]', 'commonName = supplied', '',
+      ].join('\n'));
+      await run('openssl', ['ca', '-batch', '-config', cnf, '-cert', issuer.certFile, '-keyfile', issuer.keyFile, '-in', csr,
+        '-out', certFile, '-startdate', opensslTime(dates.notBefore), '-enddate', opensslTime(dates.notAfter), '-extfile', extFile,
+        '-notext', '-preserveDN']);
+    } finally {
+      await rm(caDir, { recursive: true, force: true });
+    }
   }
 }
 

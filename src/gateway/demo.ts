@@ -1,27 +1,40 @@
 /**
- * `portcullis serve --demo`: everything the gateway needs to show its main job on one
- * machine, made on the spot — a throwaway two-level PKI with real `openssl ocsp`
- * responders (demo/), a server certificate for `localhost`, three client certificates
- * (one good, one revoked at the CA's OCSP responder, one revoked by the operator in a
- * KeyValueStore), a small echo origin, a strict connection function and a config file
- * that declares it all. The caller then serves that config like any other.
+ * `portcullis demo` (also `serve --demo`): everything the gateway needs to show its
+ * main job on one machine, made on the spot in a demo directory —
+ *
+ * - a throwaway PKI (demo/ OpensslDemoPki): root → intermediate (with an OCSP AIA) →
+ *   a server certificate for `localhost` and client certificates: `alice` (good),
+ *   `mallory` (revoked at the CA: its OCSP responder says Revoked), `eve` (good for now:
+ *   the operator revokes it live in the KeyValueStore), `expired`, and `stranger` (from
+ *   a CA the trust store does not hold);
+ * - two real `openssl ocsp` responders (root's and intermediate's);
+ * - an HTTP origin that echoes the request, including the CloudFront-Viewer-Cert-*
+ *   headers, as JSON;
+ * - a config (`portcullis.yaml`) with a trust store (OCSP on), an empty KeyValueStore
+ *   `revoked-serials` and the layered KVS-then-OCSP connection function
+ *   (examples/functions/kvs-then-ocsp-grace.js, copied into the directory).
+ *
+ * The caller serves that config like any other and prints {@link demoInstructions}.
  */
 import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { OpensslDemoPki, type DemoCertificate } from '../demo/index.js';
 import { normalizeSerialForKvs } from '../pki/index.js';
 
-/** A client certificate of the demo and what the gateway should do with it. */
+/** A client of the demo and what the gateway does with it. */
 export interface DemoClient {
   name: string;
-  /** PEM file with the leaf and the intermediate (what curl `--cert` sends). */
-  chainFile: string;
-  keyFile: string;
+  /** PEM file with the leaf and its issuer (what curl `--cert` sends); absent for the client without a certificate. */
+  chainFile?: string;
+  keyFile?: string;
   /** lowercase colon hex, as the connection function sees it. */
-  serialNumber: string;
+  serialNumber?: string;
   expect: 'allow' | 'deny';
+  /** Why, and what the connection log shows. */
   why: string;
 }
 
@@ -30,19 +43,35 @@ export interface DemoEnvironment {
   /** Directory holding the PKI, the config, the function and the data directory. */
   dir: string;
   configFile: string;
+  /** The node's data directory (`kvs` commands take it as `--data-dir`). */
+  dataDir: string;
   /** CA certificate clients use to verify the gateway (`curl --cacert`). */
   rootCaFile: string;
   /** `https://localhost:<port>/` */
   gatewayUrl: string;
+  adminUrl: string;
   originUrl: string;
+  /** OCSP responder URLs (root's, intermediate's). */
+  responderUrls: string[];
+  /** Name of the KeyValueStore the function reads. */
+  kvsName: string;
+  /** File name (in {@link dir}) of the connection function's code. */
+  functionFile: string;
   clients: DemoClient[];
+  /** The client the operator revokes live, and its KVS key (serial, plain lowercase hex). */
+  liveRevoke: { client: DemoClient; key: string };
   /** Stops responders and origin; removes the directory when it was a temporary one. */
   close(): Promise<void>;
+  /** Last resort (process exit): SIGKILLs the responders synchronously. */
+  killNow(): void;
 }
 
 /** Options of {@link prepareDemo}. */
 export interface DemoOptions {
-  /** Directory to use (kept on close); default a new temporary directory (removed on close). */
+  /**
+   * Directory to use (kept on close): empty or missing, or one a previous demo made
+   * (then its PKI and data are replaced). Default: a new temporary directory (removed on close).
+   */
   dir?: string;
   /** Gateway port on 127.0.0.1 (default 8443). */
   port?: number;
@@ -50,27 +79,46 @@ export interface DemoOptions {
   adminPort?: number;
 }
 
-/** The demo's connection function: the operator's KVS first, then OCSP; anything but Valid denies. */
-export const DEMO_FUNCTION_SOURCE = `import cf from 'cloudfront';
+/** Marks a directory as made by the demo (so a later run may replace its contents). */
+const MARKER = '.portcullis-demo';
+const KVS_NAME = 'revoked-serials';
+const FUNCTION_FILE = 'kvs-then-ocsp-grace.js';
 
-// Demo: deny serials the operator listed in the KeyValueStore, then deny unless OCSP
-// says the whole chain is Good (fail closed when a responder is down).
+/**
+ * The demo's connection function when examples/ is not next to the code (an installed
+ * package): the same text as examples/functions/kvs-then-ocsp-grace.js (the demo smoke
+ * test checks that they are equal).
+ */
+export const DEMO_FUNCTION_SOURCE = `// Layered revocation: the operator's own list first (takes effect immediately), then
+// the CA's OCSP answer, with a grace period for the internal 10.0.0.0/16 network.
+// Expect: serial in the store -> deny, custom data "kvs:<serial>";
+//         leaf "Revoked" from 10.0.x.x -> allow, custom data "grace:<serial>:<ip>";
+//         leaf "Revoked" from elsewhere -> deny, custom data "ocsp:<serial>";
+//         otherwise allow.
+import cf from 'cloudfront';
+
 async function connectionHandler(connection) {
+  const kvs = cf.kvs();
   const cert = connection.clientCertificate;
   const serial = cert.certificates.leaf.serialNumber;
-  if (await cf.kvs().exists(serial.replaceAll(':', ''))) {
-    connection.logCustomData('revoked-by-kvs:' + serial);
+  if (await kvs.exists(serial.replaceAll(':', ''))) {
+    connection.logCustomData('kvs:' + serial);
     return connection.deny();
   }
-  const validity = cert.revocationStatus.chainValidity;
-  if (validity !== 'Valid') {
-    connection.logCustomData('ocsp:' + validity);
+  if (cert.revocationStatus.certificates.leaf.status === 'Revoked') {
+    if (connection.clientIp.startsWith('10.0.')) {
+      connection.logCustomData('grace:' + serial + ':' + connection.clientIp);
+      return connection.allow();
+    }
+    connection.logCustomData('ocsp:' + serial);
     return connection.deny();
   }
-  connection.logCustomData('ok:' + serial);
   connection.allow();
 }
 `;
+
+/** examples/functions/kvs-then-ocsp-grace.js of the checkout (from src/gateway or dist/gateway). */
+export const DEMO_FUNCTION_EXAMPLE = fileURLToPath(new URL(`../../examples/functions/${FUNCTION_FILE}`, import.meta.url));
 
 function colonSerial(hex: string): string {
   let h = hex.toLowerCase();
@@ -97,14 +145,30 @@ export async function startEchoOrigin(): Promise<{ server: Server; url: string }
 }
 
 /**
+ * A directory the demo may use: missing or empty (marked then), or marked by an earlier
+ * demo (its pki/ and data/ are removed, so old KVS entries cannot outlive their PKI).
+ * @throws Error for a non-empty directory the demo did not make.
+ */
+async function claimDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const entries = await readdir(dir);
+  if (entries.length > 0 && !entries.includes(MARKER)) {
+    throw new Error(`--dir ${dir} is not empty and was not made by \`portcullis demo\`; give a new or empty directory`);
+  }
+  await rm(join(dir, 'pki'), { recursive: true, force: true });
+  await rm(join(dir, 'data'), { recursive: true, force: true });
+  await writeFile(join(dir, MARKER), 'made by `portcullis demo`: a later demo run with --dir here replaces pki/ and data/\n');
+}
+
+/**
  * Creates the demo PKI, starts its responders and the echo origin, and writes the
- * config (`portcullis.yaml`), the function and the KVS import into the directory.
- * @throws Error when `openssl` is missing (the message says so).
+ * config (`portcullis.yaml`) and the function into the directory.
+ * @throws Error when `openssl` is missing, or the directory cannot be used (the message says so).
  */
 export async function prepareDemo(options: DemoOptions = {}): Promise<DemoEnvironment> {
   const owns = options.dir === undefined;
-  const dir = options.dir ? resolve(options.dir) : await mkdtemp(join(tmpdir(), 'portcullis-serve-demo-'));
-  await mkdir(dir, { recursive: true });
+  const dir = options.dir ? resolve(options.dir) : await mkdtemp(join(tmpdir(), 'portcullis-demo-'));
+  if (!owns) await claimDirectory(dir);
   const pkiDir = join(dir, 'pki');
   await mkdir(pkiDir, { recursive: true });
   const port = options.port ?? 8443;
@@ -117,22 +181,28 @@ export async function prepareDemo(options: DemoOptions = {}): Promise<DemoEnviro
     const alice = await pki.issueLeaf('alice');
     const mallory = await pki.issueLeaf('mallory');
     const eve = await pki.issueLeaf('eve');
+    const expired = await pki.issueExpiredLeaf('expired');
+    const stranger = await pki.issueUntrustedLeaf('stranger');
     await pki.revoke(mallory);
     await pki.startResponders();
     origin = await startEchoOrigin();
+    const p = pki;
     const client = async (c: DemoCertificate, expect: 'allow' | 'deny', why: string): Promise<DemoClient> => ({
-      name: c.name, chainFile: await pki!.writeChain(c), keyFile: c.keyFile, serialNumber: colonSerial(c.serialHex), expect, why,
+      name: c.name, chainFile: await p.writeChain(c), keyFile: c.keyFile, serialNumber: colonSerial(c.serialHex), expect, why,
     });
+    const eveClient = await client(eve, 'allow', `good for now (OCSP Good, not in the ${KVS_NAME} KVS); revoke it live with the command below, then expect deny`);
     const clients = [
-      await client(alice, 'allow', 'good certificate: OCSP Good, not in the KVS'),
-      await client(mallory, 'deny', 'revoked at the CA: OCSP says Revoked (Failed:ConnectionFunctionDenied, custom data ocsp:Invalid)'),
-      await client(eve, 'deny', 'revoked by the operator: serial listed in the revoked-serials KVS'),
+      await client(alice, 'allow', 'good certificate: OCSP Good, not in the KVS → 200, the origin\'s JSON shows the CloudFront-Viewer-Cert-* headers'),
+      await client(mallory, 'deny', `revoked at the CA: OCSP says Revoked → connection closed (log: Failed:ConnectionFunctionDenied, custom data ocsp:${colonSerial(mallory.serialHex)})`),
+      eveClient,
+      await client(expired, 'deny', `expired ${expired.notAfter.toISOString()} → connection closed before the function runs (log: Failed:ClientCertExpired)`),
+      await client(stranger, 'deny', 'issued by a CA the trust store does not hold → connection closed (log: Failed:ClientCertUntrusted)'),
+      { name: 'anonymous', expect: 'deny' as const, why: 'no client certificate → connection closed (log: Failed:ClientCertMissing)' },
     ];
-    const eveKey = normalizeSerialForKvs(clients[2]!.serialNumber);
-    await writeFile(join(dir, 'revoked-serials.json'), `${JSON.stringify({ data: [{ key: eveKey, value: 'revoked by the demo operator' }] }, null, 2)}\n`);
-    await writeFile(join(dir, 'revocation.js'), DEMO_FUNCTION_SOURCE);
+    const code = existsSync(DEMO_FUNCTION_EXAMPLE) ? await readFile(DEMO_FUNCTION_EXAMPLE, 'utf8') : DEMO_FUNCTION_SOURCE;
+    await writeFile(join(dir, FUNCTION_FILE), code);
     const configFile = join(dir, 'portcullis.yaml');
-    await writeFile(configFile, `# Generated by \`portcullis serve --demo\`. Paths are relative to this file.
+    await writeFile(configFile, `# Generated by \`portcullis demo\`. Paths are relative to this file.
 dataDir: ./data
 workers: 1
 admin:
@@ -146,13 +216,13 @@ resources:
       caBundleFile: ./pki/root.pem
       useClientCertificateOcspEndpoint: true
   keyValueStores:
-    - name: revoked-serials
-      comment: serials revoked by the operator
-      importFile: ./revoked-serials.json
+    - name: ${KVS_NAME}
+      comment: serials revoked by the operator (key = serial, plain lowercase hex)
   connectionFunctions:
-    - name: demo-revocation
-      codeFile: ./revocation.js
-      keyValueStore: revoked-serials
+    - name: kvs-then-ocsp
+      comment: the operator's KVS first, then the CA's OCSP answer (examples/functions/${FUNCTION_FILE})
+      codeFile: ./${FUNCTION_FILE}
+      keyValueStore: ${KVS_NAME}
       publish: true
   distributions:
     - name: demo
@@ -166,17 +236,24 @@ resources:
       viewerMtls:
         mode: required
         trustStore: demo-devices
-      connectionFunction: demo-revocation
+      connectionFunction: kvs-then-ocsp
 `);
     const o = origin;
-    const p = pki;
+    let closed: Promise<void> | undefined;
     return {
-      dir, configFile, rootCaFile: join(pkiDir, 'root.pem'), gatewayUrl: `https://localhost:${port}/`, originUrl: o.url, clients,
-      close: async () => {
-        await new Promise<void>((r) => { o.server.closeAllConnections(); o.server.close(() => r()); });
-        await p.close();
-        if (owns) await rm(dir, { recursive: true, force: true });
+      dir, configFile, dataDir: join(dir, 'data'), rootCaFile: join(pkiDir, 'root.pem'),
+      gatewayUrl: `https://localhost:${port}/`, adminUrl: `http://127.0.0.1:${adminPort}/`, originUrl: o.url,
+      responderUrls: [p.rootResponderUrl, p.intermediateResponderUrl], kvsName: KVS_NAME, functionFile: FUNCTION_FILE,
+      clients, liveRevoke: { client: eveClient, key: normalizeSerialForKvs(eveClient.serialNumber!) },
+      close: () => {
+        closed ??= (async () => {
+          await new Promise<void>((r) => { o.server.closeAllConnections(); o.server.close(() => r()); });
+          await p.close();
+          if (owns) await rm(dir, { recursive: true, force: true });
+        })();
+        return closed;
       },
+      killNow: () => p.killResponders(),
     };
   } catch (err) {
     if (origin) origin.server.close();
@@ -186,17 +263,40 @@ resources:
   }
 }
 
-/** The lines `serve --demo` prints: one curl command per client with the expected outcome. */
-export function demoInstructions(env: DemoEnvironment): string {
+/** Quotes a shell word when it needs it (POSIX sh). */
+function sh(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * What `portcullis demo` prints (stdout), made to be read and to be parsed: per client a
+ * line `# NAME: expect allow|deny — why` followed by its curl command; then
+ * `# revoke NAME: …` followed by the command that lists its serial in the KVS. `cli` is
+ * the shell prefix that runs this CLI (e.g. `npx tsx src/cli/bin.ts`).
+ */
+export function demoInstructions(env: DemoEnvironment, cli = 'portcullis'): string {
+  const [rootOcsp, intermediateOcsp] = env.responderUrls;
   const lines = [
-    `demo: files in ${env.dir}; echo origin at ${env.originUrl}; config ${env.configFile}`,
-    'demo: try these (connection log lines appear on stdout):',
+    `Portcullis demo — files in ${env.dir}`,
+    `  gateway   ${env.gatewayUrl}  (mTLS required; admin API ${env.adminUrl}, token in ${join(env.dataDir, 'admin-token')})`,
+    `  origin    ${env.originUrl}  (echoes each request and its headers as JSON)`,
+    `  OCSP      ${rootOcsp} (root CA), ${intermediateOcsp} (intermediate CA): real \`openssl ocsp\` responders`,
+    `  function  ${env.functionFile}: serial in the ${env.kvsName} KVS → deny; leaf Revoked by OCSP → deny; else allow`,
+    '',
+    'Try each client (one connection-log JSON line per attempt appears below):',
+    '',
   ];
+  const curl = (c: DemoClient): string => ['curl', '--cacert', env.rootCaFile, ...(c.chainFile ? ['--cert', c.chainFile] : []),
+    ...(c.keyFile ? ['--key', c.keyFile] : []), env.gatewayUrl].map(sh).join(' ');
   for (const c of env.clients) {
-    lines.push(`  # ${c.name}: expect ${c.expect} — ${c.why}`);
-    lines.push(`  curl --cacert ${env.rootCaFile} --cert ${c.chainFile} --key ${c.keyFile} ${env.gatewayUrl}`);
+    lines.push(`# ${c.name}: expect ${c.expect} — ${c.why}`);
+    lines.push(curl(c));
+    lines.push('');
   }
-  lines.push(`  # no client certificate: expect deny (Failed:ClientCertMissing)`);
-  lines.push(`  curl --cacert ${env.rootCaFile} ${env.gatewayUrl}`);
+  const { client, key } = env.liveRevoke;
+  lines.push(`# revoke ${client.name}: lists serial ${client.serialNumber} in the ${env.kvsName} KVS; ${client.name}'s next connection is refused within a second (log: Failed:ConnectionFunctionDenied, custom data kvs:${client.serialNumber})`);
+  lines.push(`${cli} kvs put ${env.kvsName} ${key} revoked --data-dir ${sh(env.dataDir)}`);
+  lines.push('');
+  lines.push('Ready. Ctrl-C stops the gateway, the responders and the origin.');
   return `${lines.join('\n')}\n`;
 }
