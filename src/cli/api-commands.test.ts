@@ -10,9 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAdminServer, type AdminServer } from '../admin/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
-import { buildChain } from '../../test/helpers/pki.js';
+import { buildChain, type TestChain } from '../../test/helpers/pki.js';
+import { issueCrl } from '../../test/helpers/crl.js';
 import { main } from './index.js';
 import { apiIo } from './api-client.js';
+import { kvsIo } from './kvs.js';
+import { functionLifecycleIo } from './function-lifecycle.js';
 
 const TOKEN = 'cli-test-token-0123456789';
 let dir: string;
@@ -20,6 +23,7 @@ let store: Store;
 let server: AdminServer;
 let url: string;
 let bundle: string;
+let chain: TestChain;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pc-cli-api-'));
@@ -32,6 +36,7 @@ before(async () => {
   });
   url = `http://127.0.0.1:${server.address.port}`;
   const c = await buildChain({ name: 'CliApi' });
+  chain = c;
   bundle = c.root.pem + c.intermediates[0]!.pem;
   writeFileSync(join(dir, 'ca.pem'), bundle);
 });
@@ -46,9 +51,12 @@ after(async () => {
 async function cli(args: string[], options: { auth?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const saved = { ...apiIo };
-  apiIo.stdout = (t) => { stdout += t; };
-  apiIo.stderr = (t) => { stderr += t; };
+  const sinks = [apiIo, kvsIo, functionLifecycleIo];
+  const saved = sinks.map((io) => ({ ...io }));
+  for (const io of sinks) {
+    io.stdout = (t) => { stdout += t; };
+    io.stderr = (t) => { stderr += t; };
+  }
   const savedErr = process.stderr.write;
   // Usage errors are written by main() to process.stderr: capture them too.
   process.stderr.write = ((t: string) => { stderr += t; return true; }) as typeof process.stderr.write;
@@ -58,7 +66,7 @@ async function cli(args: string[], options: { auth?: boolean } = {}): Promise<{ 
     return { code: await main(['node', 'portcullis', ...args, ...auth]), stdout, stderr };
   } finally {
     process.stderr.write = savedErr;
-    Object.assign(apiIo, saved);
+    sinks.forEach((io, i) => Object.assign(io, saved[i]));
     process.exitCode = undefined;
   }
 }
@@ -273,5 +281,81 @@ distributions:
     assert.match(invalid.stderr, /extra: /);
   } finally {
     rmSync(adir, { recursive: true, force: true });
+  }
+});
+
+test('kvs commands go through the API when an admin URL is configured and --data-dir is not given', async () => {
+  const kdir = mkdtempSync(join(tmpdir(), 'pc-cli-kvs-'));
+  try {
+    writeFileSync(join(kdir, 'import.json'), JSON.stringify({ data: [{ key: 'a', value: '1' }, { key: 'b/c', value: '2' }] }));
+    const created = await cli(['kvs', 'create', 'api-kvs', '--import', join(kdir, 'import.json'), '--comment', 'via api', '--json']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal((JSON.parse(created.stdout) as { ItemCount: number }).ItemCount, 2);
+    assert.equal((await store.kvs.getStore('api-kvs'))?.itemCount, 2, 'written on the server\'s store');
+
+    assert.equal((await cli(['kvs', 'get', 'api-kvs', 'b/c'])).stdout, '2\n');
+    const put = await cli(['kvs', 'put', 'api-kvs', 'd', '4']);
+    assert.equal(put.code, 0, put.stderr);
+    assert.match(put.stdout, /put d in api-kvs\nETag\s+\S+\nItemCount\s+3/);
+    assert.equal((await cli(['kvs', 'keys', 'api-kvs'])).stdout, 'a\t1\nb/c\t2\nd\t4\n');
+    const stale = await cli(['kvs', 'delete-key', 'api-kvs', 'a', '--if-match', 'KVSTALE']);
+    assert.equal(stale.code, 3);
+    assert.match(stale.stderr, /^portcullis: PreconditionFailed: /);
+    assert.equal((await cli(['kvs', 'delete-key', 'api-kvs', 'a'])).code, 0);
+    assert.equal((await cli(['kvs', 'get', 'api-kvs', 'a'])).code, 2);
+    assert.match((await cli(['kvs', 'describe', 'api-kvs'])).stdout, /Comment\s+via api\n.*ItemCount\s+2/s);
+    assert.match((await cli(['kvs', 'list'])).stdout, /api-kvs\s+READY\s+2/);
+
+    // import-crl over the API names a stored trust store.
+    assert.equal((await cli(['trust-store', 'create', 'kvs-crl-ca', '--ca-bundle', join(dir, 'ca.pem')])).code, 0);
+    const crl = await issueCrl({ issuer: chain.root, entries: [{ serial: '0a' }] });
+    writeFileSync(join(kdir, 'root.crl'), crl.pem);
+    const imported = await cli(['kvs', 'import-crl', 'api-kvs', '--crl', join(kdir, 'root.crl'), '--trust-store', 'kvs-crl-ca']);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.match(imported.stdout, /Entries\s+1/);
+
+    // --data-dir means the local store; with --admin-url it is a usage error.
+    const local = await cli(['kvs', 'list', '--data-dir', join(kdir, 'local')], { auth: false });
+    assert.equal(local.code, 0, local.stderr);
+    assert.equal(local.stdout, 'no key value stores\n');
+    const both = await cli(['kvs', 'list', '--data-dir', join(kdir, 'local')]);
+    assert.equal(both.code, 64);
+    assert.match(both.stderr, /--data-dir \(the local store\) and --admin-url\/--config \(the admin API\) exclude each other/);
+
+    assert.equal((await cli(['kvs', 'delete', 'api-kvs'])).code, 0);
+    assert.equal(await store.kvs.getStore('api-kvs'), undefined);
+  } finally {
+    rmSync(kdir, { recursive: true, force: true });
+  }
+});
+
+test('function create/update/publish/describe/get-code/list/delete through the API', async () => {
+  const fdir = mkdtempSync(join(tmpdir(), 'pc-cli-fn-'));
+  try {
+    writeFileSync(join(fdir, 'v1.js'), 'function connectionHandler(c) { c.allow(); }');
+    writeFileSync(join(fdir, 'v2.js'), 'function connectionHandler(c) { c.deny(); }');
+    writeFileSync(join(fdir, 'bad.js'), 'function connectionHandler(c) {\n  c.allow(;\n}');
+    const created = await cli(['function', 'create', 'api-fn', '--code', join(fdir, 'v1.js'), '--comment', 'first', '--json']);
+    assert.equal(created.code, 0, created.stderr);
+    const dev = (JSON.parse(created.stdout) as { FunctionSummary: { ETag: string; Status: string } }).FunctionSummary;
+    assert.equal(dev.Status, 'UNPUBLISHED');
+    assert.ok(await store.functions.get('api-fn', 'DEVELOPMENT'), 'on the server\'s store');
+
+    const bad = await cli(['function', 'create', 'api-fn2', '--code', join(fdir, 'bad.js')]);
+    assert.equal(bad.code, 64);
+    assert.match(bad.stderr, /InvalidFunctionCode: .*line 2/);
+    assert.equal((await cli(['function', 'describe', 'api-fn', '--stage', 'LIVE'])).code, 2);
+    const pub = await cli(['function', 'publish', 'api-fn', '--if-match', dev.ETag]);
+    assert.equal(pub.code, 0, pub.stderr);
+    assert.match(pub.stdout, /Stage\s+LIVE/);
+    assert.equal((await cli(['function', 'update', 'api-fn', '--code', join(fdir, 'v2.js'), '--if-match', 'ESTALE'])).code, 3);
+    assert.equal((await cli(['function', 'update', 'api-fn', '--code', join(fdir, 'v2.js')])).code, 0);
+    assert.match((await cli(['function', 'get-code', 'api-fn'])).stdout, /deny/);
+    assert.match((await cli(['function', 'get-code', 'api-fn', '--stage', 'live'])).stdout, /allow/);
+    assert.match((await cli(['function', 'list'])).stdout, /^api-fn\tUNASSOCIATED\tE[0-9A-Z]+\t/m);
+    assert.equal((await cli(['function', 'delete', 'api-fn'])).code, 0);
+    assert.equal((await cli(['function', 'describe', 'api-fn'])).code, 2);
+  } finally {
+    rmSync(fdir, { recursive: true, force: true });
   }
 });

@@ -1,6 +1,9 @@
 /**
  * `portcullis function create|update|publish|describe|get-code|list|delete`: the
- * connection-function lifecycle on the local store (`--data-dir`, like `kvs`).
+ * connection-function lifecycle on the local store (`--data-dir`, like `kvs`), or
+ * through the admin API when one is configured and `--data-dir` is not given
+ * (`--admin-url`/`--token`, `--config`, or `$PORTCULLIS_ADMIN_URL`/`$PORTCULLIS_ADMIN_TOKEN`;
+ * api-backends.ts). Same output either way.
  *
  * Exit codes ({@link FUNCTION_LIFECYCLE_EXIT}): 0 done; 2 not found (function, LIVE
  * stage before the first publish, associated KVS); 3 conflict (stale ETag, name taken,
@@ -12,6 +15,8 @@ import type { Command } from 'commander';
 import { FunctionService, FUNCTION_RUNTIME, type FunctionSummary } from '../functions/index.js';
 import type { FunctionStage } from '../store/index.js';
 import { CliUsageError, RESOURCE_EXIT, readInputFile, resourceExitCode, withLocalStore } from './common.js';
+import { adminOptions, withApi, type AdminOptions } from './api-client.js';
+import { backendOf, functionsOverApi, type FunctionBackend } from './api-backends.js';
 
 /** Exit codes of the lifecycle commands (the shared resource table; `tooLarge` = `limit`). */
 export const FUNCTION_LIFECYCLE_EXIT = { ...RESOURCE_EXIT, tooLarge: RESOURCE_EXIT.limit } as const;
@@ -25,8 +30,9 @@ export const functionLifecycleIo = {
 /** Maps an error code of the catalogue to an exit code of {@link FUNCTION_LIFECYCLE_EXIT}. */
 export const functionLifecycleExitCode = resourceExitCode;
 
-interface CommonOptions {
-  dataDir: string;
+interface CommonOptions extends AdminOptions {
+  /** Undefined when not given: then the admin API if configured, else $PORTCULLIS_DATA_DIR or ./data. */
+  dataDir?: string;
   json?: boolean;
 }
 
@@ -56,17 +62,21 @@ function stageOption(value: string | undefined): FunctionStage {
   return v;
 }
 
-async function withFunctions(opts: CommonOptions, fn: (svc: FunctionService) => Promise<void>): Promise<void> {
-  await withLocalStore(opts.dataDir, (t) => functionLifecycleIo.stderr(t), (store) => fn(new FunctionService(store)));
+async function withFunctions(opts: CommonOptions, fn: (svc: FunctionBackend) => Promise<void>): Promise<void> {
+  if (backendOf(opts) === 'api') {
+    await withApi(opts, (api) => fn(functionsOverApi(api)), undefined, (t) => functionLifecycleIo.stderr(t));
+    return;
+  }
+  await withLocalStore(opts.dataDir ?? (process.env.PORTCULLIS_DATA_DIR || './data'), (t) => functionLifecycleIo.stderr(t), (store) => fn(new FunctionService(store)));
 }
 
-async function ifMatchOrCurrent(svc: FunctionService, name: string, ifMatch: string | undefined): Promise<string> {
+async function ifMatchOrCurrent(svc: FunctionBackend, name: string, ifMatch: string | undefined): Promise<string> {
   return ifMatch ?? (await svc.describe(name, 'DEVELOPMENT')).ETag;
 }
 
 function common(cmd: Command): Command {
-  return cmd
-    .option('--data-dir <dir>', 'data directory holding portcullis.db (default $PORTCULLIS_DATA_DIR or ./data)', process.env.PORTCULLIS_DATA_DIR || './data')
+  return adminOptions(cmd
+    .option('--data-dir <dir>', 'local store: data directory holding portcullis.db (default, when no admin API is configured: $PORTCULLIS_DATA_DIR or ./data)'))
     .option('--json', 'print the CloudFront-shaped JSON response');
 }
 
@@ -81,7 +91,7 @@ function readCode(file: string): string {
 /** Registers the lifecycle subcommands on the `function` command. */
 export function registerFunctionLifecycleCommands(fn: Command): void {
   common(fn.command('create'))
-    .description('create a connection function (DEVELOPMENT stage, status UNPUBLISHED) in the local store')
+    .description('create a connection function (DEVELOPMENT stage, status UNPUBLISHED)')
     .argument('<name>')
     .requiredOption('--code <file>', 'the function code (.js), or - for standard input')
     .option('--comment <text>', 'comment (at most 128 characters)')

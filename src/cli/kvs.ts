@@ -1,9 +1,13 @@
 /**
- * `portcullis kvs …`: KeyValueStore commands (SPEC section 5). Until the admin API
- * exists they act directly on the local embedded store (`<data-dir>/portcullis.db`,
- * `--data-dir`, default `$PORTCULLIS_DATA_DIR` or `./data`); several commands may run at
- * once, and alongside a running node — concurrency is handled by ETags and SQLite
- * locking.
+ * `portcullis kvs …`: KeyValueStore commands (SPEC section 5). They act on the local
+ * embedded store (`<data-dir>/portcullis.db`, `--data-dir`, default
+ * `$PORTCULLIS_DATA_DIR` or `./data`), or through the admin API when one is configured
+ * and `--data-dir` is not given (`--admin-url`/`--token`, `--config`, or
+ * `$PORTCULLIS_ADMIN_URL`/`$PORTCULLIS_ADMIN_TOKEN`; api-backends.ts). On the local
+ * store several commands may run at once, and alongside a running node — concurrency
+ * is handled by ETags and SQLite locking. Over the API, `import-crl --trust-store`
+ * names a stored trust store (name or id) instead of a PEM file, and a local
+ * `--import` file is sent in the request.
  *
  * Writes need the store's current ETag: without `--if-match ETAG` the command reads it
  * first (so two concurrent CLI writers can still conflict; with `--if-match` a stale
@@ -27,6 +31,8 @@ import {
 } from '../kvs/index.js';
 import { parseTrustStoreBundle, type TrustAnchorSet } from '../pki/index.js';
 import { CliUsageError, RESOURCE_EXIT, checkOneStdin, resourceExitCode, shownFileName, withLocalStore } from './common.js';
+import { adminOptions, withApi, type AdminOptions } from './api-client.js';
+import { backendOf, kvsOverApi, type KvsBackend } from './api-backends.js';
 
 /** Exit codes of the `kvs` commands (the shared resource table). */
 export const KVS_EXIT = RESOURCE_EXIT;
@@ -35,8 +41,9 @@ export const KVS_EXIT = RESOURCE_EXIT;
 export const kvsExitCode = resourceExitCode;
 
 /** Options every `kvs` subcommand takes. */
-interface CommonOptions {
-  dataDir: string;
+interface CommonOptions extends AdminOptions {
+  /** Undefined when not given: then the admin API if configured, else {@link defaultDataDir}. */
+  dataDir?: string;
   json?: boolean;
 }
 
@@ -227,9 +234,13 @@ async function readStdin(): Promise<string> {
  * message on stderr and the exit code of {@link kvsExitCode}.
  */
 async function withService(
-  opts: CommonOptions, fn: (kvs: KeyValueStoreService, store: Store) => Promise<number | void>, sweep: 'wait' | 'no-wait' = 'no-wait',
+  opts: CommonOptions, fn: (kvs: KvsBackend, store: Store | undefined) => Promise<number | void>, sweep: 'wait' | 'no-wait' = 'no-wait',
 ): Promise<void> {
-  await withLocalStore(opts.dataDir, (t) => kvsIo.stderr(t), async (store) => {
+  if (backendOf(opts) === 'api') {
+    await withApi(opts, (api) => fn(kvsOverApi(api), undefined), undefined, (t) => kvsIo.stderr(t));
+    return;
+  }
+  await withLocalStore(opts.dataDir ?? defaultDataDir(), (t) => kvsIo.stderr(t), async (store) => {
     const svc = new KeyValueStoreService(store);
     // Stores left PROVISIONING by a dead process are marked FAILED by any command;
     // only create waits for the write lock to do it (reads never wait for writers).
@@ -239,14 +250,14 @@ async function withService(
 }
 
 /** Resolves `--if-match` or reads the store's current ETag. */
-async function ifMatchOrCurrent(kvs: KeyValueStoreService, name: string, ifMatch: string | undefined): Promise<string> {
+async function ifMatchOrCurrent(kvs: KvsBackend, name: string, ifMatch: string | undefined): Promise<string> {
   if (ifMatch !== undefined) return ifMatch;
   return (await kvs.describe(name)).ETag;
 }
 
 function common(cmd: Command): Command {
-  return cmd
-    .option('--data-dir <dir>', 'data directory holding portcullis.db (default $PORTCULLIS_DATA_DIR or ./data)', defaultDataDir())
+  return adminOptions(cmd
+    .option('--data-dir <dir>', 'local store: data directory holding portcullis.db (default, when no admin API is configured: $PORTCULLIS_DATA_DIR or ./data)'))
     .option('--json', 'print the CloudFront-shaped JSON response');
 }
 
@@ -256,7 +267,7 @@ function withIfMatch(cmd: Command): Command {
 
 /** Registers `portcullis kvs …`. */
 export function registerKvsCommands(program: Command): void {
-  const kvs = program.command('kvs').description('KeyValueStore: create, import, read and write key value stores (local store)');
+  const kvs = program.command('kvs').description('KeyValueStore: create, import, read and write key value stores (local store, or the admin API when configured)');
   kvs.hook('preAction', () => checkArgvUtf8());
 
   common(kvs.command('create'))
@@ -282,7 +293,7 @@ export function registerKvsCommands(program: Command): void {
         }
       }
       await withService(opts, async (svc) => {
-        if (importSize !== undefined && importSize > svc.limits.maxImportBytes) {
+        if (importSize !== undefined && svc.limits && importSize > svc.limits.maxImportBytes) {
           throw new EntitySizeLimitExceededError(`import file ${opts.import} is ${importSize} bytes, over the limit of ${svc.limits.maxImportBytes} bytes; nothing was created`);
         }
         const d = await svc.create({ name, ...(opts.comment !== undefined ? { comment: opts.comment } : {}), ...(opts.import !== undefined ? { importSource: opts.import } : {}) });
@@ -402,26 +413,29 @@ export function registerKvsCommands(program: Command): void {
     .description('verify an X.509 CRL (DER or PEM) against a trust-store bundle and make the store\'s CRL keys exactly its revoked serials, in one atomic write')
     .argument('<name>')
     .requiredOption('--crl <file>', 'the CRL, DER or PEM')
-    .requiredOption('--trust-store <file>', 'PEM bundle of the CA(s) allowed to sign the CRL')
+    .requiredOption('--trust-store <file-or-name>', 'local store: PEM bundle of the CA(s) allowed to sign the CRL; admin API: a stored trust store (name or id)')
     .action(async (name: string, opts: CommonOptions & { ifMatch?: string; crl: string; trustStore: string }) => {
       checkOneStdin({ '--crl': opts.crl, '--trust-store': opts.trustStore });
       const crl = readBinaryFile(opts.crl, 'CRL file');
-      if (opts.trustStore !== '-' && !existsSync(opts.trustStore)) {
-        throw new CliUsageError(`cannot read trust-store file ${opts.trustStore}: no such file (naming a stored trust store is not supported yet: give a PEM bundle file)`);
-      }
-      const bundle = readBinaryFile(opts.trustStore, 'trust-store file').toString('utf8');
-      let anchors: TrustAnchorSet;
-      try {
-        anchors = parseTrustStoreBundle(bundle);
-      } catch (err) {
-        if (err instanceof PortcullisError) throw new CliUsageError(`trust-store file ${opts.trustStore}: ${err.message}`);
-        throw err;
+      let anchors: TrustAnchorSet | undefined;
+      if (backendOf(opts) === 'local') {
+        if (opts.trustStore !== '-' && !existsSync(opts.trustStore)) {
+          throw new CliUsageError(`cannot read trust-store file ${opts.trustStore}: no such file (naming a stored trust store is not supported yet on the local store: it needs the admin API, --admin-url or $PORTCULLIS_ADMIN_URL without --data-dir)`);
+        }
+        const bundle = readBinaryFile(opts.trustStore, 'trust-store file').toString('utf8');
+        try {
+          anchors = parseTrustStoreBundle(bundle);
+        } catch (err) {
+          if (err instanceof PortcullisError) throw new CliUsageError(`trust-store file ${opts.trustStore}: ${err.message}`);
+          throw err;
+        }
       }
       await withService(opts, async (svc) => {
         const ifMatch = await ifMatchOrCurrent(svc, name, opts.ifMatch);
         let r;
         try {
-          r = await svc.importCrl(name, { crl, trustStore: anchors, ifMatch });
+          r = anchors !== undefined && svc.importCrl ? await svc.importCrl(name, { crl, trustStore: anchors, ifMatch })
+            : await svc.importCrlByName!(name, { crl, trustStore: opts.trustStore, ifMatch });
         } catch (err) {
           // Name the file: "CRL file x.pem: no CRL found …", "CRL file x.der: signature …".
           if (err instanceof CrlError) throw new CrlError(`CRL file ${shownFileName(opts.crl)}: ${err.message}`, { cause: err });
