@@ -439,6 +439,11 @@ export class Gate {
           line.connectionLogCustomData = inv.result.customData ?? null;
           o.metrics.functionInvocations.inc({ function: name, outcome: inv.result.failureCode === 'ConnectionFunctionError' ? 'error' : inv.result.decision });
           o.metrics.functionComputeUtilization.observe({ function: name }, inv.result.computeUtilization);
+          // console.log lines of the function go to the application log (CloudFront sends
+          // them to CloudWatch); at debug level, as they can be one per connection.
+          if (inv.result.logs.length > 0 && o.logger.isLevelEnabled('debug')) {
+            o.logger.debug({ connectionId: line.connectionId, function: name, functionLogs: inv.result.logs }, `connection function "${name}" logged ${inv.result.logs.length} line(s)`);
+          }
           break;
         }
       }
