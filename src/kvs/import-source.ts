@@ -1,7 +1,8 @@
 /**
  * Reading a KVS import source: a local file path or an `http(s)://` URL (fetched with
  * undici: GET, no redirects followed, a time limit and a byte cap so a huge or slow
- * source cannot exhaust memory or hang a create).
+ * source cannot exhaust memory or hang a create). Failure reasons say what is wrong
+ * and where, never quoting the source's content (file bytes, response body or headers).
  */
 import { open } from 'node:fs/promises';
 import { request } from 'undici';
@@ -14,10 +15,6 @@ export type ImportSourceResult = { ok: true; bytes: Buffer } | { ok: false; reas
  * Must resolve to `{ok:false}` rather than throw for transport problems.
  */
 export type ImportFetcher = (url: string, opts: { maxBytes: number; timeoutMs: number }) => Promise<ImportSourceResult>;
-
-function shortText(s: string, max = 200): string {
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
 
 /** True for `http://` and `https://` sources; everything else is a file path. */
 export function isUrlSource(source: string): boolean {
@@ -35,12 +32,11 @@ export const undiciImportFetcher: ImportFetcher = async (url, { maxBytes, timeou
     const res = await request(url, { method: 'GET', signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     if (res.statusCode !== 200) {
       await res.body.dump().catch(() => undefined);
-      const location = res.headers.location;
-      const loc = Array.isArray(location) ? location[0] : location;
-      if (res.statusCode >= 300 && res.statusCode < 400 && loc !== undefined) {
-        return { ok: false, reason: `cannot fetch import source ${url}: HTTP ${res.statusCode} redirect to ${shortText(loc)}; redirects are not followed — give the final URL` };
-      }
-      return { ok: false, reason: `cannot fetch import source ${url}: HTTP ${res.statusCode}${res.statusCode >= 300 && res.statusCode < 400 ? ' (a redirect without Location; redirects are not followed)' : ''}` };
+      // The reason names the status only: nothing of the answer (body, Location) is
+      // quoted — the source may be an internal URL the caller could not read itself.
+      const redirect = res.statusCode >= 300 && res.statusCode < 400
+        ? `; a redirect${res.headers.location !== undefined ? '' : ' without Location'} — redirects are not followed, give the final URL` : '';
+      return { ok: false, reason: `cannot fetch import source ${url}: HTTP ${res.statusCode}${redirect}` };
     }
     const length = Number(res.headers['content-length']);
     if (Number.isFinite(length) && length > maxBytes) {

@@ -86,3 +86,27 @@ test('duplicate member names are refused (JSON.parse would keep only the last), 
   const ok = parseKvsImport(json({ data: [{ key: 'a', value: 'x' }, { key: 'b', value: 'y' }] }), limits);
   assert.equal(ok.ok, true);
 });
+
+test('import: a non-JSON file is refused with the position of the first error, quoting none of its content', () => {
+  const cases: [string, RegExp][] = [
+    ['cp2cHHiHL3secret-token\n', /not valid JSON: unexpected character where a value was expected at line 1, column 1 \(byte offset 0\)$/],
+    ['root:x:0:0:root:/root:/bin/bash\n', /unexpected character where a value was expected at line 1, column 1 \(byte offset 0\)/],
+    ['{"data":[{"key":"a","value":"b"},]}', /unexpected character where a value was expected at line 1, column 34 \(byte offset 33\)/],
+    ['{"data": [', /unexpected end of input at line 1, column 11 \(byte offset 10\)/],
+    ['{"data": []}\nsecretsecret', /unexpected character after the end of the JSON value at line 2, column 1 \(byte offset 13\)/],
+    ['{"data": [{"key": "é\tx"}]}', /control character in a string \(escape it\) at line 1, column 21 \(byte offset 21\)/],
+    ['{"data" [] }', /expected ":" after a member name at line 1, column 9/],
+    ['{\n  "data": [1 2]\n}', /expected "," or "\]" in an array at line 2, column 14/],
+    ['{"a": "\\q"}', /invalid escape sequence in a string at line 1, column 8/],
+    ['{"a": -}', /invalid number at line 1, column 7/],
+    ['{"a": 1,}', /expected a member name in double quotes at line 1, column 9/],
+    ['{\'data\': []}', /expected a member name in double quotes at line 1, column 2/],
+  ];
+  for (const [text, re] of cases) {
+    const r = reason(Buffer.from(text));
+    assert.match(r, re, text);
+    for (const secret of ['cp2c', 'root', 'secret', 'bash']) assert.ok(!r.includes(secret), r);
+  }
+  // A BOM counts in the byte offset.
+  assert.match(reason(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('nope')])), /line 1, column 1 \(byte offset 3\)/);
+});

@@ -155,6 +155,119 @@ export function describeDuplicateMember(d: DuplicateMember): string {
   return `duplicate member "${shorten(d.member)}" in ${d.path ? d.path : 'the top-level object'} (JSON would silently keep only the last one)`;
 }
 
+/** Where and why a text is not JSON: the offset (UTF-16 index into the text) and a description that quotes none of it. */
+export interface JsonSyntaxProblem {
+  index: number;
+  problem: string;
+}
+
+/**
+ * The first syntax error of a text that `JSON.parse` refused, located without quoting
+ * the text (V8's messages echo the first characters of the input, and an import
+ * source may be any file the server can read). Iterative, so deep nesting is fine.
+ */
+export function locateJsonSyntaxError(text: string): JsonSyntaxProblem {
+  const n = text.length;
+  let i = 0;
+  const ws = (): void => {
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++;
+      else break;
+    }
+  };
+  const fail = (problem: string): JsonSyntaxProblem => (i >= n ? { index: n, problem: 'unexpected end of input' } : { index: i, problem });
+  // Scans one string starting at text[i] === '"'; returns a problem or undefined (i after the closing quote).
+  const str = (): JsonSyntaxProblem | undefined => {
+    i++;
+    for (;;) {
+      if (i >= n) return fail('');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) { i++; return undefined; }
+      if (c < 0x20) return { index: i, problem: 'control character in a string (escape it)' };
+      if (c === 0x5c) {
+        const e = text[i + 1];
+        if (e === undefined) { i = n; return fail(''); }
+        if ('"\\/bfnrt'.includes(e)) { i += 2; continue; }
+        if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) { i += 6; continue; }
+        return { index: i, problem: 'invalid escape sequence in a string' };
+      }
+      i++;
+    }
+  };
+  const num = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  // Stack of containers: true = object, false = array.
+  const stack: boolean[] = [];
+  let p: JsonSyntaxProblem | undefined;
+  for (;;) {
+    // Expect a value.
+    ws();
+    if (i >= n) return fail('');
+    const c = text[i]!;
+    if (c === '{') {
+      i++; ws();
+      if (text[i] === '}') { i++; } else {
+        stack.push(true);
+        if (text[i] !== '"') return fail('expected a member name in double quotes');
+        if ((p = str())) return p;
+        ws();
+        if (text[i] !== ':') return fail('expected ":" after a member name');
+        i++;
+        continue;
+      }
+    } else if (c === '[') {
+      i++; ws();
+      if (text[i] === ']') { i++; } else { stack.push(false); continue; }
+    } else if (c === '"') {
+      if ((p = str())) return p;
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      num.lastIndex = i;
+      const m = num.exec(text);
+      if (!m) return fail('invalid number');
+      i += m[0].length;
+    } else if (text.startsWith('true', i)) i += 4;
+    else if (text.startsWith('false', i)) i += 5;
+    else if (text.startsWith('null', i)) i += 4;
+    else return fail('unexpected character where a value was expected');
+    // After a value: close containers or continue with the next element/member.
+    for (;;) {
+      ws();
+      if (stack.length === 0) {
+        if (i < n) return { index: i, problem: 'unexpected character after the end of the JSON value' };
+        // JSON.parse refused it but no error was found here (should not happen).
+        return { index: n, problem: 'not valid JSON' };
+      }
+      const obj = stack[stack.length - 1]!;
+      if (text[i] === ',') {
+        i++;
+        if (obj) {
+          ws();
+          if (text[i] !== '"') return fail('expected a member name in double quotes');
+          if ((p = str())) return p;
+          ws();
+          if (text[i] !== ':') return fail('expected ":" after a member name');
+          i++;
+        }
+        break;
+      }
+      if (text[i] === (obj ? '}' : ']')) { i++; stack.pop(); continue; }
+      return fail(obj ? 'expected "," or "}" in an object' : 'expected "," or "]" in an array');
+    }
+  }
+}
+
+/** `line L, column C (byte offset B)` of a UTF-16 index into `text`; `byteBase` counts bytes before `text` (e.g. a BOM). */
+export function describeTextPosition(text: string, index: number, byteBase = 0): string {
+  let line = 1;
+  let lineStart = 0;
+  for (let k = text.indexOf('\n'); k !== -1 && k < index; k = text.indexOf('\n', k + 1)) {
+    line++;
+    lineStart = k + 1;
+  }
+  const column = [...text.slice(lineStart, index)].length + 1;
+  return `line ${line}, column ${column} (byte offset ${byteBase + Buffer.byteLength(text.slice(0, index), 'utf8')})`;
+}
+
 /** Result of {@link parseKvsImport}. */
 export type KvsImportParseResult =
   | { ok: true; items: { key: string; value: string }[]; totalBytes: number }
@@ -203,12 +316,16 @@ export function parseKvsImport(bytes: Uint8Array, limits: KvsLimits): KvsImportP
     return { ok: false, reason: `import file is not valid UTF-8 (first invalid byte at offset ${firstInvalidUtf8(bytes)})` };
   }
   let text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const bom = text.charCodeAt(0) === 0xfeff;
+  if (bom) text = text.slice(1);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch (err) {
-    return { ok: false, reason: `import file is not valid JSON: ${(err as Error).message}` };
+  } catch {
+    // Never JSON.parse's message: it quotes the input's first characters, and the
+    // source may be any file the server can read (a token file, /etc/passwd).
+    const at = locateJsonSyntaxError(text);
+    return { ok: false, reason: `import file is not valid JSON: ${at.problem} at ${describeTextPosition(text, at.index, bom ? 3 : 0)}` };
   }
   const dup = findDuplicateMember(text);
   if (dup) return { ok: false, reason: `import file has a ${describeDuplicateMember(dup)}` };
