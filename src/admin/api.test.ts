@@ -127,7 +127,7 @@ test('trust stores: create, list, get by name and id, update under If-Match, del
   const created = await req('POST', '/v1/trust-stores', { body: { name: 'devices', caBundlePem: bundle, useClientCertificateOcspEndpoint: true } });
   assert.equal(created.statusCode, 201, created.body);
   const ts = created.json() as { Id: string; ETag: string; Status: string; CertificateCount: number };
-  assert.equal(created.headers.etag, ts.ETag);
+  assert.equal(created.headers.etag, `"${ts.ETag}"`);
   assert.equal(ts.Status, 'active');
   assert.equal(ts.CertificateCount, 2);
   expectError(await req('POST', '/v1/trust-stores', { body: { name: 'devices', caBundlePem: bundle } }), 409, 'EntityAlreadyExists');
@@ -141,7 +141,7 @@ test('trust stores: create, list, get by name and id, update under If-Match, del
   assert.equal(listed.Quantity, 2);
   const byId = await req('GET', `/v1/trust-stores/${ts.Id}`);
   assert.equal(byId.statusCode, 200);
-  assert.equal(byId.headers.etag, ts.ETag);
+  assert.equal(byId.headers.etag, `"${ts.ETag}"`);
   expectError(await req('GET', '/v1/trust-stores/nope'), 404, 'EntityNotFound');
 
   expectError(await req('PUT', '/v1/trust-stores/devices', { body: { comment: 'x' } }), 400, 'InvalidIfMatchVersion');
@@ -152,7 +152,7 @@ test('trust stores: create, list, get by name and id, update under If-Match, del
   assert.equal(updated.statusCode, 200, updated.body);
   const u = updated.json() as { ETag: string; Comment: string; UseClientCertificateOcspEndpoint: boolean };
   assert.notEqual(u.ETag, ts.ETag);
-  assert.equal(updated.headers.etag, u.ETag);
+  assert.equal(updated.headers.etag, `"${u.ETag}"`);
   assert.equal(u.Comment, 'fleet');
   assert.equal(u.UseClientCertificateOcspEndpoint, false);
 
@@ -160,6 +160,112 @@ test('trust stores: create, list, get by name and id, update under If-Match, del
   expectError(await req('DELETE', '/v1/trust-stores/devices', { ifMatch: ts.ETag }), 412, 'PreconditionFailed');
   assert.equal((await req('DELETE', '/v1/trust-stores/devices', { ifMatch: u.ETag })).statusCode, 204);
   expectError(await req('GET', '/v1/trust-stores/devices'), 404, 'EntityNotFound');
+});
+
+test('KVS import failure reasons never quote the source: a non-JSON server file gives the position only', async (t) => {
+  const { req, dir } = await setup(t);
+  const secretFile = join(dir, 'admin-token');
+  writeFileSync(secretFile, 'cp2cHHiHL3-very-secret-token\n');
+  const passwd = join(dir, 'passwd');
+  writeFileSync(passwd, '{"data": []}\nroot:x:0:0:root:/root:/bin/bash\n');
+  for (const [file, where] of [[secretFile, /line 1, column 1 \(byte offset 0\)$/], [passwd, /after the end of the JSON value at line 2, column 1 \(byte offset 13\)$/]] as const) {
+    const d = (await req('POST', '/v1/key-value-stores', { body: { name: `f${Math.random().toString(36).slice(2, 8)}`, importFile: file } })).json() as { Status: string; FailureReason: string };
+    assert.equal(d.Status, 'FAILED');
+    assert.match(d.FailureReason, /^import file is not valid JSON: /);
+    assert.match(d.FailureReason, where);
+    assert.doesNotMatch(d.FailureReason, /cp2c|secret|root|bash/);
+  }
+  // Inline data as a string takes the same path.
+  const inline = (await req('POST', '/v1/key-value-stores', { body: { name: 'inline', importData: 'hunter2hunter2' } })).json() as { FailureReason: string };
+  assert.doesNotMatch(inline.FailureReason, /hunter/);
+  // A URL's answer (body, Location) is not quoted either.
+  const http = await import('node:http');
+  const origin = http.createServer((q, res) => {
+    if (q.url === '/redirect') { res.writeHead(302, { location: 'http://internal.example/secret-path' }); res.end(); return; }
+    res.end('internal-secret-body');
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => origin.close(() => r())));
+  const port = (origin.address() as { port: number }).port;
+  for (const path of ['/redirect', '/body']) {
+    const d = (await req('POST', '/v1/key-value-stores', { body: { name: `u${path.slice(1)}`, importUrl: `http://127.0.0.1:${port}${path}` } })).json() as { FailureReason: string };
+    assert.doesNotMatch(d.FailureReason, /secret/, d.FailureReason);
+  }
+});
+
+test('KVS keys up to maxKeyBytes work in /keys/{key} routes (maxParamLength)', async (t) => {
+  const { req } = await setup(t);
+  let etag = ((await req('POST', '/v1/key-value-stores', { body: { name: 'long' } })).json() as { ETag: string }).ETag;
+  for (const key of ['k'.repeat(512), 'é'.repeat(256), '/'.repeat(512)]) {
+    const url = `/v1/key-value-stores/long/keys/${encodeURIComponent(key)}`;
+    const put = await req('PUT', url, { body: { value: 'v' }, ifMatch: etag });
+    assert.equal(put.statusCode, 200, put.body);
+    etag = (put.json() as { ETag: string }).ETag;
+    const got = await req('GET', url);
+    assert.equal(got.statusCode, 200, got.body);
+    assert.equal((got.json() as { Key: string; Value: string }).Value, 'v');
+    const del = await req('DELETE', url, { ifMatch: etag });
+    assert.equal(del.statusCode, 200, del.body);
+    etag = (del.json() as { ETag: string }).ETag;
+  }
+  // Over the limit: the service's answer, not the router's.
+  expectError(await req('PUT', `/v1/key-value-stores/long/keys/${'k'.repeat(513)}`, { body: { value: 'v' }, ifMatch: etag }), 413, 'EntitySizeLimitExceeded');
+});
+
+test('errors: fastify\'s own errors and unsupported methods answer {"error":{"code","message"}}', async (t) => {
+  const { req } = await setup(t);
+  const shape = (res: LightMyRequestResponse): void => {
+    const b = res.json() as Record<string, unknown>;
+    assert.deepEqual(Object.keys(b), ['error'], res.body);
+    assert.deepEqual(Object.keys(b.error as object).sort(), ['code', 'message'], res.body);
+  };
+  const badUrl = await req('GET', '/v1/key-value-stores/%E0%A4%A');
+  expectError(badUrl, 400, 'InvalidArgument', /not a valid URL/);
+  shape(badUrl);
+  const tooLong = await req('GET', `/v1/key-value-stores/x/keys/${'k'.repeat(3000)}`);
+  expectError(tooLong, 414, 'InvalidArgument', /too long/);
+  shape(tooLong);
+  const media = await req('POST', '/v1/trust-stores', { body: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  expectError(media, 415, 'InvalidArgument', /application\/json/);
+  shape(media);
+  const small = await createAdminApp({ token: TOKEN, metrics: async () => ({ contentType: 'text/plain', body: '' }), readiness: () => ({ ready: true, status: 'ok', reasons: [] }), api: { store: (await setup(t)).store }, bodyLimit: 100 });
+  t.after(() => small.close());
+  const big = await small.inject({ method: 'POST', url: '/v1/trust-stores', headers: { ...AUTH, 'content-type': 'application/json' }, payload: JSON.stringify({ name: 'x'.repeat(200) }) });
+  expectError(big, 413, 'EntitySizeLimitExceeded');
+  shape(big);
+  const method = await req('PATCH', '/v1/trust-stores/x');
+  expectError(method, 405, 'InvalidArgument', /PATCH is not allowed/);
+  assert.equal(method.headers.allow, 'DELETE, GET, HEAD, PUT');
+  shape(method);
+  assert.equal((await req('DELETE', '/v1/openapi.json')).headers.allow, 'GET, HEAD');
+  expectError(await req('GET', '/v1/nothing-here'), 404, 'EntityNotFound');
+});
+
+test('JSON bodies: a member name given twice is refused naming its path', async (t) => {
+  const { req } = await setup(t);
+  const ct = { 'content-type': 'application/json' };
+  expectError(await req('POST', '/v1/key-value-stores', { body: '{"name":"a","name":"b"}', headers: ct }), 400, 'InvalidArgument', /^body: duplicate member "name" in the top-level object/);
+  const etag = ((await req('POST', '/v1/key-value-stores', { body: { name: 'a' } })).json() as { ETag: string }).ETag;
+  expectError(await req('POST', '/v1/key-value-stores/a/keys', { body: '{"puts":[{"key":"k","value":"1","value":"2"}]}', headers: ct, ifMatch: etag }), 400, 'InvalidArgument', /duplicate member "value" in puts\[0\]/);
+  // Escaped spellings are the same name.
+  expectError(await req('POST', '/v1/key-value-stores', { body: '{"name":"x","n\\u0061me":"y"}', headers: ct }), 400, 'InvalidArgument', /duplicate member "name"/);
+  assert.equal((await req('GET', '/v1/key-value-stores/a')).statusCode, 200);
+});
+
+test('ETags: the header is quoted, If-Match quoted or bare, a weak one is PreconditionFailed; bodies stay bare', async (t) => {
+  const { req } = await setup(t);
+  const created = await req('POST', '/v1/key-value-stores', { body: { name: 'e' } });
+  const body = created.json() as { ETag: string };
+  assert.doesNotMatch(body.ETag, /"/);
+  assert.equal(created.headers.etag, `"${body.ETag}"`);
+  const weak = await req('PUT', '/v1/key-value-stores/e', { body: { comment: 'x' }, ifMatch: `W/"${body.ETag}"` });
+  expectError(weak, 412, 'PreconditionFailed', /weak ETag/);
+  const quoted = await req('PUT', '/v1/key-value-stores/e', { body: { comment: 'x' }, ifMatch: `"${body.ETag}"` });
+  assert.equal(quoted.statusCode, 200, quoted.body);
+  const e2 = (quoted.json() as { ETag: string }).ETag;
+  const bare = await req('PUT', '/v1/key-value-stores/e', { body: { comment: 'y' }, ifMatch: ` ${e2} ` });
+  assert.equal(bare.statusCode, 200, bare.body);
+  expectError(await req('PUT', '/v1/key-value-stores/e', { body: { comment: 'z' }, ifMatch: `"${e2}"` }), 412, 'PreconditionFailed');
 });
 
 test('key value stores: create with import, describe by id, update comment, keys, batch, delete', async (t) => {
@@ -172,7 +278,7 @@ test('key value stores: create with import, describe by id, update comment, keys
   const d = created.json() as { Id: string; ETag: string; Status: string; ItemCount: number };
   assert.equal(d.Status, 'READY');
   assert.equal(d.ItemCount, 3);
-  assert.equal(created.headers.etag, d.ETag);
+  assert.equal(created.headers.etag, `"${d.ETag}"`);
   expectError(await req('POST', '/v1/key-value-stores', { body: { name: 'revoked' } }), 409, 'EntityAlreadyExists');
   // An import file on the server; a bad one leaves the store FAILED (not an error: the description says so).
   const file = join(dir, 'import.json');
@@ -191,7 +297,7 @@ test('key value stores: create with import, describe by id, update comment, keys
   assert.deepEqual(((await req('GET', '/v1/key-value-stores')).json() as { Items: { Name: string }[] }).Items.map((i) => i.Name), ['dup', 'fromfile', 'fromurl', 'revoked']);
   const byId = await req('GET', `/v1/key-value-stores/${d.Id}`);
   assert.equal(byId.statusCode, 200);
-  assert.equal(byId.headers.etag, d.ETag);
+  assert.equal(byId.headers.etag, `"${d.ETag}"`);
   expectError(await req('GET', '/v1/key-value-stores/none'), 404, 'EntityNotFound');
 
   // Update (comment) under If-Match.
@@ -206,7 +312,7 @@ test('key value stores: create with import, describe by id, update comment, keys
   // Keys: list with pagination, get, put, delete, batch.
   const p1 = await req('GET', '/v1/key-value-stores/revoked/keys?maxResults=2');
   assert.equal(p1.statusCode, 200);
-  assert.equal(p1.headers.etag, etag);
+  assert.equal(p1.headers.etag, `"${etag}"`);
   const page1 = p1.json() as { Items: { Key: string }[]; NextToken: string };
   assert.deepEqual(page1.Items.map((i) => i.Key), ['a', 'b/c']);
   const page2 = (await req('GET', `/v1/key-value-stores/revoked/keys?maxResults=2&nextToken=${encodeURIComponent(page1.NextToken)}`)).json() as { Items: { Key: string }[]; NextToken?: string };
@@ -219,7 +325,7 @@ test('key value stores: create with import, describe by id, update comment, keys
   const got = await req('GET', '/v1/key-value-stores/revoked/keys/b%2Fc');
   assert.equal(got.statusCode, 200, got.body);
   assert.equal((got.json() as { Value: string }).Value, '2');
-  assert.equal(got.headers.etag, etag);
+  assert.equal(got.headers.etag, `"${etag}"`);
   expectError(await req('GET', '/v1/key-value-stores/revoked/keys/zz'), 404, 'EntityNotFound');
 
   expectError(await req('PUT', '/v1/key-value-stores/revoked/keys/d', { body: { value: '4' } }), 400, 'InvalidIfMatchVersion');
@@ -238,7 +344,7 @@ test('key value stores: create with import, describe by id, update comment, keys
   const batch = await req('POST', '/v1/key-value-stores/revoked/keys', { body: { puts: [{ key: 'e', value: '5' }], deletes: [{ key: 'a' }] }, ifMatch: etag });
   assert.equal(batch.statusCode, 200, batch.body);
   etag = (batch.json() as { ETag: string }).ETag;
-  assert.equal(batch.headers.etag, etag);
+  assert.equal(batch.headers.etag, `"${etag}"`);
 
   expectError(await req('DELETE', '/v1/key-value-stores/revoked/keys/e'), 400, 'InvalidIfMatchVersion');
   const del = await req('DELETE', '/v1/key-value-stores/revoked/keys/e', { ifMatch: etag });
@@ -281,7 +387,7 @@ test('import-crl: verified against a trust store by name or id, under the store 
   assert.equal(r.statusCode, 200, r.body);
   const out = r.json() as { ETag: string; Entries: number; ItemCount: number };
   assert.equal(out.Entries, 2);
-  assert.equal(r.headers.etag, out.ETag);
+  assert.equal(r.headers.etag, `"${out.ETag}"`);
   assert.equal((await req('GET', '/v1/key-value-stores/crl/keys/00a1')).statusCode, 200);
   expectError(await req('POST', '/v1/key-value-stores/crl/import-crl', { body: { crlPem: crl.pem, trustStore: 'crlca' }, ifMatch: kv.ETag }), 412, 'PreconditionFailed');
 });
@@ -297,10 +403,10 @@ test('connection functions: create, describe per stage, update, publish, code, t
   assert.equal(created.statusCode, 201, created.body);
   const f = created.json() as { Id: string; ETag: string; Status: string; Stage: string };
   assert.equal(f.Status, 'UNPUBLISHED');
-  assert.equal(created.headers.etag, f.ETag);
+  assert.equal(created.headers.etag, `"${f.ETag}"`);
   expectError(await req('POST', '/v1/connection-functions', { body: { name: 'gate', code: ALLOW } }), 409, 'EntityAlreadyExists');
 
-  assert.equal((await req('GET', `/v1/connection-functions/${f.Id}`)).headers.etag, f.ETag);
+  assert.equal((await req('GET', `/v1/connection-functions/${f.Id}`)).headers.etag, `"${f.ETag}"`);
   expectError(await req('GET', '/v1/connection-functions/gate?stage=LIVE'), 404, 'EntityNotFound', /not been published/);
   expectError(await req('GET', '/v1/connection-functions/gate?stage=PROD'), 400, 'InvalidArgument', /^stage: /);
   assert.equal(((await req('GET', '/v1/connection-functions?stage=LIVE')).json() as { Quantity: number }).Quantity, 0);
@@ -323,7 +429,7 @@ test('connection functions: create, describe per stage, update, publish, code, t
 
   const liveCode = await req('GET', '/v1/connection-functions/gate/code?stage=LIVE');
   assert.equal((liveCode.json() as { Code: string }).Code, ALLOW);
-  assert.equal(liveCode.headers.etag, (pub.json() as { ETag: string }).ETag);
+  assert.equal(liveCode.headers.etag, `"${(pub.json() as { ETag: string }).ETag}"`);
   assert.equal(((await req('GET', '/v1/connection-functions/gate/code')).json() as { Code: string }).Code, DENY);
 
   // Test: a PEM chain (LIVE allows, DEVELOPMENT denies), a connection object, validation.
@@ -379,11 +485,11 @@ test('distributions: create, validation messages, get by id, update, in-use rule
   assert.equal(created.statusCode, 201, created.body);
   const d = created.json() as { Id: string; ETag: string; DistributionConfig: { listen: string; aliases: string[] } };
   assert.equal(d.DistributionConfig.listen, '127.0.0.1:8443');
-  assert.equal(created.headers.etag, d.ETag);
+  assert.equal(created.headers.etag, `"${d.ETag}"`);
   expectError(await req('POST', '/v1/distributions', { body: { name: 'api', ...doc } }), 409, 'EntityAlreadyExists');
   expectError(await req('POST', '/v1/distributions', { body: { name: 'api2', ...doc } }), 409, 'CNAMEAlreadyExists');
   assert.equal(((await req('GET', '/v1/distributions')).json() as { Quantity: number }).Quantity, 1);
-  assert.equal((await req('GET', `/v1/distributions/${d.Id}`)).headers.etag, d.ETag);
+  assert.equal((await req('GET', `/v1/distributions/${d.Id}`)).headers.etag, `"${d.ETag}"`);
 
   // The trust store and an associated function cannot be deleted while in use.
   expectError(await req('DELETE', '/v1/trust-stores/devices', { ifMatch: ts.ETag }), 409, 'CannotDeleteEntityWhileInUse', /"api"/);

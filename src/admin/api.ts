@@ -7,14 +7,14 @@
  * resolves ids to names, and shapes responses.
  *
  * Conventions: JSON in and out; a response about one resource carries its `ETag`
- * header; writes to an existing resource need `If-Match` (missing →
+ * header (quoted; `If-Match` may be quoted or bare, a weak one is PreconditionFailed); writes to an existing resource need `If-Match` (missing →
  * `InvalidIfMatchVersion` 400, stale → `PreconditionFailed` 412, decided inside the
  * store's write transaction, so of two writers with the same ETag exactly one wins).
  * Creates answer 201, deletes of resources 204, lists `{"Items":[…],"Quantity":n}`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { InvalidArgumentError, PortcullisError } from '../errors.js';
+import { InvalidArgumentError, PortcullisError, PreconditionFailedError } from '../errors.js';
 import {
   DistributionService, TrustStoreService, joinProblems, zodProblems, type DistributionRecord, type TrustStoreRecord,
 } from '../resources/index.js';
@@ -66,12 +66,21 @@ function parseBody<T>(schema: z.ZodType<T>, input: unknown, what = 'body'): T {
   return r.data;
 }
 
-/** The If-Match header: quotes and a `W/` prefix removed; undefined when absent (the services refuse that). */
+/**
+ * The If-Match header's ETag, quoted (`"ETAG"`, RFC 9110) or bare (`ETAG`, as the JSON
+ * bodies show it); undefined when absent (the services refuse that).
+ * @throws PreconditionFailedError for a weak ETag (`W/"…"`): writes use the strong
+ *   comparison (RFC 9110 13.1.1), under which a weak ETag never matches.
+ */
 export function ifMatchOf(req: Req): string | undefined {
   const h = req.headers['if-match'];
   if (typeof h !== 'string') return undefined;
-  const m = /^\s*(?:W\/)?"([^"]*)"\s*$/.exec(h);
-  return m ? m[1] : h.trim();
+  const v = h.trim();
+  if (/^W\//.test(v)) {
+    throw new PreconditionFailedError('If-Match: a weak ETag (W/"…") never matches a write, which compares ETags strongly; send the ETag as "ETAG" or ETAG');
+  }
+  const m = /^"([^"]*)"$/.exec(v);
+  return m ? m[1] : v;
 }
 
 function stageOf(req: Req, field = 'stage'): FunctionStage {
@@ -159,9 +168,9 @@ function checkSameName(given: string | undefined, actual: string, kind: string):
   }
 }
 
-/** Sends `body` with the resource's ETag header. */
+/** Sends `body` with the resource's ETag header, quoted (`"ETAG"`, RFC 9110 8.8.3); the body's `ETag` fields stay bare (CloudFront style). */
 function withEtag(reply: FastifyReply, etag: string, body: unknown, status = 200): FastifyReply {
-  return reply.code(status).header('etag', etag).send(body);
+  return reply.code(status).header('etag', `"${etag}"`).send(body);
 }
 
 /**

@@ -4,10 +4,12 @@
  * `/v1` (api.ts) with `GET /v1/openapi.json` — every route but `/healthz` behind the
  * bearer token.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { bearerMatches } from './token.js';
 import { registerApiRoutes, type AdminApiOptions } from './api.js';
 import { mapError } from './errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import { describeDuplicateMember, findDuplicateMember } from '../kvs/index.js';
 import { openApiDocument } from './openapi.js';
 
 /** Readiness as reported by `GET /readyz`. */
@@ -56,6 +58,9 @@ export function parseListenAddress(listen: string): { host: string; port: number
   return { host: (m[1] ?? m[2])!, port };
 }
 
+/** fastify `maxParamLength` of the admin app: a 512-byte KVS key fully percent-encoded (1536) plus margin. */
+export const ADMIN_MAX_PARAM_LENGTH = 2048;
+
 /** Default {@link AdminServerOptions.bodyLimit}. */
 export const DEFAULT_ADMIN_BODY_LIMIT = 12 * 1024 * 1024;
 
@@ -65,16 +70,40 @@ export const DEFAULT_ADMIN_BODY_LIMIT = 12 * 1024 * 1024;
  * errors.ts for the other codes). Closing the app also stops the `/test` sandbox worker.
  */
 export async function createAdminApp(options: Omit<AdminServerOptions, 'listen'>): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? DEFAULT_ADMIN_BODY_LIMIT });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimit ?? DEFAULT_ADMIN_BODY_LIMIT,
+    // `/keys/{key}`: a key is up to 512 UTF-8 bytes (kvs maxKeyBytes), percent-encoded
+    // up to 3 × 512 = 1536 characters; fastify's default of 100 would answer 414.
+    maxParamLength: ADMIN_MAX_PARAM_LENGTH,
+    // Router errors (a malformed percent-encoding, a too long segment) answer in the
+    // API's error shape like every other error.
+    frameworkErrors: (err, _req, reply) => {
+      const m = mapError(err);
+      void (reply as FastifyReply).code(m.status).send(m.body);
+    },
+  });
   // An empty body with `Content-Type: application/json` (clients that always send the
   // header, e.g. on DELETE or publish) is no body, not an error; anything else goes
-  // through fastify's parser (prototype-poisoning protection included).
+  // through fastify's parser (prototype-poisoning protection included), then a member
+  // name given twice in one object is refused (JSON.parse would keep the last silently).
   const defaultJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') { done(null, undefined); return; }
-    defaultJson(req, text, done);
+    defaultJson(req, text, (err, parsed) => {
+      if (err) { done(err, undefined); return; }
+      const dup = findDuplicateMember(text);
+      if (dup) { done(new InvalidArgumentError(`body: ${describeDuplicateMember(dup)}`), undefined); return; }
+      done(null, parsed);
+    });
+  });
+  // Which methods each route path has, for 405 + Allow on a known path with another method.
+  const routes: { re: RegExp; method: string }[] = [];
+  app.addHook('onRoute', (r) => {
+    const re = new RegExp(`^${r.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}$`);
+    for (const m of Array.isArray(r.method) ? r.method : [r.method]) routes.push({ re, method: m.toUpperCase() });
   });
   app.addHook('onRequest', async (req, reply) => {
     if (req.url === '/healthz' || req.url.startsWith('/healthz?')) return;
@@ -96,7 +125,16 @@ export async function createAdminApp(options: Omit<AdminServerOptions, 'listen'>
     app.addHook('onClose', async () => { await closeApi(); });
     app.get('/v1/openapi.json', async () => openApiDocument());
   }
-  app.setNotFoundHandler(async (req, reply) => reply.code(404).send({ error: { code: 'EntityNotFound', message: `no route ${req.method} ${req.url.replace(/\?.*$/, '')}` } }));
+  app.setNotFoundHandler(async (req, reply) => {
+    const path = req.url.replace(/\?.*$/, '');
+    const allow = [...new Set(routes.filter((r) => r.re.test(path)).map((r) => r.method))].sort();
+    if (allow.length > 0) {
+      return reply.code(405).header('allow', allow.join(', ')).send({
+        error: { code: 'InvalidArgument', message: `method ${req.method} is not allowed on ${path}; allowed: ${allow.join(', ')}` },
+      });
+    }
+    return reply.code(404).send({ error: { code: 'EntityNotFound', message: `no route ${req.method} ${path}` } });
+  });
   app.setErrorHandler(async (err, req, reply) => {
     const m = mapError(err);
     if (m.internal) options.onError?.(err, `${req.method} ${req.url.replace(/\?.*$/, '')}`);
