@@ -509,6 +509,23 @@ test('distributions: create, validation messages, get by id, update, in-use rule
   assert.equal((await req('DELETE', '/v1/trust-stores/devices', { ifMatch: ts.ETag })).statusCode, 204);
 });
 
+test('distributions: a listen address overlapping another distribution or the admin listener is 409 CNAMEAlreadyExists naming both', async (t) => {
+  const { req } = await setup(t, { adminListen: '127.0.0.1:9901' });
+  const c = await chainP;
+  await req('POST', '/v1/trust-stores', { body: { name: 'devices', caBundlePem: c.root.pem } });
+  const doc = (listen: string, alias: string) => ({
+    listen, aliases: [alias], certificates: [{ certFile: '/etc/pc/server.pem', keyFile: '/etc/pc/server.key' }],
+    origin: { url: 'http://127.0.0.1:8080' }, viewerMtls: { mode: 'required', trustStore: 'devices' },
+  });
+  assert.equal((await req('POST', '/v1/distributions', { body: { name: 'specific', ...doc('127.0.0.1:8443', 'a.example.com') } })).statusCode, 201);
+  expectError(await req('POST', '/v1/distributions', { body: { name: 'wild', ...doc('0.0.0.0:8443', 'b.example.com') } }), 409, 'CNAMEAlreadyExists', /"wild".*overlaps 127\.0\.0\.1:8443 of distribution "specific"/);
+  expectError(await req('POST', '/v1/distributions', { body: { name: 'wild6', ...doc('[::]:8443', 'b.example.com') } }), 409, 'CNAMEAlreadyExists', /"specific"/);
+  expectError(await req('POST', '/v1/distributions', { body: { name: 'adm', ...doc('0.0.0.0:9901', 'b.example.com') } }), 409, 'CNAMEAlreadyExists', /admin listener's address 127\.0\.0\.1:9901/);
+  const other = (await req('POST', '/v1/distributions', { body: { name: 'other', ...doc('0.0.0.0:8444', 'b.example.com') } })).json() as { ETag: string };
+  expectError(await req('PUT', '/v1/distributions/other', { body: doc('0.0.0.0:8443', 'b.example.com'), ifMatch: other.ETag }), 409, 'CNAMEAlreadyExists', /"other".*"specific"/);
+  assert.equal((await req('POST', '/v1/distributions', { body: { name: 'shared', ...doc('127.0.0.1:8443', 'c.example.com') } })).statusCode, 201);
+});
+
 test('ocsp-cache: list and purge all, by serial, by key; 501 without a cache', async (t) => {
   const cache = new OcspCache();
   const certId = (serial: string) => ({ hashAlgorithm: '1.3.14.3.2.26', issuerNameHash: Buffer.alloc(20, 1), issuerKeyHash: Buffer.alloc(20, 2), serialNumber: Buffer.from(serial, 'hex') });

@@ -54,6 +54,14 @@ export interface AdminApiOptions {
   ocspCacheUnavailable?: string;
   /** Clock, ms (tests). */
   now?: () => number;
+  /**
+   * The admin listener's own `host:port` (a function when known only after binding):
+   * distributions may not listen on it or on a socket overlapping it. `startAdminServer`
+   * fills it in.
+   */
+  adminListen?: string | (() => string | undefined);
+  /** Host name resolution for distribution listen addresses (tests; default `dns.lookup`). */
+  lookupHost?: (host: string) => Promise<{ address: string; family: number }>;
 }
 
 type Req = FastifyRequest;
@@ -181,7 +189,9 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
   const { store } = options;
   const now = options.now ?? Date.now;
   const trustStores = new TrustStoreService(store, { now, ...(options.trustStoreLimits ? { limits: options.trustStoreLimits } : {}) });
-  const distributions = new DistributionService(store, { now });
+  const distributions = new DistributionService(store, {
+    now, ...(options.adminListen !== undefined ? { adminListen: options.adminListen } : {}), ...(options.lookupHost ? { lookupHost: options.lookupHost } : {}),
+  });
   const kvs = new KeyValueStoreService(store, { now, ...(options.kvsLimits ? { limits: options.kvsLimits } : {}) });
   const functionLimits = resolveFunctionLimits(options.functionLimits);
   const functions = new FunctionService(store, { now, limits: functionLimits });

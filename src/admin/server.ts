@@ -149,7 +149,11 @@ export async function createAdminApp(options: Omit<AdminServerOptions, 'listen'>
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { host, port } = parseListenAddress(options.listen);
-  const app = await createAdminApp(options);
+  // Distributions may not take the admin socket; with port 0 it is known after binding.
+  let adminListen: string | undefined = port === 0 ? undefined : options.listen;
+  const app = await createAdminApp(options.api
+    ? { ...options, api: { adminListen: () => adminListen, ...options.api } }
+    : options);
   try {
     await app.listen({ host, port });
   } catch (err) {
@@ -158,5 +162,6 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   }
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? { host: addr.address, port: addr.port } : { host, port };
+  if (port === 0) adminListen = `${host.includes(':') ? `[${host}]` : host}:${bound.port}`;
   return { app, address: bound, close: () => app.close() };
 }

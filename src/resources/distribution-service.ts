@@ -9,8 +9,17 @@
  * connection function of `connectionFunctionAssociation` must exist (either stage; the
  * edge runs LIVE), and no other distribution on the same listen address may claim one
  * of its aliases. Nothing refers to distributions, so a delete is never refused for use.
+ *
+ * Listen sockets: addresses are resolved as the edge binds them (`localhost:P` and
+ * `127.0.0.1:P` are one socket, shared through SNI). A listen address whose socket
+ * overlaps another distribution's without being the same (a wildcard `0.0.0.0:P` /
+ * `[::]:P` and a specific address on port P: binding both fails with EADDRINUSE), or
+ * the admin listener's socket, is refused with `CNAMEAlreadyExists` (409) naming both —
+ * like an alias, a socket is a claim another resource already holds.
  */
 import { randomUUID } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import {
   CnameAlreadyExistsError, EntityNotFoundError, InvalidArgumentError, PreconditionFailedError,
 } from '../errors.js';
@@ -27,6 +36,60 @@ export interface DistributionServiceOptions {
   now?: () => number;
   newEtag?: () => string;
   newId?: () => string;
+  /**
+   * The admin listener's `host:port` (a function: known after binding when the port is
+   * 0); a distribution may not listen on it or on a socket overlapping it.
+   */
+  adminListen?: string | (() => string | undefined);
+  /** Host name resolution for listen addresses (default `dns.lookup`, as `listen` binds). */
+  lookupHost?: (host: string) => Promise<{ address: string; family: number }>;
+}
+
+/** A listen address as the socket it binds: `ip:port` (IPv6 `[ip]:port`). */
+export interface ListenSocket {
+  key: string;
+  ip: string;
+  family: 4 | 6;
+  port: number;
+}
+
+/**
+ * Resolves a `host:port` listen address to the socket it binds (IP literals normalised,
+ * names through `lookupHost`), as the edge groups listeners; undefined when it is
+ * malformed or the name does not resolve (nothing can be said; the edge reports it).
+ */
+export async function resolveListenSocket(
+  listen: string, lookupHost: (host: string) => Promise<{ address: string; family: number }> = (h) => lookup(h),
+): Promise<ListenSocket | undefined> {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  let host = m[1] ?? m[2]!;
+  if (isIP(host) === 0) {
+    try {
+      host = (await lookupHost(host)).address;
+    } catch {
+      return undefined;
+    }
+  }
+  const family = isIP(host);
+  if (family === 4) return { key: `${host}:${port}`, ip: host, family: 4, port };
+  if (family !== 6) return undefined;
+  const ip = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  return { key: `[${ip}]:${port}`, ip, family: 6, port };
+}
+
+/**
+ * How two sockets relate: `same` (one listener, shared through SNI), `overlap` (different,
+ * but binding both fails with EADDRINUSE: a wildcard `0.0.0.0:P` covers every IPv4
+ * address on P, `[::]:P` — dual-stack as Node binds it — every address), or `apart`.
+ * Port 0 (any free port) never overlaps.
+ */
+export function compareListenSockets(a: ListenSocket, b: ListenSocket): 'same' | 'overlap' | 'apart' {
+  if (a.port === 0 || b.port === 0 || a.port !== b.port) return 'apart';
+  if (a.key === b.key) return 'same';
+  const covers = (w: ListenSocket, o: ListenSocket): boolean => (w.family === 6 && w.ip === '::') || (w.family === 4 && w.ip === '0.0.0.0' && o.family === 4);
+  return covers(a, b) || covers(b, a) ? 'overlap' : 'apart';
 }
 
 /** What {@link findAliasConflicts} compares: a distribution's name, listen address and aliases. */
@@ -34,11 +97,13 @@ export interface DistributionListenClaim {
   name: string;
   listen: string;
   aliases: readonly string[];
+  /** The resolved socket key ({@link ListenSocket.key}); when given, claims compare by it (`localhost:P` = `127.0.0.1:P`). */
+  socket?: string;
 }
 
-/** The listen address in a form where equal addresses compare equal (host lowercased). */
-function listenKey(listen: string): string {
-  return listen.toLowerCase();
+/** The listen address in a form where equal addresses compare equal (the socket, else host lowercased). */
+function listenKey(c: DistributionListenClaim): string {
+  return c.socket ?? c.listen.toLowerCase();
 }
 
 /**
@@ -51,7 +116,7 @@ export function findAliasConflicts(claims: readonly DistributionListenClaim[]): 
   const out: string[] = [];
   for (const c of claims) {
     for (const alias of c.aliases) {
-      const key = `${listenKey(c.listen)} ${alias}`;
+      const key = `${listenKey(c)} ${alias}`;
       const other = owner.get(key);
       if (other !== undefined && other !== c.name) out.push(`distributions "${other}" and "${c.name}" both claim alias "${alias}" on ${c.listen}`);
       else owner.set(key, c.name);
@@ -66,12 +131,17 @@ export class DistributionService {
   private readonly now: () => number;
   private readonly newEtag: () => string;
   private readonly newId: () => string;
+  private readonly adminListen: () => string | undefined;
+  private readonly lookupHost: ((host: string) => Promise<{ address: string; family: number }>) | undefined;
 
   constructor(private readonly store: Store, options: DistributionServiceOptions = {}) {
     this.repo = store.distributions as ResourceRepository<DistributionDocument>;
     this.now = options.now ?? Date.now;
     this.newEtag = options.newEtag ?? newResourceEtag;
     this.newId = options.newId ?? randomUUID;
+    const admin = options.adminListen;
+    this.adminListen = typeof admin === 'function' ? admin : () => admin;
+    this.lookupHost = options.lookupHost;
   }
 
   /**
@@ -79,7 +149,9 @@ export class DistributionService {
    * would be stored (defaults filled in).
    * @param name the distribution it is for (excluded from the alias check).
    * @throws InvalidArgumentError (shape, `field.path: problem`), EntityNotFoundError
-   *   (trust store or function), CnameAlreadyExistsError.
+   *   (trust store or function), CnameAlreadyExistsError (an alias another distribution
+   *   on the same socket claims; a listen socket overlapping another distribution's or
+   *   the admin listener's).
    */
   async check(name: string, input: unknown): Promise<DistributionDocument> {
     validateResourceName(name, 'distribution');
@@ -97,7 +169,23 @@ export class DistributionService {
       }
     }
     const others = (await this.repo.list()).filter((d) => d.name !== name);
-    const conflicts = findAliasConflicts([...others.map((d) => ({ name: d.name, listen: d.document.listen, aliases: d.document.aliases })), { name, listen: doc.listen, aliases: doc.aliases }])
+    const resolve = (listen: string): Promise<ListenSocket | undefined> => resolveListenSocket(listen, this.lookupHost);
+    const mine = await resolve(doc.listen);
+    const sockets = await Promise.all(others.map((d) => resolve(d.document.listen)));
+    if (mine) {
+      const adminListen = this.adminListen();
+      const admin = adminListen !== undefined ? await resolve(adminListen) : undefined;
+      if (admin && compareListenSockets(mine, admin) !== 'apart') {
+        throw new CnameAlreadyExistsError(`listen: ${doc.listen} ${compareListenSockets(mine, admin) === 'same' ? 'is' : 'overlaps'} the admin listener's address ${adminListen}; give the distribution another address or port`);
+      }
+      const clashes = others.flatMap((d, i) => (sockets[i] && compareListenSockets(mine, sockets[i]) === 'overlap'
+        ? [`listen: ${doc.listen} of distribution "${name}" overlaps ${d.document.listen} of distribution "${d.name}" on port ${mine.port} (a wildcard and a specific address cannot both listen: EADDRINUSE); give them the same listen address or different ports`]
+        : []));
+      if (clashes.length > 0) throw new CnameAlreadyExistsError(clashes.join('; '));
+    }
+    const claim = (n: string, listen: string, aliases: readonly string[], socket: ListenSocket | undefined): DistributionListenClaim => (
+      { name: n, listen, aliases, ...(socket ? { socket: socket.key } : {}) });
+    const conflicts = findAliasConflicts([...others.map((d, i) => claim(d.name, d.document.listen, d.document.aliases, sockets[i])), claim(name, doc.listen, doc.aliases, mine)])
       .filter((m) => m.includes(`"${name}"`));
     if (conflicts.length > 0) throw new CnameAlreadyExistsError(conflicts.join('; '));
     return doc;

@@ -122,6 +122,39 @@ test('distribution: two on one listen address may not claim the same alias (both
   await ds.create('d', dist({ listen: '127.0.0.1:9000', aliases: ['x.example.com'] }));
 });
 
+test('distribution: a listen socket overlapping another distribution\'s or the admin listener\'s is refused, naming both', async (t) => {
+  const { store, ts } = await setup(t);
+  await ts.create({ name: 'devices', caBundlePem: (await chain).root.pem });
+  const lookupHost = async (h: string) => {
+    if (h === 'localhost') return { address: '127.0.0.1', family: 4 };
+    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${h}`), { code: 'ENOTFOUND' });
+  };
+  const ds = new DistributionService(store, { adminListen: '127.0.0.1:9901', lookupHost });
+  await ds.create('specific', dist({ listen: '127.0.0.1:8443', aliases: ['a.example.com'] }));
+  const overlap = (e: unknown, a: string, b: string) => e instanceof CnameAlreadyExistsError && e.message.includes(`"${a}"`) && e.message.includes(`"${b}"`) && /overlaps/.test(e.message);
+  await assert.rejects(ds.create('wild4', dist({ listen: '0.0.0.0:8443', aliases: ['b.example.com'] })), (e) => overlap(e, 'wild4', 'specific'));
+  await assert.rejects(ds.create('wild6', dist({ listen: '[::]:8443', aliases: ['b.example.com'] })), (e) => overlap(e, 'wild6', 'specific'));
+  // The same socket spelled differently is shared (SNI), and then its aliases are compared.
+  await ds.create('samesocket', dist({ listen: 'localhost:8443', aliases: ['b.example.com'] }));
+  await assert.rejects(ds.create('samealias', dist({ listen: 'localhost:8443', aliases: ['a.example.com'] })),
+    (e: unknown) => e instanceof CnameAlreadyExistsError && /"specific" and "samealias".*"a\.example\.com"/.test(e.message));
+  // Other ports, port 0, an IPv6 specific address next to an IPv4 wildcard: fine.
+  await ds.create('wildother', dist({ listen: '0.0.0.0:8444', aliases: ['c.example.com'] }));
+  await ds.create('v6', dist({ listen: '[::1]:8444', aliases: ['c.example.com'] }));
+  await ds.create('any0', dist({ listen: '0.0.0.0:0', aliases: ['d.example.com'] }));
+  await ds.create('any0b', dist({ listen: '127.0.0.1:0', aliases: ['e.example.com'] }));
+  // An update into an overlap is refused too; a name that does not resolve is left to the edge.
+  const r = await ds.get('wildother');
+  await assert.rejects(ds.update('wildother', r.etag, dist({ listen: '0.0.0.0:8443', aliases: ['c.example.com'] })), (e) => overlap(e, 'wildother', 'specific'));
+  await ds.create('unresolved', dist({ listen: 'nowhere.invalid:8443', aliases: ['f.example.com'] }));
+  // The admin listener's socket, exactly or through a wildcard.
+  for (const listen of ['127.0.0.1:9901', 'localhost:9901', '0.0.0.0:9901', '[::]:9901']) {
+    await assert.rejects(ds.create('admin', dist({ listen, aliases: ['g.example.com'] })),
+      (e: unknown) => e instanceof CnameAlreadyExistsError && /admin listener's address 127\.0\.0\.1:9901/.test(e.message), listen);
+  }
+  await ds.create('admin', dist({ listen: '127.0.0.2:9901', aliases: ['g.example.com'] }));
+});
+
 test('parseDistributionDocument: precise field.path messages, several at once', () => {
   const bad = (input: Record<string, unknown>, re: RegExp) =>
     assert.throws(() => parseDistributionDocument(input, 'd'), (e: unknown) => e instanceof InvalidArgumentError && re.test(e.message), String(re));
