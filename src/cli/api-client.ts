@@ -10,7 +10,9 @@
  * code of the shared resource table ({@link resourceExitCode}: AccessDenied 77, not
  * found 2, conflicts incl. PreconditionFailed 3, limits 4, bad input 64, unreachable or
  * unavailable 69, anything else 1). A server that cannot be reached is reported naming
- * the URL (exit 69).
+ * the URL (exit 69), and so is one that answers 404 without the API's error body (not
+ * the admin API: `NotAdminApi`, exit 69). An invalid URL is a usage error naming where
+ * it came from (exit 64). ETags are read quoted or unquoted and sent quoted in If-Match.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -84,6 +86,7 @@ function connectHost(listen: string): string {
  */
 export async function resolveAdminTarget(opts: AdminOptions, env: NodeJS.ProcessEnv = process.env): Promise<AdminTarget> {
   let url = opts.adminUrl;
+  let urlFrom = '--admin-url';
   let token = opts.token;
   if (opts.config !== undefined && (url === undefined || token === undefined)) {
     let config;
@@ -93,7 +96,10 @@ export async function resolveAdminTarget(opts: AdminOptions, env: NodeJS.Process
       if (err instanceof ConfigError) throw new CliUsageError(err.message);
       throw err;
     }
-    url ??= `http://${connectHost(config.admin.listen)}`;
+    if (url === undefined) {
+      url = `http://${connectHost(config.admin.listen)}`;
+      urlFrom = `admin.listen of --config ${opts.config}`;
+    }
     if (token === undefined) {
       if (config.admin.token !== undefined) {
         token = config.admin.token;
@@ -108,10 +114,18 @@ export async function resolveAdminTarget(opts: AdminOptions, env: NodeJS.Process
       }
     }
   }
-  url ??= env.PORTCULLIS_ADMIN_URL || undefined;
+  if (url === undefined && env.PORTCULLIS_ADMIN_URL) {
+    url = env.PORTCULLIS_ADMIN_URL;
+    urlFrom = '$PORTCULLIS_ADMIN_URL';
+  }
   token ??= env.PORTCULLIS_ADMIN_TOKEN || undefined;
   if (url === undefined) throw new CliUsageError('no admin API: give --admin-url URL or --config FILE, or set PORTCULLIS_ADMIN_URL');
-  if (!/^https?:\/\/[^/]/i.test(url)) throw new CliUsageError(`admin URL "${url}" must start with http:// or https://`);
+  if (!/^https?:\/\/[^/]/i.test(url)) throw new CliUsageError(`${urlFrom}: admin URL "${url}" must start with http:// or https://`);
+  try {
+    new URL(url);
+  } catch {
+    throw new CliUsageError(`${urlFrom}: "${url}" is not a valid URL (check the host and the port)`);
+  }
   if (token === undefined || token === '') throw new CliUsageError('no admin token: give --token, or --config FILE, or set PORTCULLIS_ADMIN_TOKEN');
   return { url: url.replace(/\/+$/, ''), token };
 }
@@ -126,7 +140,7 @@ export class ApiRequestError extends Error {
 /** A successful answer. */
 export interface ApiResponse<T = unknown> {
   status: number;
-  /** The `ETag` header without quotes; undefined when absent. */
+  /** The `ETag` header without quotes or `W/` ({@link normalizeEtag}); undefined when absent. */
   etag: string | undefined;
   body: T;
 }
@@ -136,6 +150,38 @@ const STATUS_CODES: Record<number, string> = {
   400: 'InvalidArgument', 401: 'AccessDenied', 403: 'AccessDenied', 404: 'EntityNotFound', 409: 'EntityAlreadyExists',
   412: 'PreconditionFailed', 413: 'EntitySizeLimitExceeded', 500: 'Internal', 501: 'NotImplemented', 503: 'StoreUnavailable',
 };
+
+/**
+ * An ETag as the CLI keeps and shows it: without the quotes and `W/` prefix of the HTTP
+ * form (RFC 9110 `"ABC"`, `W/"ABC"`), so a quoted and an unquoted ETag compare equal.
+ * Every ETag the client reads (headers and `ETag` body fields) goes through this.
+ */
+export function normalizeEtag(etag: string): string;
+export function normalizeEtag(etag: string | undefined): string | undefined;
+export function normalizeEtag(etag: string | undefined): string | undefined {
+  if (etag === undefined) return undefined;
+  const m = /^\s*(?:W\/)?"([^"]*)"\s*$/.exec(etag);
+  return m ? m[1]! : etag.trim();
+}
+
+/** Normalizes the `ETag` field of an answer, and of each of its `Items`, in place. */
+function normalizeBodyEtags(body: unknown): void {
+  if (body === null || typeof body !== 'object') return;
+  const b = body as { ETag?: unknown; Items?: unknown };
+  if (typeof b.ETag === 'string') b.ETag = normalizeEtag(b.ETag);
+  if (Array.isArray(b.Items)) {
+    for (const item of b.Items as unknown[]) {
+      if (item !== null && typeof item === 'object' && typeof (item as { ETag?: unknown }).ETag === 'string') {
+        (item as { ETag: string }).ETag = normalizeEtag((item as { ETag: string }).ETag);
+      }
+    }
+  }
+}
+
+/** The `If-Match` header for `etag` (quoted or not): always the quoted form, which the API accepts. */
+export function ifMatchHeader(etag: string): string {
+  return `"${normalizeEtag(etag)}"`;
+}
 
 /** A small client of one admin API. */
 export class ApiClient {
@@ -150,7 +196,7 @@ export class ApiClient {
     const url = `${this.target.url}${path}${q.length > 0 ? `?${new URLSearchParams(q).toString()}` : ''}`;
     const headers: Record<string, string> = { authorization: `Bearer ${this.target.token}`, accept: 'application/json' };
     if (options.body !== undefined) headers['content-type'] = 'application/json';
-    if (options.ifMatch !== undefined) headers['if-match'] = `"${options.ifMatch.replace(/^"|"$/g, '')}"`;
+    if (options.ifMatch !== undefined) headers['if-match'] = ifMatchHeader(options.ifMatch);
     let res;
     try {
       res = await request(url, {
@@ -162,7 +208,7 @@ export class ApiClient {
     }
     const text = await res.body.text();
     const etagHeader = res.headers.etag;
-    const etag = typeof etagHeader === 'string' ? etagHeader.replace(/^(?:W\/)?"|"$/g, '') : undefined;
+    const etag = typeof etagHeader === 'string' ? normalizeEtag(etagHeader) : undefined;
     let body: unknown = undefined;
     if (text !== '') {
       try {
@@ -174,8 +220,14 @@ export class ApiClient {
     if (res.statusCode >= 400) {
       const e = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
       if (e && typeof e.code === 'string') throw new ApiRequestError(e.code, typeof e.message === 'string' ? e.message : '', res.statusCode);
+      // The API answers every unknown path and missing resource with {"error":{"code":…}}:
+      // a bare 404 comes from something else at that URL (another server, a proxy).
+      if (res.statusCode === 404) {
+        throw new ApiRequestError('NotAdminApi', `${this.target.url} does not look like the Portcullis admin API (HTTP 404 from ${url}); check --admin-url / $PORTCULLIS_ADMIN_URL`, res.statusCode);
+      }
       throw new ApiRequestError(STATUS_CODES[res.statusCode] ?? 'Internal', `HTTP ${res.statusCode} from ${url}${typeof body === 'string' && body ? `: ${body.slice(0, 200)}` : ''}`, res.statusCode);
     }
+    normalizeBodyEtags(body);
     return { status: res.statusCode, etag, body: body as T };
   }
 
@@ -200,9 +252,9 @@ function transportReason(err: unknown): string {
   return e.message ?? String(err);
 }
 
-/** Exit code of an API error code: the shared resource table; `Unreachable` is 69 (unavailable). */
+/** Exit code of an API error code: the shared resource table; `Unreachable` and `NotAdminApi` are 69 (unavailable). */
 export function apiExitCode(code: string): number {
-  if (code === 'Unreachable') return RESOURCE_EXIT.unavailable;
+  if (code === 'Unreachable' || code === 'NotAdminApi') return RESOURCE_EXIT.unavailable;
   return resourceExitCode(code);
 }
 

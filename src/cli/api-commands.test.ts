@@ -13,7 +13,11 @@ import { openSqliteStore, type Store } from '../store/index.js';
 import { buildChain, type TestChain } from '../../test/helpers/pki.js';
 import { issueCrl } from '../../test/helpers/crl.js';
 import { main } from './index.js';
-import { apiIo } from './api-client.js';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApiClient, ApiRequestError, apiIo, normalizeEtag, ifMatchHeader } from './api-client.js';
+import { ApplyFailedError, applyFailureText, applyThroughApi, loadResourcesFile } from './apply.js';
+import { resourceExitCode } from './common.js';
 import { kvsIo } from './kvs.js';
 import { functionLifecycleIo } from './function-lifecycle.js';
 
@@ -220,6 +224,9 @@ test('apply -f: creates everything, a second run changes nothing (no ETag moves)
     writeFileSync(join(adir, 'ca.pem'), bundle);
     writeFileSync(join(adir, 'gate.js'), 'function connectionHandler(connection) { connection.allow(); }\n');
     writeFileSync(join(adir, 'revoked.json'), JSON.stringify({ data: [{ key: '01', value: 'revoked' }] }));
+    // The preflight reads distribution files when the API is on loopback (the server reads the same files).
+    writeFileSync(join(adir, 'server.pem'), chain.leaf.pem);
+    writeFileSync(join(adir, 'server.key'), chain.leaf.keyPem);
     const file = join(adir, 'resources.yaml');
     const yaml = (comment: string): string => `
 trustStores:
@@ -282,6 +289,184 @@ distributions:
   } finally {
     rmSync(adir, { recursive: true, force: true });
   }
+});
+
+test('apply -f preflight: a last distribution whose alias is taken on the server, or a function that does not compile, writes nothing', async () => {
+  const adir = mkdtempSync(join(tmpdir(), 'pc-cli-preflight-'));
+  try {
+    writeFileSync(join(adir, 'ca.pem'), bundle);
+    writeFileSync(join(adir, 'server.pem'), chain.leaf.pem);
+    writeFileSync(join(adir, 'server.key'), chain.leaf.keyPem);
+    writeFileSync(join(adir, 'v1.js'), 'function connectionHandler(connection) { connection.allow(); }\n');
+    writeFileSync(join(adir, 'v2.js'), 'function connectionHandler(connection) { connection.deny(); }\n');
+    writeFileSync(join(adir, 'broken.js'), 'function connectionHandler(connection) { connection.allow(\n');
+    const dist = (name: string, alias: string): string => `
+  - name: ${name}
+    listen: 127.0.0.1:18445
+    aliases: [${alias}]
+    certificates: [{certFile: server.pem, keyFile: server.key}]
+    origin: {url: "http://127.0.0.1:18080"}
+    viewerMtls: {mode: required, trustStore: pf-ca}
+    connectionFunction: pf-gate`;
+    const file = join(adir, 'resources.yaml');
+    const doc = (code: string, dists: string): string => `
+trustStores:
+  - {name: pf-ca, caBundleFile: ca.pem}
+connectionFunctions:
+  - {name: pf-gate, codeFile: ${code}, publish: true}
+distributions:${dists}
+`;
+    // The server: pf-gate published with v1, and a distribution owning taken.example.test.
+    writeFileSync(file, doc('v1.js', dist('pf-owner', 'taken.example.test')));
+    const setup = await cli(['apply', '-f', file]);
+    assert.equal(setup.code, 0, setup.stderr);
+    const liveEtag = (await store.functions.get('pf-gate', 'LIVE'))!.etag;
+    const devEtag = (await store.functions.get('pf-gate', 'DEVELOPMENT'))!.etag;
+
+    // A new trust store, a changed function and a new distribution first, then one whose alias is taken.
+    writeFileSync(file, doc('v2.js', dist('pf-new', 'new.example.test') + dist('pf-last', 'taken.example.test'))
+      .replace('trustStores:\n', 'trustStores:\n  - {name: pf-other, caBundleFile: ca.pem}\n'));
+    const conflict = await cli(['apply', '-f', file]);
+    assert.equal(conflict.code, 3, conflict.stderr);
+    assert.equal(conflict.stdout, '');
+    assert.match(conflict.stderr, /^portcullis: CNAMEAlreadyExists: .*nothing was written, 1 problem:\n {2}distributions\[1\]\.aliases: distributions "pf-owner" and "pf-last" both claim alias "taken\.example\.test" on 127\.0\.0\.1:18445 \(the first is in the server\)\n$/);
+    assert.equal(await store.trustStores.get('pf-other'), undefined, 'no trust store created');
+    assert.equal(await store.distributions.get('pf-new'), undefined, 'no distribution created');
+    assert.equal((await store.functions.get('pf-gate', 'LIVE'))!.etag, liveEtag, 'LIVE not republished');
+    assert.equal((await store.functions.get('pf-gate', 'DEVELOPMENT'))!.etag, devEtag, 'DEVELOPMENT not updated');
+    assert.equal((await cli(['distribution', 'get', 'pf-new'])).code, 2, 'GET shows it absent');
+
+    // A function that does not compile: nothing written, exit 64 (InvalidFunctionCode).
+    writeFileSync(file, doc('broken.js', dist('pf-new', 'new.example.test')).replace('trustStores:\n', 'trustStores:\n  - {name: pf-other, caBundleFile: ca.pem}\n'));
+    const broken = await cli(['apply', '-f', file]);
+    assert.equal(broken.code, 64, broken.stderr);
+    assert.match(broken.stderr, /^portcullis: InvalidFunctionCode: .*nothing was written, 1 problem:\n {2}connectionFunctions\[0\]\.codeFile: /);
+    assert.equal(await store.trustStores.get('pf-other'), undefined);
+    assert.equal(await store.distributions.get('pf-new'), undefined);
+    assert.equal((await store.functions.get('pf-gate', 'DEVELOPMENT'))!.etag, devEtag);
+
+    // An unreadable bundle and references missing from the file and the server: every problem listed, the exit code of the first (64).
+    writeFileSync(file, `
+trustStores:
+  - {name: pf-third, caBundleFile: missing.pem}
+distributions:${dist('pf-new', 'new.example.test').replace('trustStore: pf-ca', 'trustStore: pf-nowhere').replace('pf-gate', 'pf-nofn')}
+`);
+    const refs = await cli(['apply', '-f', file]);
+    assert.equal(refs.code, 64, refs.stderr);
+    assert.match(refs.stderr, /3 problems:\n {2}trustStores\[0\]\.caBundleFile: cannot read CA bundle .*missing\.pem: no such file\n {2}distributions\[0\]\.viewerMtls\.trustStore: trust store "pf-nowhere" is not declared in the file or the server\n {2}distributions\[0\]\.connectionFunction: connection function "pf-nofn" is not declared in the file or the server\n$/);
+    assert.equal(await store.trustStores.get('pf-third'), undefined);
+  } finally {
+    rmSync(adir, { recursive: true, force: true });
+  }
+});
+
+test('apply: a write refused after the preflight (a concurrent change) reports what was applied and what was not', async () => {
+  const adir = mkdtempSync(join(tmpdir(), 'pc-cli-midway-'));
+  try {
+    writeFileSync(join(adir, 'ca.pem'), bundle);
+    writeFileSync(join(adir, 'gate.js'), 'function connectionHandler(connection) { connection.allow(); }\n');
+    const file = join(adir, 'resources.yaml');
+    writeFileSync(file, 'trustStores:\n  - {name: mid-ca, caBundleFile: ca.pem}\nconnectionFunctions:\n  - {name: mid-gate, codeFile: gate.js, publish: true}\n  - {name: mid-later, codeFile: gate.js}\n');
+    // The publish is refused as if another client had just changed the function.
+    class RacingClient extends ApiClient {
+      override async call<T>(...args: Parameters<ApiClient['call']>): Promise<Awaited<ReturnType<ApiClient['call']>> & { body: T }> {
+        if (args[0] === 'POST' && args[1].endsWith('/mid-gate/publish')) throw new ApiRequestError('PreconditionFailed', 'the ETag does not match', 412);
+        return super.call<T>(...args);
+      }
+    }
+    const api = new RacingClient({ url, token: TOKEN });
+    const err = await applyThroughApi(api, loadResourcesFile(file)).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ApplyFailedError, String(err));
+    assert.deepEqual(err.applied.map((e) => [e.name, e.action]), [['mid-ca', 'created']]);
+    assert.deepEqual(err.failed, { kind: 'connectionFunction', name: 'mid-gate', path: 'connectionFunctions[0]', partial: 'created (DEVELOPMENT), not published' });
+    assert.deepEqual(err.notApplied.map((e) => e.name), ['mid-later']);
+    assert.equal(applyFailureText(err), [
+      'portcullis: PreconditionFailed: connectionFunctions[0] "mid-gate": the ETag does not match',
+      'apply stopped; resources are partly applied:',
+      '  applied before the failure: trust store mid-ca (created)',
+      '  failed: connection function mid-gate (partly written: created (DEVELOPMENT), not published)',
+      '  not applied: connection function mid-later', '',
+    ].join('\n'));
+    assert.equal(await store.functions.get('mid-later', 'DEVELOPMENT'), undefined);
+  } finally {
+    rmSync(adir, { recursive: true, force: true });
+  }
+});
+
+test('CNAMEAlreadyExists is a conflict (exit 3)', async () => {
+  assert.equal(resourceExitCode('CNAMEAlreadyExists'), 3);
+  assert.equal((await cli(['trust-store', 'create', 'cname-ca', '--ca-bundle', join(dir, 'ca.pem')])).code, 0);
+  const file = join(dir, 'cname.yaml');
+  writeFileSync(file, 'listen: 127.0.0.1:18446\naliases: [cname.example.test]\ncertificates: [{certFile: s.pem, keyFile: s.key}]\norigin: {url: "http://127.0.0.1:18080"}\nviewerMtls: {mode: required, trustStore: cname-ca}\n');
+  assert.equal((await cli(['distribution', 'create', 'cname-a', '--file', file])).code, 0);
+  const taken = await cli(['distribution', 'create', 'cname-b', '--file', file]);
+  assert.equal(taken.code, 3, taken.stderr);
+  assert.match(taken.stderr, /^portcullis: CNAMEAlreadyExists: /);
+});
+
+test('an invalid --admin-url is a usage error naming the flag (64); a server that is not the API is 69, not EntityNotFound', async () => {
+  const bad = await cli(['trust-store', 'list', '--admin-url', 'http://256.1.1.1:80', '--token', TOKEN], { auth: false });
+  assert.equal(bad.code, 64, bad.stderr);
+  assert.match(bad.stderr, /--admin-url: "http:\/\/256\.1\.1\.1:80" is not a valid URL/);
+  const badPort = await cli(['trust-store', 'list', '--admin-url', 'http://127.0.0.1:99999', '--token', TOKEN], { auth: false });
+  assert.equal(badPort.code, 64, badPort.stderr);
+
+  const other = createServer((req, res) => {
+    if (req.url?.startsWith('/v1/distributions/json')) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}');
+    } else {
+      res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>Not Found</h1>');
+    }
+  });
+  await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+  const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+  try {
+    for (const name of ['api', 'json']) {
+      const r = await cli(['distribution', 'get', name, '--admin-url', otherUrl, '--token', TOKEN], { auth: false });
+      assert.equal(r.code, 69, r.stderr);
+      assert.match(r.stderr, new RegExp(`^portcullis: NotAdminApi: ${otherUrl} does not look like the Portcullis admin API \\(HTTP 404 from ${otherUrl}/v1/distributions/${name}\\)`));
+    }
+  } finally {
+    await new Promise((r) => other.close(r));
+  }
+  // The real API's 404 is still EntityNotFound (exit 2).
+  const missing = await cli(['distribution', 'get', 'no-such-distribution']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^portcullis: EntityNotFound: /);
+});
+
+test('ETags are read quoted or unquoted and sent quoted in If-Match', async () => {
+  assert.equal(normalizeEtag('"ABC"'), 'ABC');
+  assert.equal(normalizeEtag('W/"ABC"'), 'ABC');
+  assert.equal(normalizeEtag('ABC'), 'ABC');
+  assert.equal(ifMatchHeader('ABC'), '"ABC"');
+  assert.equal(ifMatchHeader('"ABC"'), '"ABC"');
+
+  // A server that quotes every ETag, in the header and in the body.
+  const seen: IncomingHttpHeaders[] = [];
+  const quoting = createServer((req, res) => {
+    seen.push(req.headers);
+    res.writeHead(200, { 'content-type': 'application/json', etag: '"E2"' })
+      .end(JSON.stringify({ ETag: '"E2"', Items: [{ ETag: 'W/"E3"' }] }));
+  });
+  await new Promise<void>((r) => quoting.listen(0, '127.0.0.1', r));
+  try {
+    const api = new ApiClient({ url: `http://127.0.0.1:${(quoting.address() as AddressInfo).port}`, token: TOKEN });
+    const r = await api.call<{ ETag: string; Items: { ETag: string }[] }>('PUT', '/v1/trust-stores/x', { ifMatch: '"E1"', body: {} });
+    assert.equal(r.etag, 'E2');
+    assert.equal(r.body.ETag, 'E2');
+    assert.equal(r.body.Items[0]!.ETag, 'E3');
+    await api.call('PUT', '/v1/trust-stores/x', { ifMatch: 'E1', body: {} });
+    assert.deepEqual(seen.map((h) => h['if-match']), ['"E1"', '"E1"']);
+  } finally {
+    await new Promise((r) => quoting.close(r));
+  }
+
+  // The real API accepts the quoted form of a read ETag.
+  assert.equal((await cli(['trust-store', 'create', 'quoted', '--ca-bundle', join(dir, 'ca.pem')])).code, 0);
+  const etag = (await store.trustStores.get('quoted'))!.etag;
+  const upd = await cli(['trust-store', 'update', 'quoted', '--comment', 'q', '--if-match', `"${etag}"`]);
+  assert.equal(upd.code, 0, upd.stderr);
 });
 
 test('kvs commands go through the API when an admin URL is configured and --data-dir is not given', async () => {

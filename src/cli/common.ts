@@ -119,10 +119,11 @@ export const RESOURCE_EXIT = {
 
 /**
  * Maps a catalogue error code to a {@link RESOURCE_EXIT} code: not found 2; conflicts
- * (stale ETag, name taken, not READY, in use) 3; size limits and quotas 4; refused
+ * (stale ETag, name taken, alias taken (`CNAMEAlreadyExists`), not READY, in use) 3; size limits and quotas 4; refused
  * content (failed import, CRL that does not verify) 5; bad input (arguments, If-Match,
  * function code that does not compile) 64; store unavailable, or the admin API
- * unreachable (`Unreachable`, the CLI's own code) 69; admin token refused
+ * unreachable or not an admin API at all (`Unreachable`, `NotAdminApi`: the CLI's own
+ * codes) 69; admin token refused
  * (`AccessDenied`) 77; anything else 1.
  */
 export function resourceExitCode(code: string): number {
@@ -130,6 +131,7 @@ export function resourceExitCode(code: string): number {
     case 'EntityNotFound': return RESOURCE_EXIT.notFound;
     case 'PreconditionFailed':
     case 'EntityAlreadyExists':
+    case 'CNAMEAlreadyExists':
     case 'EntityNotReady':
     case 'CannotDeleteEntityWhileInUse': return RESOURCE_EXIT.conflict;
     case 'EntitySizeLimitExceeded':
@@ -141,7 +143,8 @@ export function resourceExitCode(code: string): number {
     case 'InvalidIfMatchVersion':
     case 'InvalidFunctionCode': return RESOURCE_EXIT.usage;
     case 'StoreUnavailable':
-    case 'Unreachable': return RESOURCE_EXIT.unavailable;
+    case 'Unreachable':
+    case 'NotAdminApi': return RESOURCE_EXIT.unavailable;
     case 'AccessDenied': return RESOURCE_EXIT.denied;
     default: return RESOURCE_EXIT.error;
   }

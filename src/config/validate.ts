@@ -13,7 +13,7 @@ import { ConfigError, PortcullisError, type ConfigProblem } from '../errors.js';
 import { compileFunction } from '../functions/index.js';
 import { isUrlSource, parseKvsImport } from '../kvs/index.js';
 import { parseTrustStoreBundle, splitCertificates, type TrustStoreLimits } from '../pki/index.js';
-import { findAliasConflicts, type DistributionDocument } from '../resources/index.js';
+import { findAliasConflicts, type DistributionDocument, type DistributionListenClaim } from '../resources/index.js';
 import { SQLITE_FILE_NAME, openSqliteStore, type Store } from '../store/index.js';
 import { loadConfig, type ConfigEnv } from './load.js';
 import { functionLimitsFromConfig, kvsLimitsFromConfig } from './options.js';
@@ -41,15 +41,82 @@ export interface ValidateConfigOptions {
   trustStoreLimits?: Partial<TrustStoreLimits>;
 }
 
-async function readBytes(file: string, what: string, path: string, problems: ConfigProblem[]): Promise<Buffer | undefined> {
+/**
+ * The resources that already exist where a config's resources will be applied (a
+ * store, or an admin API's server): what {@link checkResources} looks names up in.
+ */
+export interface ExistingResources {
+  /** How messages name it: `the store`, `the server`. */
+  where: string;
+  trustStoreExists(name: string): Promise<boolean>;
+  keyValueStoreExists(name: string): Promise<boolean>;
+  /** The function's DEVELOPMENT stage exists. */
+  functionExists(name: string): Promise<boolean>;
+  distributionExists(name: string): Promise<boolean>;
+  /** Every existing distribution's name, listen address and aliases. */
+  distributions(): Promise<DistributionListenClaim[]>;
+}
+
+/**
+ * A problem found by {@link checkResources}, with the error catalogue code the write
+ * would have failed with (`InvalidFunctionCode`, `EntityNotFound`, `CNAMEAlreadyExists`,
+ * `ImportFailed`, `InvalidArgument` for a file that cannot be read or parsed, …).
+ */
+export interface ResourceProblem extends ConfigProblem {
+  code: string;
+}
+
+/** Options of {@link checkResources}. */
+export interface CheckResourcesOptions {
+  trustStoreLimits?: Partial<TrustStoreLimits>;
+  /** How references are said to be missing: `in the config` (default), `in the file`. */
+  declaredIn?: string;
+  /** Check distribution certificate, key and origin CA files (default true; they are read where the resources are applied). */
+  distributionFiles?: boolean;
+}
+
+/** {@link ExistingResources} of a store. */
+export function existingInStore(store: Store): ExistingResources {
+  return {
+    where: 'the store',
+    trustStoreExists: async (name) => (await store.trustStores.get(name)) !== undefined,
+    keyValueStoreExists: async (name) => (await store.kvs.getStore(name)) !== undefined,
+    functionExists: async (name) => (await store.functions.get(name, 'DEVELOPMENT')) !== undefined,
+    distributionExists: async (name) => (await store.distributions.get(name)) !== undefined,
+    distributions: async () => (await store.distributions.list())
+      .map((d) => ({ name: d.name, listen: (d.document as DistributionDocument).listen, aliases: (d.document as DistributionDocument).aliases })),
+  };
+}
+
+/**
+ * The checks of {@link validateConfig} after loading, for `config.resources` (and its
+ * listenOverrides): files read and parsed (CA bundles, KVS import files, function code
+ * compiled, distribution files), references declared in the config or `existing`, and
+ * aliases not already claimed by an existing distribution the config does not declare.
+ * Problem paths start with `resources.`. Changes nothing.
+ */
+export async function checkResources(
+  config: NodeConfig, existing: ExistingResources | undefined, options: CheckResourcesOptions = {},
+): Promise<ResourceProblem[]> {
+  const problems: ResourceProblem[] = [];
+  await checkFiles(config, existing, problems, options);
+  await checkReferences(config, existing, problems, options.declaredIn ?? 'in the config');
+  return problems;
+}
+
+async function readBytes(file: string, what: string, path: string, problems: ResourceProblem[]): Promise<Buffer | undefined> {
   try {
     return await readFile(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-    problems.push({ path, message: `cannot read ${what} ${file}: ${reason}` });
+    problems.push({ path, message: `cannot read ${what} ${file}: ${reason}`, code: 'InvalidArgument' });
     return undefined;
   }
+}
+
+function codeOf(err: unknown, fallback: string): string {
+  return err instanceof PortcullisError ? err.code : fallback;
 }
 
 function message(err: unknown): string {
@@ -83,15 +150,14 @@ export async function validateConfig(file: string, env: ConfigEnv = process.env,
     }
   }
   try {
-    await checkFiles(config, store, problems, options);
-    await checkReferences(config, store, problems);
+    for (const p of await checkResources(config, store ? existingInStore(store) : undefined, options)) problems.push({ path: p.path, message: p.message });
   } finally {
     await opened?.close();
   }
   return { config, problems, missingFile: false };
 }
 
-async function checkFiles(config: NodeConfig, store: Store | undefined, problems: ConfigProblem[], options: ValidateConfigOptions): Promise<void> {
+async function checkFiles(config: NodeConfig, existing: ExistingResources | undefined, problems: ResourceProblem[], options: CheckResourcesOptions): Promise<void> {
   const r = config.resources;
   for (const [i, t] of r.trustStores.entries()) {
     const path = `resources.trustStores[${i}].${t.caBundleFile === undefined ? 'caBundlePem' : 'caBundleFile'}`;
@@ -100,18 +166,18 @@ async function checkFiles(config: NodeConfig, store: Store | undefined, problems
     try {
       parseTrustStoreBundle(pem, options.trustStoreLimits);
     } catch (err) {
-      problems.push({ path, message: `CA bundle rejected: ${message(err)}` });
+      problems.push({ path, message: `CA bundle rejected: ${message(err)}`, code: codeOf(err, 'InvalidArgument') });
     }
   }
   const kvsLimits = kvsLimitsFromConfig(config);
   for (const [i, k] of r.keyValueStores.entries()) {
     if (k.importFile === undefined || isUrlSource(k.importFile)) continue;
-    if (store && (await store.kvs.getStore(k.name))) continue; // importFile is only used at creation
+    if (existing && (await existing.keyValueStoreExists(k.name))) continue; // importFile is only used at creation
     const path = `resources.keyValueStores[${i}].importFile`;
     const bytes = await readBytes(k.importFile, 'import file', path, problems);
     if (bytes === undefined) continue;
     const parsed = parseKvsImport(bytes, kvsLimits);
-    if (!parsed.ok) problems.push({ path, message: parsed.reason });
+    if (!parsed.ok) problems.push({ path, message: parsed.reason, code: 'ImportFailed' });
   }
   const fnLimits = functionLimitsFromConfig(config);
   for (const [i, f] of r.connectionFunctions.entries()) {
@@ -121,10 +187,10 @@ async function checkFiles(config: NodeConfig, store: Store | undefined, problems
     try {
       (await compileFunction(code.toString('utf8'), { ...fnLimits, name: f.name })).dispose();
     } catch (err) {
-      problems.push({ path, message: message(err) });
+      problems.push({ path, message: message(err), code: codeOf(err, 'InvalidFunctionCode') });
     }
   }
-  for (const [i, d] of r.distributions.entries()) {
+  for (const [i, d] of options.distributionFiles === false ? [] : r.distributions.entries()) {
     for (const [j, c] of d.certificates.entries()) {
       const path = `resources.distributions[${i}].certificates[${j}]`;
       const certPem = await readBytes(c.certFile, 'certificate file', `${path}.certFile`, problems);
@@ -134,15 +200,15 @@ async function checkFiles(config: NodeConfig, store: Store | undefined, problems
         try {
           cert = new X509Certificate(certPem);
         } catch (err) {
-          problems.push({ path: `${path}.certFile`, message: `not a PEM certificate: ${message(err)}` });
+          problems.push({ path: `${path}.certFile`, message: `not a PEM certificate: ${message(err)}`, code: 'InvalidArgument' });
         }
       }
       if (keyPem) {
         try {
           const key = createPrivateKey(keyPem);
-          if (cert && !cert.checkPrivateKey(key)) problems.push({ path: `${path}.keyFile`, message: `the private key does not match the certificate in ${c.certFile}` });
+          if (cert && !cert.checkPrivateKey(key)) problems.push({ path: `${path}.keyFile`, message: `the private key does not match the certificate in ${c.certFile}`, code: 'InvalidArgument' });
         } catch (err) {
-          problems.push({ path: `${path}.keyFile`, message: `not a private key: ${message(err)}` });
+          problems.push({ path: `${path}.keyFile`, message: `not a private key: ${message(err)}`, code: 'InvalidArgument' });
         }
       }
     }
@@ -155,14 +221,14 @@ async function checkFiles(config: NodeConfig, store: Store | undefined, problems
           if (blocks.length === 0) throw new Error('no certificate in the file');
           for (const b of blocks) new X509Certificate(b.der);
         } catch (err) {
-          problems.push({ path, message: `not a PEM CA bundle: ${message(err)}` });
+          problems.push({ path, message: `not a PEM CA bundle: ${message(err)}`, code: 'InvalidArgument' });
         }
       }
     }
   }
 }
 
-async function checkReferences(config: NodeConfig, store: Store | undefined, problems: ConfigProblem[]): Promise<void> {
+async function checkReferences(config: NodeConfig, existing: ExistingResources | undefined, problems: ResourceProblem[], declaredIn: string): Promise<void> {
   const r = config.resources;
   const declared = {
     trustStores: new Set(r.trustStores.map((t) => t.name)),
@@ -170,33 +236,32 @@ async function checkReferences(config: NodeConfig, store: Store | undefined, pro
     functions: new Set(r.connectionFunctions.map((f) => f.name)),
     distributions: new Set(r.distributions.map((d) => d.name)),
   };
-  const where = store ? 'in the config or the store' : 'in the config';
+  const where = existing ? `${declaredIn} or ${existing.where}` : declaredIn;
   for (const [i, f] of r.connectionFunctions.entries()) {
-    if (f.keyValueStore !== undefined && !declared.kvs.has(f.keyValueStore) && !(store && (await store.kvs.getStore(f.keyValueStore)))) {
-      problems.push({ path: `resources.connectionFunctions[${i}].keyValueStore`, message: `key value store "${f.keyValueStore}" is not declared ${where}` });
+    if (f.keyValueStore !== undefined && !declared.kvs.has(f.keyValueStore) && !(existing && (await existing.keyValueStoreExists(f.keyValueStore)))) {
+      problems.push({ path: `resources.connectionFunctions[${i}].keyValueStore`, message: `key value store "${f.keyValueStore}" is not declared ${where}`, code: 'EntityNotFound' });
     }
   }
   for (const [i, d] of r.distributions.entries()) {
     const ts = d.viewerMtls.trustStore;
-    if (ts !== undefined && !declared.trustStores.has(ts) && !(store && (await store.trustStores.get(ts)))) {
-      problems.push({ path: `resources.distributions[${i}].viewerMtls.trustStore`, message: `trust store "${ts}" is not declared ${where}` });
+    if (ts !== undefined && !declared.trustStores.has(ts) && !(existing && (await existing.trustStoreExists(ts)))) {
+      problems.push({ path: `resources.distributions[${i}].viewerMtls.trustStore`, message: `trust store "${ts}" is not declared ${where}`, code: 'EntityNotFound' });
     }
     const fn = d.connectionFunction;
-    if (fn !== undefined && !declared.functions.has(fn) && !(store && (await store.functions.get(fn, 'DEVELOPMENT')))) {
-      problems.push({ path: `resources.distributions[${i}].connectionFunction`, message: `connection function "${fn}" is not declared ${where}` });
+    if (fn !== undefined && !declared.functions.has(fn) && !(existing && (await existing.functionExists(fn)))) {
+      problems.push({ path: `resources.distributions[${i}].connectionFunction`, message: `connection function "${fn}" is not declared ${where}`, code: 'EntityNotFound' });
     }
   }
-  if (store) {
-    // Undeclared distributions in the store keep their aliases: a declared one may not take them.
-    const stored = (await store.distributions.list()).filter((d) => !declared.distributions.has(d.name))
-      .map((d) => ({ name: d.name, listen: (d.document as DistributionDocument).listen, aliases: (d.document as DistributionDocument).aliases }));
+  if (existing && r.distributions.length > 0) {
+    // Undeclared existing distributions keep their aliases: a declared one may not take them.
+    const stored = (await existing.distributions()).filter((d) => !declared.distributions.has(d.name));
     for (const [i, d] of r.distributions.entries()) {
-      for (const msg of findAliasConflicts([...stored, d])) problems.push({ path: `resources.distributions[${i}].aliases`, message: `${msg} (the first is in the store)` });
+      for (const msg of findAliasConflicts([...stored, d])) problems.push({ path: `resources.distributions[${i}].aliases`, message: `${msg} (the first is in ${existing.where})`, code: 'CNAMEAlreadyExists' });
     }
   }
   for (const name of Object.keys(config.listenOverrides)) {
-    if (!declared.distributions.has(name) && !(store && (await store.distributions.get(name)))) {
-      problems.push({ path: `listenOverrides.${name}`, message: `distribution "${name}" is not declared ${where}` });
+    if (!declared.distributions.has(name) && !(existing && (await existing.distributionExists(name)))) {
+      problems.push({ path: `listenOverrides.${name}`, message: `distribution "${name}" is not declared ${where}`, code: 'EntityNotFound' });
     }
   }
 }

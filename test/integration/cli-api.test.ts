@@ -75,3 +75,20 @@ test('a wrong token exits 77 with AccessDenied; a closed port exits 69 naming th
   assert.equal(refused.code, 69);
   assert.match(refused.stderr, /cannot reach the admin API at http:\/\/127\.0\.0\.1:1: connection refused/);
 });
+
+test('apply -f with a function that does not compile writes nothing (exit 64); an invalid --admin-url is a usage error (64)', async () => {
+  writeFileSync(join(dir, 'ca2.pem'), (await buildChain({ name: 'CliApiPre' })).root.pem);
+  writeFileSync(join(dir, 'broken.js'), 'function connectionHandler(connection) {\n');
+  const file = join(dir, 'preflight.yaml');
+  writeFileSync(file, 'trustStores:\n  - {name: pre-ca, caBundleFile: ca2.pem}\nconnectionFunctions:\n  - {name: pre-fn, codeFile: broken.js}\n');
+  const r = await runCli(['apply', '-f', file, '--config', gw.configFile]);
+  assert.equal(r.code, 64, r.stderr);
+  assert.match(r.stderr, /^portcullis: InvalidFunctionCode: .*nothing was written, 1 problem:\n {2}connectionFunctions\[0\]\.codeFile: /);
+  assert.equal(r.stdout, '');
+  assert.equal((await gw.admin('/v1/trust-stores/pre-ca')).status, 404, 'the trust store before the function was not created');
+  assert.equal((await gw.admin('/v1/connection-functions/pre-fn')).status, 404);
+
+  const bad = await runCli(['trust-store', 'list', '--admin-url', 'http://256.1.1.1:80', '--token', 'x']);
+  assert.equal(bad.code, 64);
+  assert.match(bad.stderr, /--admin-url: "http:\/\/256\.1\.1\.1:80" is not a valid URL/);
+});
