@@ -10,7 +10,13 @@
  *
  * - {@link guardSource} rewrites the function's code so that every place that can
  *   observe a thrown value (each `catch` clause, and a synthesized catch in front of
- *   each `finally`) first calls `__pcGuard(value)`;
+ *   each `finally`) first calls `__pcGuard(value)`, and so that every function body
+ *   (declarations, expressions, methods, accessors, constructors, arrows — block or
+ *   expression bodied) runs inside `try { … } catch (__pcE) { __pcGuard(__pcE); throw
+ *   __pcE; }`: an exception leaving any function is seen even when the engine turns it
+ *   into the rejection of a promise nobody observes (async functions, async
+ *   generators, promise executors, thenables' `then`) or drops it (an iterator's
+ *   `return()` called while another exception propagates);
  * - {@link LIMIT_GUARD_PRELUDE} defines `__pcGuard` in the sandbox (a global `const`:
  *   QuickJS 2025-09-13 lets `Object.defineProperty` change even a non-writable,
  *   non-configurable property of the global object, frozen or not, but not a global
@@ -18,7 +24,15 @@
  *   {@link LIMIT_HIT_HOST_FUNCTION} (the host marks the invocation fatal) and rethrows;
  *   for anything else it returns. It also guards
  *   the promise paths the transform cannot see (`then`/`catch`/`finally` rejection
- *   handlers, `Promise.allSettled` records, `Promise.any`'s AggregateError).
+ *   handlers, `Promise.allSettled` records, `Promise.any`'s AggregateError, executors
+ *   and `Promise.try` callbacks that are built-in or bound functions).
+ *
+ * Still unguarded (the error is lost only if nothing observes it): an exception thrown
+ * while an async function's parameters are initialised (`async function f(a =
+ * new ArrayBuffer(8e6)) {}` called and dropped: it rejects before the body's try runs),
+ * and one thrown by a built-in or bound built-in function the engine calls where it
+ * turns exceptions into dropped rejections or ignores them (a thenable's `then`, an
+ * iterator's `return`, a proxy trap reached from promise resolution).
  *
  * The rewrite keeps every line where it was (insertions are on the same line; a
  * multi-line destructuring catch parameter keeps its newlines), so compile errors and
@@ -54,6 +68,8 @@ export interface GuardedSource {
   code: string;
   /** How many guard call sites were inserted (catch clauses plus synthesized catches before `finally`). */
   sites: number;
+  /** How many function bodies and expression-bodied arrows were wrapped in a guarding try/catch. */
+  bodies: number;
 }
 
 /** Options of {@link guardSource}. */
@@ -86,6 +102,26 @@ interface Tok {
 
 type BraceKind = 'try' | 'catch' | 'finally' | 'block' | 'fn' | 'object' | 'class' | 'unknown';
 
+/** Rewrite state of a function body (a `fn` brace): `try {` goes after its directive prologue. */
+interface BodyWrap {
+  /** Where `try {` goes: after the `{`, or after the last directive of the prologue. */
+  insertAt: number;
+  /** `try {` has been inserted (the body has a statement after its prologue). */
+  opened: boolean;
+  /** The previous token is a string that may be a directive (`'use strict'`). */
+  directive: boolean;
+  /** The last directive ended at a newline (ASI): `try {` needs a `;` before it. */
+  semicolon?: boolean;
+}
+
+/** An expression-bodied arrow whose body is being read (`x => BODY`). */
+interface ArrowBody {
+  /** Stack depth of the body's tokens. */
+  depth: number;
+  /** Conditional `?` seen in the body at its depth and not yet matched by a `:`. */
+  questions: number;
+}
+
 interface BraceFrame {
   delim: '{';
   kind: BraceKind;
@@ -93,6 +129,8 @@ interface BraceFrame {
   tryStart?: number;
   /** For a finally block of a rewritten statement: its closing `}` also closes the wrapper block. */
   closeWrap?: boolean;
+  /** For a function body: its rewrite state. */
+  wrap?: BodyWrap;
   start: number;
 }
 interface TemplateFrame { delim: '${'; start: number }
@@ -124,6 +162,17 @@ const WS = /[\t\v\f \u00a0\ufeff\n\r\u2028\u2029\p{Zs}]/u;
 const NUMBER = /(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?)n?/y;
 
 interface Edit { at: number; end: number; text: string }
+
+/** The handler every function body and expression-bodied arrow gets. */
+const RETHROW_CATCH = 'catch (__pcE) { __pcGuard(__pcE); throw __pcE; }';
+const BODY_OPEN = ' try {';
+const BODY_CLOSE = ` } ${RETHROW_CATCH} `;
+const ARROW_OPEN = '{ try { return ';
+const ARROW_CLOSE = `; } ${RETHROW_CATCH} }`;
+/** Punctuators that cannot continue an expression after an operand (a newline before them ends it: ASI). */
+const NO_CONTINUE_PUNCT = new Set(['{', '++', '--', '!', '~', '...', '@']);
+/** Tokens that may precede a class member's name (a `class` there is the member's name, not a class). */
+const MEMBER_PREFIX = new Set(['{', ',', ';', '}', '*', 'get', 'set', 'static', 'async', 'accessor']);
 
 class GuardError extends Error {
   constructor(message: string, readonly offset: number) {
@@ -158,6 +207,12 @@ function position(code: string, offset: number): { line: number; column: number 
  *   swallow it;
  * - `try {A} catch (e) {B} finally {C}` → the same around `try { try {A} catch (e) { __pcGuard(e); B} }`
  *   (an error thrown by B must not be swallowed by the finally either).
+ * - a function body `{ B }` → `{ try { B } catch (__pcE) { __pcGuard(__pcE); throw __pcE; } }`
+ *   (after its directive prologue; empty bodies are left alone); an expression-bodied
+ *   arrow `=> E` → `=> { try { return E; } catch (__pcE) { … } }`, where E ends at a
+ *   `,` `;` `)` `]` `}` or unmatched `:` of its own depth, at a newline where ASI
+ *   applies (the previous token ends an operand and the next cannot continue it), or at
+ *   the end of the input. `Function.prototype.toString` shows the wrappers.
  * Nothing else changes: no line moves; columns shift only after an insertion point.
  * Call it on code that already compiled (so syntax errors are reported against the
  * user's text); its output is meant to be compiled the same way (module or script).
@@ -189,6 +244,13 @@ class Rewriter {
   private readonly stack: Frame[] = [];
   private readonly edits: Edit[] = [];
   private sites = 0;
+  private bodies = 0;
+  /** `class` keywords whose body `{` has not been seen yet: the stack depth it will open at. */
+  private readonly classes: Array<{ depth: number; tok: number }> = [];
+  /** Expression-bodied arrows being read, innermost last. */
+  private readonly arrows: ArrowBody[] = [];
+  /** The previous token is `=>`: the next one starts the arrow's body. */
+  private arrowPending = false;
 
   constructor(private readonly src: string) {}
 
@@ -200,6 +262,7 @@ class Rewriter {
       if (this.pos >= s.length) break;
       this.token();
     }
+    while (this.arrows.length > 0) this.closeArrow();
     if (this.stack.length > 0) {
       const top = this.stack[this.stack.length - 1] as Frame;
       throw new GuardError(`unclosed '${top.delim === '${' ? '${' : top.delim}'`, top.start);
@@ -212,7 +275,7 @@ class Rewriter {
       last = e.end;
     }
     out += s.slice(last);
-    return { code: out, sites: this.sites };
+    return { code: out, sites: this.sites, bodies: this.bodies };
   }
 
   private lineEnd(from: number): number {
@@ -246,6 +309,90 @@ class Rewriter {
     }
   }
 
+  /**
+   * Called with each token before it changes the bracket stack: ends the
+   * expression-bodied arrows it ends, starts one after `=>`, places `try {` after a
+   * function body's directive prologue, and drops a `class` that turned out to be a
+   * property name.
+   */
+  private before(type: TokType, value: string, start: number): void {
+    const depth = this.stack.length;
+    const closer = type === 'punct' && (value === ')' || value === ']' || value === '}');
+    const last = this.classes[this.classes.length - 1];
+    if (last !== undefined && last.tok === this.toks.length - 1 && type === 'punct' && ['(', ':', '=', ',', ';', '}', '?.', '.'].includes(value)) {
+      this.classes.pop();
+    }
+    for (let a = this.arrows[this.arrows.length - 1]; a !== undefined && a.depth === depth; a = this.arrows[this.arrows.length - 1]) {
+      let ends = closer || (type === 'punct' && (value === ',' || value === ';'));
+      if (!ends && type === 'punct' && value === ':') {
+        if (a.questions === 0) ends = true; else a.questions--;
+      } else if (!ends && type === 'punct' && value === '?') {
+        a.questions++;
+      } else if (!ends) {
+        ends = this.asiBefore(type, value, start);
+      }
+      if (!ends) break;
+      this.closeArrow();
+    }
+    if (this.arrowPending) {
+      this.arrowPending = false;
+      if (!(type === 'punct' && value === '{')) {
+        this.bodies++;
+        this.edits.push({ at: start, end: start, text: ARROW_OPEN });
+        this.arrows.push({ depth, questions: 0 });
+      }
+    }
+    const top = this.stack[depth - 1];
+    const w = top?.delim === '{' ? top.wrap : undefined;
+    if (w !== undefined && !w.opened) {
+      if (closer) return; // only directives (or nothing): left as it is
+      if (w.directive) {
+        w.directive = false;
+        const p = this.prev() as Tok;
+        if (type === 'punct' && value === ';') {
+          w.insertAt = start + 1;
+          w.semicolon = false;
+          return;
+        }
+        if (this.asiBefore(type, value, start)) {
+          w.insertAt = p.end;
+          w.semicolon = true;
+        } else {
+          return this.openBody(w);
+        }
+      }
+      if (type === 'str') w.directive = true;
+      else this.openBody(w);
+    }
+  }
+
+  /** A newline before this token ends the expression that the previous token ends (ASI). */
+  private asiBefore(type: TokType, value: string, start: number): boolean {
+    const p = this.prev();
+    if (p === undefined || !this.newlineBetween(p.end, start)) return false;
+    const operandEnd = this.endsOperand(p) || (p.type === 'punct' && (p.value === '}' || p.postfix === true));
+    if (!operandEnd) return false;
+    switch (type) {
+      case 'punct': return NO_CONTINUE_PUNCT.has(value);
+      case 'tmpl': return false;
+      case 'name': return value !== 'in' && value !== 'instanceof';
+      default: return true;
+    }
+  }
+
+  private openBody(w: BodyWrap): void {
+    w.opened = true;
+    this.bodies++;
+    this.edits.push({ at: w.insertAt, end: w.insertAt, text: w.semicolon === true ? `;${BODY_OPEN}` : BODY_OPEN });
+  }
+
+  /** Ends the innermost expression-bodied arrow after the previous token. */
+  private closeArrow(): void {
+    this.arrows.pop();
+    const at = (this.prev() as Tok).end;
+    this.edits.push({ at, end: at, text: ARROW_CLOSE });
+  }
+
   private prev(n = 1): Tok | undefined {
     return this.toks[this.toks.length - n];
   }
@@ -261,10 +408,12 @@ class Rewriter {
     const ch = s[start] as string;
     if (ch === '"' || ch === "'") {
       this.pos = this.scanString(start);
+      this.before('str', '', start);
       this.push({ type: 'str', value: s.slice(start, this.pos), start, end: this.pos });
       return;
     }
     if (ch === '`') {
+      this.before('tmpl', '', start);
       this.scanTemplate(start + 1, start);
       return;
     }
@@ -272,12 +421,14 @@ class Rewriter {
       const end = this.scanIdentifier(start + 1);
       if (end === start + 1) throw new GuardError("unexpected '#'", start);
       this.pos = end;
+      this.before('private', '', start);
       this.push({ type: 'private', value: s.slice(start, end), start, end });
       return;
     }
     if (ch === '\\' || ID_START.test(this.codePointAt(start))) {
       const end = this.scanIdentifier(start);
       this.pos = end;
+      this.before('name', s.slice(start, end), start);
       this.name(s.slice(start, end), start, end);
       return;
     }
@@ -287,15 +438,18 @@ class Rewriter {
       if (!m) throw new GuardError('malformed number', start);
       this.pos = start + m[0].length;
       if (this.pos < s.length && ID_START.test(this.codePointAt(this.pos))) throw new GuardError('malformed number', start);
+      this.before('num', '', start);
       this.push({ type: 'num', value: m[0], start, end: this.pos });
       return;
     }
     if (ch === '/' && this.regexAllowed(start)) {
       this.pos = this.scanRegex(start);
+      this.before('regex', '', start);
       this.push({ type: 'regex', value: s.slice(start, this.pos), start, end: this.pos });
       return;
     }
     if (ch === '}' && this.stack.length > 0 && (this.stack[this.stack.length - 1] as Frame).delim === '${') {
+      this.before('punct', '}', start);
       this.stack.pop();
       this.scanTemplate(start + 1, start);
       return;
@@ -310,6 +464,7 @@ class Rewriter {
     if (p === undefined) throw new GuardError(`unexpected character '${ch}'`, start);
     if (p === '?.' && /[0-9]/.test(s[start + 2] ?? '')) p = '?';
     this.pos = start + p.length;
+    this.before('punct', p, start);
     this.punct(p, start);
   }
 
@@ -464,6 +619,12 @@ class Rewriter {
         if (value === 'finally') this.guardFinally(closed, start);
       }
     }
+    if (keyword && value === 'class') {
+      const top = this.stack[this.stack.length - 1];
+      const p = before?.type === 'punct' || before?.type === 'name' ? before.value : '';
+      const member = top?.delim === '{' && (top.kind === 'class' || top.kind === 'object') && MEMBER_PREFIX.has(p);
+      if (!member) this.classes.push({ depth: this.stack.length, tok: this.toks.length });
+    }
     this.push(tok);
   }
 
@@ -498,7 +659,10 @@ class Rewriter {
       case '(': {
         const p = this.prev();
         let head: string | undefined;
-        if (p?.type === 'name' && p.keyword) {
+        const top = this.stack[this.stack.length - 1];
+        // Directly in a class body or object literal, `if(…) {…}` is a method named if.
+        const members = top?.delim === '{' && (top.kind === 'class' || top.kind === 'object');
+        if (p?.type === 'name' && p.keyword && !members) {
           if (HEADS.has(p.value)) head = p.value;
           else if (p.value === 'catch' && p.clause) head = 'catch';
           else if (p.value === 'await' && this.prev(2)?.type === 'name' && this.prev(2)?.value === 'for' && this.prev(2)?.keyword) head = 'for';
@@ -521,10 +685,14 @@ class Rewriter {
       case '++': case '--':
         tok.postfix = this.endsOperand(this.prev()) && !this.newlineBetween((this.prev() as Tok).end, start);
         break;
+      case '=>':
+        this.arrowPending = true;
+        break;
       case '}': {
         const top = this.stack.pop();
         if (!top || top.delim !== '{') throw new GuardError("unbalanced '}'", start);
         tok.closes = top;
+        if (top.wrap?.opened === true) this.edits.push({ at: start, end: start, text: BODY_CLOSE });
         if (top.closeWrap) this.edits.push({ at: end, end, text: ' }' });
         break;
       }
@@ -535,7 +703,12 @@ class Rewriter {
   private openBrace(start: number): void {
     const p = this.prev();
     const frame: BraceFrame = { delim: '{', kind: 'unknown', start };
-    if (p === undefined) {
+    while (this.classes.length > 0 && (this.classes[this.classes.length - 1] as { depth: number }).depth > this.stack.length) this.classes.pop();
+    const cls = this.classes[this.classes.length - 1];
+    if (cls !== undefined && cls.depth === this.stack.length) {
+      this.classes.pop();
+      frame.kind = 'class';
+    } else if (p === undefined) {
       frame.kind = 'block';
     } else if (p.type === 'name' && p.keyword) {
       if (p.value === 'try') {
@@ -569,11 +742,14 @@ class Rewriter {
       } else if (p.value === '=>') {
         frame.kind = 'fn';
       } else if (p.value === ':') {
-        frame.kind = 'unknown';
+        const top = this.stack[this.stack.length - 1];
+        frame.kind = top?.delim === '{' && top.kind === 'object' ? 'object' : 'unknown';
       } else if (p.value !== ']' && p.value !== '++' && p.value !== '--') {
         frame.kind = 'object';
       }
     }
+    // A function body (or, after `(a)` + newline, a block: wrapping one changes nothing).
+    if (frame.kind === 'fn') frame.wrap = { insertAt: start + 1, opened: false, directive: false };
     this.stack.push(frame);
   }
 
@@ -615,14 +791,30 @@ class Rewriter {
     if (first === undefined) throw new GuardError('empty catch parameter', braceStart);
     // A destructuring pattern: bind a temporary, destructure inside the body.
     const last = paramToks[paramToks.length - 1] as Tok;
+    // Insertions inside the pattern (functions and arrows in default values) are carried
+    // over into the one-line copy; a replacement (a nested catch parameter) is refused.
+    const inside = this.edits.filter((e) => e.at > first.start && e.at < last.end);
+    if (inside.some((e) => e.end !== e.at || e.text.includes('__pcX'))) {
+      throw new GuardError('a try statement inside a catch parameter is not supported', first.start);
+    }
+    const moved = new Set<Edit>();
+    const take = (at: number): string => {
+      let text = '';
+      for (const e of inside) {
+        if (e.at === at && !moved.has(e)) {
+          moved.add(e);
+          text += e.text;
+        }
+      }
+      return text;
+    };
     let pattern = '';
     for (const t of paramToks) {
       if (/[\n\r\u2028\u2029]/.test(t.value)) throw new GuardError('a catch parameter with a multi-line literal is not supported', t.start);
-      pattern += (pattern === '' ? '' : ' ') + (t.type === 'punct' && t.value === '${' ? this.src.slice(t.start, t.end) : t.value);
+      pattern += (pattern === '' ? '' : ' ') + take(t.start) + (t.type === 'punct' && t.value === '${' ? this.src.slice(t.start, t.end) : t.value) + take(t.end);
     }
-    if (this.edits.some((e) => e.at >= first.start && e.at < last.end)) {
-      throw new GuardError('a try statement inside a catch parameter is not supported', first.start);
-    }
+    if (moved.size !== inside.length) throw new GuardError('cannot rewrite this catch parameter', first.start);
+    for (let i = this.edits.length - 1; i >= 0; i--) if (moved.has(this.edits[i] as Edit)) this.edits.splice(i, 1);
     // Comments are dropped from the one-line pattern; the newlines of the region stay
     // inside the parentheses so no line moves.
     const newlines = this.src.slice(first.start, last.end).replace(/[^\n]/g, '');
@@ -660,6 +852,11 @@ class Rewriter {
  *   (every `rejected` record's reason) and `Promise.any` (every entry of the
  *   AggregateError's `errors`). `await` needs no wrapper: it throws at the await, inside
  *   a rewritten try/catch.
+ * - replaces the global `Promise` by a constructor that calls the executor through a
+ *   guarding wrapper (same prototype object, statics and species getter; the
+ *   prototype's `constructor` points to it, so `p.constructor === Promise`); `Promise.try`
+ *   guards its callback the same way. Costs one extra JS call per promise constructed
+ *   through it (including the derived promise of every `then`).
  * Completion value: undefined.
  */
 export const LIMIT_GUARD_PRELUDE = String.raw`
@@ -741,6 +938,40 @@ const wrappers = {
 defineProperty(PP, 'then', { value: wrappedThen, writable: true, enumerable: false, configurable: true });
 defineProperty(P, 'allSettled', { value: wrappers.allSettled, writable: true, enumerable: false, configurable: true });
 defineProperty(P, 'any', { value: wrappers.any, writable: true, enumerable: false, configurable: true });
+
+// A Promise executor (or Promise.try callback) that throws rejects a promise nobody may
+// observe: its exception is seen here. Function code is guarded by the source rewrite;
+// this covers built-in and bound functions used as executors. The replacement
+// constructor has the intrinsic's prototype, statics and species getter, so promises
+// stay intrinsic promises and p.constructor === Promise.
+const construct = Reflect.construct, ownKeys = Reflect.ownKeys, getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+const promiseTry = P.try;
+function guardExecutor(executor) {
+  return function (resolve, reject) {
+    try { return executor(resolve, reject); } catch (e) { __pcGuard(e); throw e; }
+  };
+}
+const GuardedPromise = function Promise(executor) {
+  if (new.target === undefined) throw new TypeError('must be called with new');
+  return construct(P, [typeof executor === 'function' ? guardExecutor(executor) : executor], new.target);
+};
+const statics = {
+  try(f, ...args) {
+    const g = typeof f === 'function' ? function () {
+      try { return apply(f, undefined, args); } catch (e) { __pcGuard(e); throw e; }
+    } : f;
+    return apply(promiseTry, this, [g]);
+  },
+};
+const keys = ownKeys(P);
+for (let i = 0; i < keys.length; i++) {
+  const k = keys[i];
+  if (k !== 'length' && k !== 'name' && k !== 'prototype') defineProperty(GuardedPromise, k, getOwnPropertyDescriptor(P, k));
+}
+if (typeof promiseTry === 'function') defineProperty(GuardedPromise, 'try', { value: statics.try, writable: true, enumerable: false, configurable: true });
+defineProperty(GuardedPromise, 'prototype', { value: PP, writable: false, enumerable: false, configurable: false });
+defineProperty(PP, 'constructor', { value: GuardedPromise, writable: true, enumerable: false, configurable: true });
+defineProperty(G, 'Promise', { value: GuardedPromise, writable: true, enumerable: false, configurable: true });
 return __pcGuard;
 })();
 `;
