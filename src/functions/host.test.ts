@@ -16,6 +16,8 @@ import { FunctionCompileError } from '../errors.js';
 import {
   FunctionHost, FunctionService, FUNCTION_RUNTIME, SandboxWorker, type FunctionHostEvent, type HostedInvocation,
 } from './index.js';
+import { SANDBOX_JOB_ATTEMPTS } from './host.js';
+import type { FunctionResult } from './runtime.js';
 
 const WATCHDOG_MS = 200;
 
@@ -115,7 +117,8 @@ test('host: invocations in flight on a terminated worker are all settled (before
   for (const r of await Promise.all(after)) {
     assert.equal(r.result.decision, 'deny');
     assert.equal(r.result.failureCode, 'ConnectionFunctionError');
-    assert.match(r.result.error ?? '', /^connection function "ok" did not complete: the sandbox worker was terminated because connection function "hang" did not return within 200 ms$/);
+    assert.equal(r.result.error, 'connection function "ok" did not complete, through no fault of its own (a victim of another job; denied, fail closed): '
+      + 'the sandbox worker was terminated because connection function "hang" did not return within 200 ms');
   }
   assert.equal((await host.invoke('ok', CONN)).result.decision, 'allow');
 });
@@ -252,4 +255,126 @@ test('host: the function sees JSON.parse of the connection text, whatever the te
     assert.equal(r.result.decision, 'deny', text);
     assert.equal(r.result.failureCode, 'ConnectionFunctionError', text);
   }
+});
+
+test('sandbox worker: concurrent hostile and benign one-off runs and compile checks — only the hostile ones fail, each with its own timeout', async (t) => {
+  const { sandbox } = await setup(t);
+  const hostileRun = (i: number): Promise<FunctionResult> => sandbox.load(handlerCode(HOSTILE.includes as string), { name: `h${i}` }).then(async (fn) => {
+    try {
+      return await fn.invoke(CONN);
+    } finally {
+      fn.dispose();
+    }
+  });
+  const benignRun = (i: number): Promise<FunctionResult> => sandbox.load(okCode(`f${i}`), { name: `f${i}` }).then(async (fn) => {
+    try {
+      return await fn.invoke(CONN);
+    } finally {
+      fn.dispose();
+    }
+  });
+  // One function loaded before, run while the others come and go (it has to be compiled again in each new worker).
+  const warm = await sandbox.load(okCode('warm'), { name: 'warm' });
+  const jobs: Promise<unknown>[] = [];
+  const hostile: Promise<FunctionResult>[] = [];
+  const benign: Promise<FunctionResult>[] = [];
+  const warmRuns: Promise<FunctionResult>[] = [];
+  const goodChecks: Promise<void>[] = [];
+  const badChecks: Promise<void>[] = [];
+  const hostileChecks: Promise<void>[] = [];
+  for (let i = 0; i < 6; i++) {
+    hostile.push(hostileRun(i));
+    benign.push(benignRun(i));
+    warmRuns.push(warm.invoke(CONN));
+    goodChecks.push(sandbox.check(okCode(`c${i}`), { name: `c${i}` }));
+    badChecks.push(sandbox.check('function connectionHandler(c) { c.allow( }', { name: `bad${i}` }));
+    if (i % 3 === 0) hostileChecks.push(sandbox.check(`${HOSTILE.join}\n${okCode('x')}`, { name: `top${i}` }));
+  }
+  jobs.push(...hostile, ...benign, ...warmRuns, ...goodChecks, ...badChecks, ...hostileChecks);
+  const settled = await Promise.allSettled(jobs);
+  const rejectedUnexpectedly = settled.slice(0, hostile.length + benign.length + warmRuns.length + goodChecks.length).filter((s) => s.status === 'rejected');
+  assert.deepEqual(rejectedUnexpectedly, []);
+
+  for (const [i, p] of hostile.entries()) {
+    const r = await p;
+    assert.equal(r.decision, 'deny');
+    assert.equal(r.failureCode, 'ConnectionFunctionError');
+    assert.equal(r.error, `connection function "h${i}" did not return within ${sandbox.watchdogMs} ms; its sandbox was terminated`);
+  }
+  for (const [i, p] of benign.entries()) {
+    const r = await p;
+    assert.equal(r.decision, 'allow', r.error);
+    assert.equal(r.customData, `f${i}`);
+    assert.equal(r.error, undefined);
+  }
+  for (const p of warmRuns) {
+    const r = await p;
+    assert.equal(r.decision, 'allow', r.error);
+    assert.equal(r.customData, 'warm');
+  }
+  for (const p of goodChecks) await p;
+  for (const [i, p] of badChecks.entries()) {
+    await assert.rejects(p, (err: unknown) => {
+      assert.ok(err instanceof FunctionCompileError);
+      assert.match(err.message, new RegExp(`^function "bad${i}"`));
+      assert.doesNotMatch(err.message, /terminated|did not finish/);
+      return true;
+    });
+  }
+  for (const [k, p] of hostileChecks.entries()) {
+    await assert.rejects(p, (err: unknown) => {
+      assert.ok(err instanceof FunctionCompileError);
+      assert.equal(err.message, `function "top${k * 3}": top-level code did not finish within 500 ms; its sandbox was terminated`);
+      return true;
+    });
+  }
+  // Still serving afterwards.
+  assert.equal((await warm.invoke(CONN)).decision, 'allow');
+  warm.dispose();
+});
+
+test('sandbox worker: a job whose worker is terminated for another job runs again; after the bounded attempts it fails as a victim, never as bad code', async (t) => {
+  const { sandbox } = await setup(t);
+  // Each new worker is terminated right after the next compile is sent to it, while
+  // `kills` lasts, as the watchdog would for another job (culprit: a request id not this one).
+  let kills = 0;
+  const acquire = sandbox.acquire.bind(sandbox);
+  const patched = new WeakSet<object>();
+  sandbox.acquire = () => {
+    const r = acquire();
+    const link = r.link;
+    if (!patched.has(link)) {
+      patched.add(link);
+      const send = link.request.bind(link);
+      link.request = (id, msg, p) => {
+        send(id, msg, p);
+        if (kills > 0 && msg !== undefined && !Array.isArray(msg) && (msg.t === 'load' || msg.t === 'run')) {
+          kills--;
+          (link as unknown as { fail(info: object): void }).fail({
+            culprit: 1e9, kind: 1, name: 'other', ms: 100,
+            reason: 'the sandbox worker was terminated because connection function "other" did not return within 100 ms',
+          });
+        }
+      };
+    }
+    return r;
+  };
+  kills = SANDBOX_JOB_ATTEMPTS - 1;
+  await sandbox.check(okCode('x'), { name: 'survives' });
+  const fn = await (async () => {
+    kills = SANDBOX_JOB_ATTEMPTS - 1;
+    return sandbox.load(okCode('loaded'), { name: 'loaded' });
+  })();
+  kills = SANDBOX_JOB_ATTEMPTS - 1; // the run, then its compile again in the new worker
+  assert.equal((await fn.invoke(CONN)).customData, 'loaded');
+  kills = SANDBOX_JOB_ATTEMPTS;
+  await assert.rejects(sandbox.check(okCode('x'), { name: 'victim' }), (err: unknown) => {
+    assert.ok(!(err instanceof FunctionCompileError), String(err));
+    assert.equal((err as Error).message, 'the compile check of function "victim" did not complete through no fault of its own: it was a victim of other jobs — '
+      + `its sandbox worker was terminated ${SANDBOX_JOB_ATTEMPTS} times for them (last: the sandbox worker was terminated because connection function "other" did not return within 100 ms)`);
+    return true;
+  });
+  assert.equal(kills, 0);
+  await sandbox.check(okCode('x'), { name: 'after' });
+  assert.equal((await fn.invoke(CONN)).customData, 'loaded');
 });

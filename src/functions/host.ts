@@ -5,8 +5,13 @@
  * huge array-like, `Array(2**32-1).join('')` or a quadratic `indexOf` runs inside one C
  * call and never reaches it. So sandboxes run in a worker (sandbox-worker.ts), and the
  * parent terminates the worker when one unit of sandbox work (an invocation, a compile)
- * has run longer than a wall-clock bound; everything in flight on that worker is denied
- * with `ConnectionFunctionError`, and a new worker takes over.
+ * has run longer than a wall-clock bound, and a new worker takes over. The job that ran
+ * past the bound (the culprit) fails with "did not return within N ms; its sandbox was
+ * terminated". What happens to the others in flight (the victims) depends on the owner:
+ * {@link FunctionHost} denies them, fail closed, with a message saying they were victims
+ * of another job; {@link SandboxWorker} runs its jobs one at a time, so a hostile job
+ * delays the others but never fails them (and re-runs any job whose worker still went
+ * away through no fault of its own, a bounded number of times).
  *
  * - {@link FunctionHost}: the data path's view — a worker holding the KVS replica and
  *   the registry of LIVE functions (both following the change feed); invoke by name with
@@ -75,6 +80,12 @@ interface AbortInfo {
   ms: number;
   /** Human-readable reason for the others. */
   reason: string;
+  /**
+   * Set per request by {@link WorkerLink.fail}: true for the request whose own work ran
+   * past the bound (the culprit); false for every other request in flight (a victim when
+   * `culprit` is not -1, i.e. the watchdog stopped someone else's work).
+   */
+  self?: boolean;
 }
 
 interface Pending {
@@ -244,7 +255,7 @@ class WorkerLink {
     this.pending.clear();
     for (let i = 0; i < pending.length; i++) {
       const p = pending[i] as Pending;
-      p.abort(ids[i] === info.culprit ? info : { ...info, culprit: -1 });
+      p.abort({ ...info, self: ids[i] === info.culprit });
     }
     if (!this.closing) this.options.onDown(info);
   }
@@ -268,10 +279,18 @@ function deniedResult(error: string): FunctionResult {
   return { decision: 'deny', implicit: true, logs: [], computeUtilization: 0, error, failureCode: 'ConnectionFunctionError' };
 }
 
-/** The deny of an invocation its worker did not finish. */
+/**
+ * The deny of an invocation its worker did not finish: the culprit's own ("did not
+ * return within N ms; its sandbox was terminated"), a victim's (another job ran past the
+ * bound; this one was merely in flight on the same worker and is denied, fail closed,
+ * through no fault of its own), or a crash/close of the worker.
+ */
 function abortedResult(name: string, info: AbortInfo): FunctionResult {
-  if (info.culprit !== -1 && info.kind !== JOB_COMPILE) {
+  if (info.self === true && info.kind !== JOB_COMPILE) {
     return deniedResult(`connection function "${name}" did not return within ${info.ms} ms; its sandbox was terminated`);
+  }
+  if (info.culprit !== -1) {
+    return deniedResult(`connection function "${name}" did not complete, through no fault of its own (a victim of another job; denied, fail closed): ${info.reason}`);
   }
   return deniedResult(`connection function "${name}" did not complete: ${info.reason}`);
 }
@@ -331,8 +350,11 @@ function resultOf(m: InvokeReply): FunctionResult {
  * Invocations are served in order, one at a time (the worker is one thread).
  *
  * Watchdog: when one invocation (or the compile of a LIVE version) runs past its bound,
- * the worker is terminated, that invocation and every other one in flight is denied
- * with `ConnectionFunctionError`, a `watchdog` event is emitted and a new worker loads
+ * the worker is terminated, that invocation (the culprit: "did not return within N ms;
+ * its sandbox was terminated") and every other one in flight (victims: "did not
+ * complete, through no fault of its own (a victim of another job; denied, fail closed)")
+ * is denied with `ConnectionFunctionError` — by design, a connection is never held
+ * for a re-run — a `watchdog` event is emitted and a new worker loads
  * the store again (`worker-restarted`). A LIVE version whose top-level code hung a
  * worker is refused by later workers (`load-failed`) until it is published again.
  */
@@ -526,17 +548,42 @@ export interface SandboxWorkerOptions {
 }
 
 /**
+ * How many times one job of a {@link SandboxWorker} is started on a worker that then goes
+ * away through no fault of its own (terminated for another job, crashed) before it fails.
+ */
+export const SANDBOX_JOB_ATTEMPTS = 3;
+
+/** A request's worker went away before it replied (see {@link AbortInfo}). */
+class WorkerAborted extends Error {
+  constructor(readonly info: AbortInfo) {
+    super(info.reason);
+  }
+}
+
+/**
  * A worker thread for one-off sandbox work under the watchdog: compile checks
  * (lifecycle create/update/publish) and offline runs (`function test`, `function
- * matrix`), so top-level code or a handler that loops in C fails with a clear error
- * instead of hanging the process. Started lazily; a terminated worker is replaced on
- * the next request. The worker does not keep the process alive while idle.
+ * matrix`, the admin API's test), so top-level code or a handler that loops in C fails
+ * with a clear error instead of hanging the process. Started lazily; a terminated worker
+ * is replaced on the next request. The worker does not keep the process alive while idle.
+ *
+ * Jobs (a compile check, a load, one run — with the load it needs in a new worker) run
+ * one at a time, in the order they were asked for: a job the watchdog has to stop delays
+ * the jobs queued behind it but never fails them; only the job that ran past its bound
+ * fails ("did not return within N ms" / "top-level code did not finish within N ms").
+ * Should a worker still go away under a job that was not at fault (it crashed, or was
+ * terminated for another job), that job runs again on the replacement worker, up to
+ * {@link SANDBOX_JOB_ATTEMPTS} times in all, and then fails with a plain Error saying so
+ * (never a FunctionCompileError: its code was not at fault).
  */
 export class SandboxWorker {
   private link: WorkerLink | undefined;
   private generation = 0;
   private nextHandle = 1;
   private closed = false;
+  /** A job is running; the others wait in {@link waiting}, first come first served. */
+  private busy = false;
+  private readonly waiting: (() => void)[] = [];
   private static sharedWorker: SandboxWorker | undefined;
 
   constructor(private readonly options: SandboxWorkerOptions = {}) {}
@@ -570,35 +617,81 @@ export class SandboxWorker {
     return { link: this.link, generation: this.generation };
   }
 
-  /** @internal sends one request; `abort` maps a terminated worker to the result or error. */
-  send<T>(msg: (id: number) => ToWorker, name: string, abort: (info: AbortInfo) => T | Error): Promise<T> {
-    let link: WorkerLink;
-    try {
-      ({ link } = this.acquire());
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+  /** @internal the worker of `generation` if it is still the running one (nothing is started). */
+  current(generation: number): WorkerLink | undefined {
+    return this.link && !this.link.isDown && this.generation === generation ? this.link : undefined;
+  }
+
+  /** @internal one request on `link`; rejects with {@link WorkerAborted} when the worker goes away first. */
+  request<T>(link: WorkerLink, msg: (id: number) => ToWorker, name: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const id = nextRequestId++;
-      link.request(id, msg(id), {
-        name, resolve: (v) => resolve(v as T), reject,
-        abort: (info) => {
-          const r = abort(info);
-          if (r instanceof Error) reject(r);
-          else resolve(r);
-        },
-      });
+      link.request(id, msg(id), { name, resolve: (v) => resolve(v as T), reject, abort: (info) => reject(new WorkerAborted(info)) });
     });
+  }
+
+  private async turn(): Promise<void> {
+    if (!this.busy) {
+      this.busy = true;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.busy = false;
+  }
+
+  /**
+   * @internal runs `job` when no other job runs (first come first served). When the
+   * worker goes away under it: if the job's own request ran past the bound, `culprit`
+   * maps that to its result or error; otherwise the job runs again on a new worker, up
+   * to {@link SANDBOX_JOB_ATTEMPTS} times in all.
+   */
+  async exclusive<T>(label: string, job: (link: WorkerLink, generation: number) => Promise<T>, culprit: (info: AbortInfo) => T | Error): Promise<T> {
+    await this.turn();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const { link, generation } = this.acquire();
+        try {
+          return await job(link, generation);
+        } catch (err) {
+          if (!(err instanceof WorkerAborted)) throw err;
+          const { info } = err;
+          if (info.self === true) {
+            const r = culprit(info);
+            if (r instanceof Error) throw r;
+            return r;
+          }
+          if (this.closed) throw new Error(`${label} did not complete: the sandbox worker was closed`);
+          if (attempt >= SANDBOX_JOB_ATTEMPTS) {
+            throw new Error(info.culprit !== -1
+              ? `${label} did not complete through no fault of its own: it was a victim of other jobs — its sandbox worker was terminated ${attempt} times for them (last: ${info.reason})`
+              : `${label} did not complete: its sandbox worker went away ${attempt} times (last: ${info.reason})`);
+          }
+        }
+      }
+    } finally {
+      this.release();
+    }
   }
 
   /**
    * Compiles `code` as {@link compileFunction} does, in the worker, and discards it.
    * @throws FunctionSizeLimitExceededError, FunctionCompileError (with line/column; also
    *   when the top-level code did not finish within the compile bound — the worker was
-   *   terminated), InvalidArgumentError for bad limits.
+   *   terminated), InvalidArgumentError for bad limits; Error when the sandbox worker was
+   *   closed, or kept going away for other reasons (see {@link SandboxWorker}).
    */
   async check(code: string, options: CompileOptions = {}): Promise<void> {
-    await this.send<null>((id) => ({ t: 'load', id, handle: 0, code, options }), options.name ?? 'code', (info) => compileTimeout(options.name, info));
+    const name = options.name ?? 'code';
+    await this.exclusive<null>(
+      `the compile check of function ${quoted(options.name)}`,
+      (link) => this.request<null>(link, (id) => ({ t: 'load', id, handle: 0, code, options }), name),
+      (info) => compileTimeout(options.name, info),
+    );
   }
 
   /**
@@ -612,7 +705,7 @@ export class SandboxWorker {
     return fn;
   }
 
-  /** Stops the worker. Idempotent. */
+  /** Stops the worker; jobs in flight or queued fail with an Error. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
     const link = this.link;
@@ -622,12 +715,11 @@ export class SandboxWorker {
   }
 }
 
+const quoted = (name: string | undefined): string => (name === undefined ? 'code' : `"${name}"`);
+
+/** The error of a compile whose own top-level code ran past the compile bound. */
 function compileTimeout(name: string | undefined, info: AbortInfo): Error {
-  const label = name === undefined ? 'code' : `"${name}"`;
-  if (info.culprit !== -1 && info.kind === JOB_COMPILE) {
-    return new FunctionCompileError(`function ${label}: top-level code did not finish within ${info.ms} ms; its sandbox was terminated`);
-  }
-  return new FunctionCompileError(`function ${label} could not be compiled: ${info.reason}`);
+  return new FunctionCompileError(`function ${quoted(name)}: top-level code did not finish within ${info.ms} ms; its sandbox was terminated`);
 }
 
 /**
@@ -654,15 +746,22 @@ export class IsolatedFunction {
     return this.options.name ?? 'code';
   }
 
-  /** @internal compiles in the current worker unless already there. @throws as {@link SandboxWorker.check}. */
-  async ensureLoaded(): Promise<void> {
-    const { generation } = this.sandbox.acquire();
+  /** Compiles in worker `link` (of `generation`) unless already there. Inside a job of {@link SandboxWorker.exclusive}. */
+  private async loadIn(link: WorkerLink, generation: number): Promise<void> {
     if (this.loadedIn === generation) return;
-    await this.sandbox.send<null>(
-      (id) => ({ t: 'load', id, handle: this.handle, code: this.code, options: this.options, kvs: this.kvsEntries }),
-      this.label, (info) => compileTimeout(this.options.name, info),
+    await this.sandbox.request<null>(
+      link, (id) => ({ t: 'load', id, handle: this.handle, code: this.code, options: this.options, kvs: this.kvsEntries }), this.label,
     );
     this.loadedIn = generation;
+  }
+
+  /** @internal compiles in the current worker unless already there. @throws as {@link SandboxWorker.check}. */
+  async ensureLoaded(): Promise<void> {
+    await this.sandbox.exclusive<void>(
+      `the compile of function ${quoted(this.options.name)}`,
+      (link, generation) => this.loadIn(link, generation),
+      (info) => compileTimeout(this.options.name, info),
+    );
   }
 
   /**
@@ -670,21 +769,31 @@ export class IsolatedFunction {
    * text). `kvs` names one of the KVS contents given to {@link SandboxWorker.load}.
    * Never rejects for anything the function does: a run the watchdog stopped resolves to
    * a deny with failureCode ConnectionFunctionError ("did not return within N ms; its
-   * sandbox was terminated").
-   * @throws FunctionCompileError when the function has to be compiled again (new worker) and fails.
+   * sandbox was terminated"). A run whose worker went away for another job's fault runs
+   * again (see {@link SandboxWorker}).
+   * @throws FunctionCompileError when the function has to be compiled again (new worker)
+   *   and fails; Error when the sandbox worker was closed or kept going away through no
+   *   fault of this run.
    */
   async invoke(connection: object | string, options: { kvs?: string; now?: number } = {}): Promise<FunctionResult> {
-    await this.ensureLoaded();
     const json = typeof connection === 'string' ? connection : JSON.stringify(connection);
-    return this.sandbox.send<FunctionResult>(
-      (id) => ({ t: 'run', id, handle: this.handle, json, ...(options.kvs !== undefined ? { kvs: options.kvs } : {}), ...(options.now !== undefined ? { now: options.now } : {}) }),
-      this.label, (info) => abortedResult(this.label, info),
+    const msg = (id: number): ToWorker => ({
+      t: 'run', id, handle: this.handle, json,
+      ...(options.kvs !== undefined ? { kvs: options.kvs } : {}), ...(options.now !== undefined ? { now: options.now } : {}),
+    });
+    return this.sandbox.exclusive<FunctionResult>(
+      `the run of connection function "${this.label}"`,
+      async (link, generation) => {
+        await this.loadIn(link, generation);
+        return this.sandbox.request<FunctionResult>(link, msg, this.label);
+      },
+      (info) => (info.kind === JOB_COMPILE ? compileTimeout(this.options.name, info) : abortedResult(this.label, info)),
     );
   }
 
-  /** Frees the sandbox in the worker. */
+  /** Frees the sandbox in the worker (nothing to do when that worker is gone). */
   dispose(): void {
-    if (this.loadedIn !== -1) this.sandbox.acquire().link.post({ t: 'drop', handle: this.handle });
+    if (this.loadedIn !== -1) this.sandbox.current(this.loadedIn)?.post({ t: 'drop', handle: this.handle });
     this.loadedIn = -1;
   }
 }
