@@ -4,15 +4,15 @@
  * connection. Works the same inside node:cluster workers (listen handles are shared
  * through the primary; every worker holds its own EdgeState and OCSP cache).
  */
-import { lookup } from 'node:dns/promises';
 import tls, { type SecureContextOptions, type TLSSocket } from 'node:tls';
-import { isIP, isIPv4, type Socket } from 'node:net';
+import { isIPv4, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { InvalidArgumentError } from '../errors.js';
 import type { RevocationChecker } from '../revocation/index.js';
 import type { Store } from '../store/index.js';
+import { compareListenSockets, resolveListenAddress as resolveSharedListenAddress, type ListenSocket } from '../resources/index.js';
 import { ConnectionLogWriter, connectionStatus, emptyLogLine } from './connection-log.js';
 import type { ConnectionFailureCode } from './decision.js';
 import { Gate, type GateListener } from './gate.js';
@@ -75,48 +75,23 @@ interface RawInfo {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** A listen address resolved to the socket it binds. */
-export interface ResolvedListen {
-  /** `ip:port` (IPv6 `[ip]:port`): equal keys are the same socket. */
-  readonly key: string;
-  readonly ip: string;
-  readonly family: 4 | 6;
-  readonly port: number;
-}
+/** A listen address resolved to the socket it binds (resources/ `ListenSocket`). */
+export type ResolvedListen = ListenSocket;
 
 /**
- * Resolves a `host:port` listen address to the socket `net.Server.listen` would bind
- * (host names through `dns.lookup`, as listen does; IP literals normalised), so that
- * `localhost:9543` and `127.0.0.1:9543` are recognised as one socket.
+ * resources/ `resolveListenAddress`: the socket `net.Server.listen` binds for a
+ * `host:port` (so `localhost:9543` and `127.0.0.1:9543` are one listener) — the same
+ * rule the DistributionService uses to refuse overlapping distributions.
  * @throws InvalidArgumentError for a malformed address; the lookup error for a name that does not resolve.
  */
-export async function resolveListenAddress(address: string, lookupHost: (host: string) => Promise<{ address: string; family: number }> = (h) => lookup(h)): Promise<ResolvedListen> {
-  const { host, port } = parseListenAddress(address);
-  let ip: string;
-  let family: 4 | 6;
-  if (isIP(host) === 4) {
-    ip = host;
-    family = 4;
-  } else if (isIP(host) === 6) {
-    ip = new URL(`http://[${host}]/`).hostname.slice(1, -1);
-    family = 6;
-  } else {
-    const r = await lookupHost(host);
-    family = r.family === 6 ? 6 : 4;
-    ip = family === 6 ? new URL(`http://[${r.address}]/`).hostname.slice(1, -1) : r.address;
-  }
-  return { key: family === 6 ? `[${ip}]:${port}` : `${ip}:${port}`, ip, family, port };
-}
+export const resolveListenAddress = resolveSharedListenAddress;
 
 /**
- * True when binding both sockets fails with EADDRINUSE although they differ: one is a
- * wildcard covering the other (`0.0.0.0:X` covers every IPv4 address on port X; `[::]:X`,
- * dual-stack as Node binds it, covers every address). Port 0 never overlaps.
+ * True when binding both sockets fails with EADDRINUSE although they differ (a wildcard
+ * covering the other; resources/ `compareListenSockets` is `overlap`). Port 0 never overlaps.
  */
 export function listenSocketsOverlap(a: ResolvedListen, b: ResolvedListen): boolean {
-  if (a.port === 0 || b.port !== a.port || a.key === b.key) return false;
-  const covers = (w: ResolvedListen, o: ResolvedListen): boolean => (w.family === 6 && w.ip === '::') || (w.family === 4 && w.ip === '0.0.0.0' && o.family === 4);
-  return covers(a, b) || covers(b, a);
+  return compareListenSockets(a, b) === 'overlap';
 }
 
 /** Names the distributions of one listen address for an error: `distribution "a" (listen 127.0.0.1:8443)`. */

@@ -54,29 +54,40 @@ export interface ListenSocket {
 }
 
 /**
- * Resolves a `host:port` listen address to the socket it binds (IP literals normalised,
- * names through `lookupHost`), as the edge groups listeners; undefined when it is
- * malformed or the name does not resolve (nothing can be said; the edge reports it).
+ * Resolves a `host:port` listen address (IPv6 as `[::1]:port`) to the socket
+ * `net.Server.listen` binds: IP literals normalised, host names through `lookupHost`
+ * (default `dns.lookup`, as listen does) — so `localhost:9543` and `127.0.0.1:9543` are
+ * recognised as one socket. The edge groups its listeners with it.
+ * @throws InvalidArgumentError for a malformed address or a port above 65535; the
+ *   lookup's error (e.g. ENOTFOUND) for a name that does not resolve.
+ */
+export async function resolveListenAddress(
+  listen: string, lookupHost: (host: string) => Promise<{ address: string; family: number }> = (h) => lookup(h),
+): Promise<ListenSocket> {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new InvalidArgumentError(`listen address "${listen}" is not host:port (IPv6 as [::1]:port)`);
+  let host = m[1] ?? m[2]!;
+  if (isIP(host) === 0) host = (await lookupHost(host)).address;
+  const family = isIP(host);
+  if (family === 4) return { key: `${host}:${port}`, ip: host, family: 4, port };
+  if (family !== 6) throw new InvalidArgumentError(`listen address "${listen}": "${host}" is not an IP address`);
+  const ip = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  return { key: `[${ip}]:${port}`, ip, family: 6, port };
+}
+
+/**
+ * {@link resolveListenAddress}, or undefined when the address is malformed or the name
+ * does not resolve (nothing can be said about overlaps then; the edge reports it).
  */
 export async function resolveListenSocket(
   listen: string, lookupHost: (host: string) => Promise<{ address: string; family: number }> = (h) => lookup(h),
 ): Promise<ListenSocket | undefined> {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  let host = m[1] ?? m[2]!;
-  if (isIP(host) === 0) {
-    try {
-      host = (await lookupHost(host)).address;
-    } catch {
-      return undefined;
-    }
+  try {
+    return await resolveListenAddress(listen, lookupHost);
+  } catch {
+    return undefined;
   }
-  const family = isIP(host);
-  if (family === 4) return { key: `${host}:${port}`, ip: host, family: 4, port };
-  if (family !== 6) return undefined;
-  const ip = new URL(`http://[${host}]/`).hostname.slice(1, -1);
-  return { key: `[${ip}]:${port}`, ip, family: 6, port };
 }
 
 /**

@@ -18,5 +18,5 @@ export {
 } from './distribution-schema.js';
 export { TrustStoreService, trustStoreDocumentFor, distributionsUsingTrustStore } from './trust-store-service.js';
 export type { TrustStoreRecord, CreateTrustStoreInput, UpdateTrustStoreInput, TrustStoreServiceOptions } from './trust-store-service.js';
-export { DistributionService, findAliasConflicts } from './distribution-service.js';
-export type { DistributionRecord, DistributionServiceOptions, DistributionListenClaim } from './distribution-service.js';
+export { DistributionService, findAliasConflicts, resolveListenAddress, resolveListenSocket, compareListenSockets } from './distribution-service.js';
+export type { DistributionRecord, DistributionServiceOptions, DistributionListenClaim, ListenSocket } from './distribution-service.js';
