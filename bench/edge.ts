@@ -17,10 +17,18 @@
  * (bench/edge-load.ts, one process, the same for every contender) opens
  * EDGE_BENCH_CONNECTIONS (default 1500) new connections per round, 8 at a time.
  *
+ * Also measured, with the same certificates and load generator: nginx
+ * (bench/edge-nginx.ts: one worker, `ssl_verify_client on` against the demo root,
+ * `ssl_ocsp on` with `ssl_ocsp_cache` against the demo responders, tickets and session
+ * cache off, `proxy_pass` to the same origin; installed with apt-get when missing — if it
+ * cannot be installed or started the table has a "nginx: not available — reason" row),
+ * and, for reference, the bare server with session tickets on.
+ *
  * Rounds: one warm-up round per contender and key type (OCSP cache and function warm),
- * then ROUNDS measured rounds, alternating bare → portcullis fn → portcullis nofn for
- * each key type. CPU: utime + stime of the server process from /proc/PID/stat
- * (all threads) before and after the round, divided by the connections.
+ * then ROUNDS measured rounds, alternating bare → portcullis fn → portcullis nofn →
+ * nginx → bare with tickets for each key type. CPU: utime + stime from /proc/PID/stat
+ * (all threads) before and after the round, divided by the connections — of the server
+ * process; for nginx of the master and its worker.
  */
 import { spawn, fork, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, rm, writeFile, copyFile } from 'node:fs/promises';
@@ -33,6 +41,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { OpensslDemoPki, freePort } from '../src/demo/index.js';
 import { percentile, type Benchmark, type Figure } from './lib.js';
+import { findOrInstallNginx, startNginx, type RunningNginx } from './edge-nginx.js';
 
 const run = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -133,15 +142,18 @@ async function issueRsaLeaf(pki: OpensslDemoPki, name: string): Promise<{ certFi
   return { certFile, keyFile };
 }
 
-interface Contender { name: 'bare' | 'fn' | 'nofn'; pid: number; port: number }
+type ContenderName = 'bare' | 'bareTickets' | 'fn' | 'nofn' | 'nginx';
+interface Contender { name: ContenderName; port: number; cpu: () => number }
+const logged = (n: ContenderName): n is 'fn' | 'nofn' => n === 'fn' || n === 'nofn';
 
 export const edgeBench: Benchmark = {
   name: 'edge',
-  description: 'edge: server CPU per mTLS connection (handshake + 1 request) Portcullis vs bare node:tls+http, ECDSA and RSA clients; gate decision time p50/p99/max with and without a function (warm OCSP cache)',
+  description: 'edge: server CPU per mTLS connection (handshake + 1 request) Portcullis vs bare node:tls+http (tickets off, and on for reference) vs nginx (verify_client + ssl_ocsp), ECDSA and RSA clients; gate decision time p50/p99/max with and without a function (warm OCSP cache)',
   async run(): Promise<Figure[]> {
     const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-edge-'));
     const children: ChildProcess[] = [];
     let pki: OpensslDemoPki | undefined;
+    let nginx: RunningNginx | undefined;
     try {
       await mkdir(join(dir, 'pki'));
       pki = await OpensslDemoPki.create({ dir: join(dir, 'pki'), nextUpdateMinutes: 60 });
@@ -202,6 +214,25 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
       await Promise.race([Promise.all([waitForPort(fnPort), waitForPort(nofnPort)]), gwExit]);
       const bare = await startChild([join(root, 'bench/edge-bare-server.ts'), server.certFile, server.keyFile], root);
       children.push(bare.child);
+      const bareTickets = await startChild([join(root, 'bench/edge-bare-server.ts'), server.certFile, server.keyFile, 'tickets'], root);
+      children.push(bareTickets.child);
+      let nginxUnavailable: string | undefined;
+      let nginxPort = 0, nginxVersion = '';
+      const found = await findOrInstallNginx();
+      if ('reason' in found) nginxUnavailable = found.reason;
+      else {
+        try {
+          nginxPort = await freePort();
+          nginx = await startNginx({
+            bin: found.bin, prefix: join(dir, 'nginx'), port: nginxPort, certFile: server.certFile, keyFile: server.keyFile,
+            caFile: pki.root.certFile, originPort: origin.info.port,
+          }, cpuUs, waitForPort);
+          nginxVersion = found.version;
+        } catch (e) {
+          nginxUnavailable = `${found.version} did not start: ${(e as Error).message}`;
+        }
+      }
+      if (nginxUnavailable) process.stderr.write(`  nginx: not available — ${nginxUnavailable}\n`);
 
       const load = fork(join(root, 'bench/edge-load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(load);
@@ -212,11 +243,13 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
           load.send({ type: 'round', port, servername: 'localhost', ...clients[key], connections, concurrency });
         });
 
-      process.stderr.write(`  pids: portcullis ${gw.pid}, bare ${bare.child.pid}, origin ${origin.child.pid}, load ${load.pid}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+      process.stderr.write(`  pids: portcullis ${gw.pid}, bare ${bare.child.pid}, bare+tickets ${bareTickets.child.pid}, nginx ${nginx?.child.pid ?? '-'} (${nginxVersion || 'n/a'}), origin ${origin.child.pid}, load ${load.pid}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
       const contenders: Contender[] = [
-        { name: 'bare', pid: bare.child.pid!, port: bare.info.port },
-        { name: 'fn', pid: gw.pid!, port: fnPort },
-        { name: 'nofn', pid: gw.pid!, port: nofnPort },
+        { name: 'bare', port: bare.info.port, cpu: () => cpuUs(bare.child.pid!) },
+        { name: 'fn', port: fnPort, cpu: () => cpuUs(gw.pid!) },
+        { name: 'nofn', port: nofnPort, cpu: () => cpuUs(gw.pid!) },
+        ...(nginx ? [{ name: 'nginx' as const, port: nginxPort, cpu: nginx.cpuUs }] : []),
+        { name: 'bareTickets', port: bareTickets.info.port, cpu: () => cpuUs(bareTickets.child.pid!) },
       ];
       const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
       await settle();
@@ -226,8 +259,11 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
       for (const key of ['ecdsa', 'rsa'] as const) {
         for (const c of contenders) {
           const r = await drive(c.port, key, WARMUP);
-          if (r.failed) throw new Error(`warm-up ${c.name}/${key}: ${r.failed} of ${WARMUP} connections failed`);
-          if (c.name !== 'bare') {
+          if (r.failed) {
+            const why = c.name === 'nginx' ? ` (nginx error log: ${(await nginx!.errorLog()).trim().split('\n').slice(-3).join(' / ')})` : '';
+            throw new Error(`warm-up ${c.name}/${key}: ${r.failed} of ${WARMUP} connections failed${why}`);
+          }
+          if (logged(c.name)) {
             const got = await readLogLines(logFile, logOffset, WARMUP);
             logOffset = got.offset;
             const bad = got.lines.find((l) => l.connectionStatus !== 'Success');
@@ -235,7 +271,14 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
           }
         }
       }
-      const cpu = { ecdsa: { bare: [] as number[], fn: [] as number[], nofn: [] as number[] }, rsa: { bare: [] as number[], fn: [] as number[], nofn: [] as number[] } };
+      if (nginx) {
+        // Every nginx connection so far verified (OCSP included: a failed check is a 400, which the generator counts as failed).
+        const lines = await nginx.accessLog();
+        const bad = lines.filter((l) => !l.startsWith('200 SUCCESS'));
+        if (bad.length || lines.length < 2 * WARMUP) throw new Error(`nginx warm-up: ${lines.length} access-log lines, ${bad.length} not '200 SUCCESS' (${bad[0] ?? ''})`);
+      }
+      const none = (): Record<ContenderName, number[]> => ({ bare: [], bareTickets: [], fn: [], nofn: [], nginx: [] });
+      const cpu = { ecdsa: none(), rsa: none() };
       const gate = { fn: { p50: [] as number[], p99: [] as number[], max: [] as number[] }, nofn: { p50: [] as number[], p99: [] as number[], max: [] as number[] } };
       const seq = { fn: { p50: [] as number[], p99: [] as number[], max: [] as number[] }, nofn: { p50: [] as number[], p99: [] as number[], max: [] as number[] } };
       const gateAll = { fn: [] as number[], nofn: [] as number[] };
@@ -244,9 +287,9 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
         for (const key of ['ecdsa', 'rsa'] as const) {
           for (const c of contenders) {
             await settle();
-            const before = cpuUs(c.pid);
+            const before = c.cpu();
             const r = await drive(c.port, key, CONNECTIONS);
-            if (c.name !== 'bare') {
+            if (logged(c.name)) {
               const got = await readLogLines(logFile, logOffset, CONNECTIONS);
               logOffset = got.offset;
               for (const l of got.lines) {
@@ -255,7 +298,7 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
               }
             }
             await settle();
-            const after = cpuUs(c.pid);
+            const after = c.cpu();
             if (r.failed) throw new Error(`${c.name}/${key}: ${r.failed} of ${CONNECTIONS} connections failed`);
             cpu[key][c.name].push((after - before) / CONNECTIONS);
             process.stderr.write(`  round ${round + 1} ${key} ${c.name}: ${((after - before) / CONNECTIONS).toFixed(0)} µs CPU/conn, ${(CONNECTIONS / r.ms * 1000).toFixed(0)} conn/s\n`);
@@ -263,7 +306,7 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
         }
         // One connection at a time: the gate without other handshakes queued on the event loop.
         for (const c of contenders) {
-          if (c.name === 'bare') continue;
+          if (!logged(c.name)) continue;
           const r = await drive(c.port, 'ecdsa', SEQUENTIAL, 1);
           if (r.failed) throw new Error(`sequential ${c.name}: ${r.failed} of ${SEQUENTIAL} connections failed`);
           const got = await readLogLines(logFile, logOffset, SEQUENTIAL);
@@ -290,6 +333,18 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
           { benchmark: 'edge', metric: `CPU ratio Portcullis / bare, ${label} client (same round)`, unit: '×', rounds: c.fn.map((v, i) => v / c.bare[i]!), target: '≤ 1.15' },
           { benchmark: 'edge', metric: `server CPU per connection, Portcullis without function, ${label} client`, unit: 'µs', rounds: c.nofn },
         );
+        if (nginxUnavailable) {
+          figures.push({ benchmark: 'edge', metric: `nginx: not available — ${nginxUnavailable} (${label} client)`, unit: '—', rounds: [NaN] });
+        } else {
+          figures.push(
+            { benchmark: 'edge', metric: `server CPU per connection, nginx ${nginxVersion} (1 worker; master + worker counted; ssl_verify_client on, ssl_ocsp on + ssl_ocsp_cache, warm; proxy_pass to the same origin, not counted), ${label} client`, unit: 'µs', rounds: c.nginx },
+            { benchmark: 'edge', metric: `CPU ratio Portcullis / nginx, ${label} client (same round)`, unit: '×', rounds: c.fn.map((v, i) => v / c.nginx[i]!), target: 'as measured' },
+          );
+        }
+        figures.push(
+          { benchmark: 'edge', metric: `reference: server CPU per connection, bare node:tls+http WITH session tickets on (not resumed), ${label} client`, unit: 'µs', rounds: c.bareTickets },
+          { benchmark: 'edge', metric: `reference: CPU ratio bare tickets on / tickets off, ${label} client (same round)`, unit: '×', rounds: c.bareTickets.map((v, i) => v / c.bare[i]!) },
+        );
       }
       for (const n of ['fn', 'nofn'] as const) {
         const what = n === 'fn' ? 'with KVS-lookup function' : 'without function';
@@ -307,6 +362,7 @@ ${dist('fn', fnPort, true)}${dist('nofn', nofnPort, false)}`);
       if (process.env.EDGE_BENCH_KEEP_LOG) await copyFile(logFile, process.env.EDGE_BENCH_KEEP_LOG);
       return figures;
     } finally {
+      await stop(nginx?.child);
       for (const c of children.reverse()) await stop(c);
       await pki?.close();
       await rm(dir, { recursive: true, force: true });
