@@ -64,6 +64,35 @@ export function adminOptions(cmd: Command): Command {
     .option('--config <file>', 'node config file: admin.listen and admin.token (or the token file <dataDir>/admin-token)');
 }
 
+/**
+ * The options of a command that works only through the admin API: the admin options
+ * plus `--json` (print the API's JSON response).
+ */
+export function apiCommandOptions(cmd: Command): Command {
+  return adminOptions(cmd).option('--json', "print the API's JSON response");
+}
+
+/**
+ * The options of a command that works on the local store or through the admin API
+ * (kvs, function lifecycle): the admin options, `--data-dir` and `--json`.
+ */
+export function localOrApiCommandOptions(cmd: Command): Command {
+  return adminOptions(cmd
+    .option('--data-dir <dir>', 'local store: data directory holding portcullis.db (default, when no admin API is configured: $PORTCULLIS_DATA_DIR or ./data)'))
+    .option('--json', 'print the CloudFront-shaped JSON response');
+}
+
+/**
+ * `--if-match` of an API write that requires it (trust stores, distributions).
+ * @throws CliUsageError naming the command that reads the current ETag (`portcullis RESOURCE get NAME`).
+ */
+export function requireIfMatchOption(ifMatch: string | undefined, resource: 'trust-store' | 'distribution', name: string, verb: string): string {
+  if (ifMatch === undefined || ifMatch === '') {
+    throw new CliUsageError(`${resource} ${verb} needs --if-match ETAG: get the current ETag with \`portcullis ${resource} get ${name}\``);
+  }
+  return ifMatch;
+}
+
 /** True when the options or the environment name an admin API (the kvs/function commands then use it). */
 export function adminConfigured(opts: AdminOptions, env: NodeJS.ProcessEnv = process.env): boolean {
   return opts.adminUrl !== undefined || opts.config !== undefined || (env.PORTCULLIS_ADMIN_URL ?? '') !== '';

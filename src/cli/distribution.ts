@@ -12,7 +12,7 @@
 import type { Command } from 'commander';
 import { distributionDocumentFromConfig } from '../config/index.js';
 import { CliUsageError } from './common.js';
-import { adminOptions, out, printJson, rowsText, seg, tableText, withApi, type AdminOptions } from './api-client.js';
+import { apiCommandOptions, requireIfMatchOption, out, printJson, rowsText, seg, tableText, withApi, type AdminOptions } from './api-client.js';
 import { readDocumentFile, resourcesFromTree } from './apply.js';
 
 /** The API's distribution. */
@@ -71,15 +71,10 @@ function show(d: DistributionView, json: boolean | undefined): void {
 const hint = (name: string): string => `portcullis distribution get ${name}`;
 
 function requireIfMatch(ifMatch: string | undefined, name: string, verb: string): string {
-  if (ifMatch === undefined || ifMatch === '') {
-    throw new CliUsageError(`distribution ${verb} needs --if-match ETAG: get the current ETag with \`${hint(name)}\``);
-  }
-  return ifMatch;
+  return requireIfMatchOption(ifMatch, 'distribution', name, verb);
 }
 
-function common(cmd: Command): Command {
-  return adminOptions(cmd).option('--json', "print the API's JSON response");
-}
+const common = apiCommandOptions;
 
 /** Registers `portcullis distribution …`. */
 export function registerDistributionCommands(program: Command): void {

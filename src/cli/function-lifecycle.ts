@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import { FunctionService, FUNCTION_RUNTIME, type FunctionSummary } from '../functions/index.js';
 import type { FunctionStage } from '../store/index.js';
 import { CliUsageError, RESOURCE_EXIT, readInputFile, resourceExitCode, withLocalStore } from './common.js';
-import { adminOptions, withApi, type AdminOptions } from './api-client.js';
+import { localOrApiCommandOptions, withApi, type AdminOptions } from './api-client.js';
 import { backendOf, functionsOverApi, type FunctionBackend } from './api-backends.js';
 
 /** Exit codes of the lifecycle commands (the shared resource table; `tooLarge` = `limit`). */
@@ -74,11 +74,7 @@ async function ifMatchOrCurrent(svc: FunctionBackend, name: string, ifMatch: str
   return ifMatch ?? (await svc.describe(name, 'DEVELOPMENT')).ETag;
 }
 
-function common(cmd: Command): Command {
-  return adminOptions(cmd
-    .option('--data-dir <dir>', 'local store: data directory holding portcullis.db (default, when no admin API is configured: $PORTCULLIS_DATA_DIR or ./data)'))
-    .option('--json', 'print the CloudFront-shaped JSON response');
-}
+const common = localOrApiCommandOptions;
 
 function withIfMatch(cmd: Command): Command {
   return cmd.option('--if-match <etag>', 'the DEVELOPMENT ETag this write is based on (default: read the current one first)');

@@ -31,7 +31,7 @@ import {
 } from '../kvs/index.js';
 import { parseTrustStoreBundle, type TrustAnchorSet } from '../pki/index.js';
 import { CliUsageError, RESOURCE_EXIT, checkOneStdin, resourceExitCode, shownFileName, withLocalStore } from './common.js';
-import { adminOptions, withApi, type AdminOptions } from './api-client.js';
+import { localOrApiCommandOptions, withApi, type AdminOptions } from './api-client.js';
 import { backendOf, kvsOverApi, type KvsBackend } from './api-backends.js';
 
 /** Exit codes of the `kvs` commands (the shared resource table). */
@@ -255,11 +255,7 @@ async function ifMatchOrCurrent(kvs: KvsBackend, name: string, ifMatch: string |
   return (await kvs.describe(name)).ETag;
 }
 
-function common(cmd: Command): Command {
-  return adminOptions(cmd
-    .option('--data-dir <dir>', 'local store: data directory holding portcullis.db (default, when no admin API is configured: $PORTCULLIS_DATA_DIR or ./data)'))
-    .option('--json', 'print the CloudFront-shaped JSON response');
-}
+const common = localOrApiCommandOptions;
 
 function withIfMatch(cmd: Command): Command {
   return cmd.option('--if-match <etag>', 'the ETag this write is based on (default: read the current one first)');

@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { CliUsageError, readInputFile } from './common.js';
-import { adminOptions, apiIo, out, printJson, rowsText, seg, tableText, withApi, type AdminOptions } from './api-client.js';
+import { apiCommandOptions, requireIfMatchOption, apiIo, out, printJson, rowsText, seg, tableText, withApi, type AdminOptions } from './api-client.js';
 
 /** The API's trust store (fields the CLI shows). */
 export interface TrustStoreView {
@@ -44,15 +44,10 @@ function show(t: TrustStoreView, json: boolean | undefined): void {
 const hint = (name: string): string => `portcullis trust-store get ${name}`;
 
 function requireIfMatch(ifMatch: string | undefined, name: string, verb: string): string {
-  if (ifMatch === undefined || ifMatch === '') {
-    throw new CliUsageError(`trust-store ${verb} needs --if-match ETAG: get the current ETag with \`${hint(name)}\``);
-  }
-  return ifMatch;
+  return requireIfMatchOption(ifMatch, 'trust-store', name, verb);
 }
 
-function common(cmd: Command): Command {
-  return adminOptions(cmd).option('--json', "print the API's JSON response");
-}
+const common = apiCommandOptions;
 
 /** Registers `portcullis trust-store …`. */
 export function registerTrustStoreCommands(program: Command): void {
