@@ -8,12 +8,12 @@
  *
  * Response shapes follow CloudFront's `FunctionSummary` (PascalCase field names).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
-  CannotDeleteEntityWhileInUseError, EntityNotFoundError, InvalidArgumentError, InvalidIfMatchVersionError,
+  CannotDeleteEntityWhileInUseError, EntityNotFoundError, InvalidArgumentError,
   PreconditionFailedError,
 } from '../errors.js';
-import type { FunctionStage, ResourceRecord, Store } from '../store/index.js';
+import { newEtag, requireIfMatch, type FunctionStage, type ResourceRecord, type Store } from '../store/index.js';
 import { SandboxWorker } from './host.js';
 import { resolveFunctionLimits, type FunctionLimits } from './runtime.js';
 
@@ -128,13 +128,9 @@ export interface FunctionServiceOptions {
   sandbox?: SandboxWorker;
 }
 
-const ETAG_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-
 /** A new random ETag: `E` + 13 characters from 0-9A-Z, e.g. `E2QWRUHEXAMPLE`. Opaque: compare for equality only. */
 export function newFunctionEtag(): string {
-  let out = 'E';
-  for (const b of randomBytes(13)) out += ETAG_ALPHABET[b % 36];
-  return out;
+  return newEtag('E');
 }
 
 /** @throws InvalidArgumentError when `name` does not match {@link FUNCTION_NAME_PATTERN}. */
@@ -142,11 +138,6 @@ export function validateFunctionName(name: string): void {
   if (typeof name !== 'string' || !FUNCTION_NAME_PATTERN.test(name)) {
     throw new InvalidArgumentError(`invalid function name ${JSON.stringify(name)}: 1-64 characters from A-Z a-z 0-9 - _`);
   }
-}
-
-function requireIfMatch(ifMatch: string | undefined | null): string {
-  if (typeof ifMatch !== 'string' || ifMatch.trim() === '') throw new InvalidIfMatchVersionError();
-  return ifMatch.trim();
 }
 
 function checkComment(comment: unknown): string {

@@ -7,12 +7,12 @@
  * Response objects use CloudFront's field names (`ItemCount`, `TotalSizeInBytes`,
  * `ETag`, …); inputs are camelCase options objects.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
-  CannotDeleteEntityWhileInUseError, EntityNotFoundError, InvalidArgumentError, InvalidIfMatchVersionError, PortcullisError,
+  CannotDeleteEntityWhileInUseError, EntityNotFoundError, InvalidArgumentError, PortcullisError,
   ServiceQuotaExceededError, StoreUnavailableError,
 } from '../errors.js';
-import type { KvsItem, KvsRecord, KvsStatus, Store } from '../store/index.js';
+import { newEtag, requireIfMatch as requireStoreIfMatch, type KvsItem, type KvsRecord, type KvsStatus, type Store } from '../store/index.js';
 import { resolveKvsLimits, type KvsLimits } from './limits.js';
 import { readImportSource, type ImportFetcher } from './import-source.js';
 import { importCrlIntoStore, type ImportCrlOptions, type ImportCrlResult } from './crl-import.js';
@@ -91,17 +91,12 @@ export interface KeyValueStoreServiceOptions {
   fetcher?: ImportFetcher;
 }
 
-const ETAG_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-
 /**
  * A new random ETag in CloudFront's style: `KV` + 13 characters from 0-9A-Z (≈67 bits
  * of randomness), e.g. `KV1F83G8C2ARO7P`. ETags are opaque: compare them only for equality.
  */
 export function newKvsEtag(): string {
-  const bytes = randomBytes(13);
-  let out = 'KV';
-  for (const b of bytes) out += ETAG_ALPHABET[b % 36];
-  return out;
+  return newEtag('KV');
 }
 
 /** Converts a stored record to the describe shape. */
@@ -135,11 +130,8 @@ function writeResult(r: KvsRecord): KvsWriteResult {
   return { ETag: r.etag, ItemCount: r.itemCount, TotalSizeInBytes: r.totalSize };
 }
 
-/** @throws InvalidIfMatchVersionError when `ifMatch` is missing or empty. */
-export function requireIfMatch(ifMatch: string | undefined | null): string {
-  if (typeof ifMatch !== 'string' || ifMatch.trim() === '') throw new InvalidIfMatchVersionError();
-  return ifMatch.trim();
-}
+/** store/ `requireIfMatch`: the trimmed If-Match ETag. @throws InvalidIfMatchVersionError when missing or empty. */
+export const requireIfMatch = requireStoreIfMatch;
 
 /** @throws InvalidArgumentError naming the field unless `puts` is absent or an array of `{key: string, value: string}`. */
 function checkPuts(puts: unknown): readonly KvsItem[] {

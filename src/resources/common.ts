@@ -3,9 +3,9 @@
  * ETags, If-Match, zod issue formatting (`field.path: problem`) and a key-order
  * independent comparison of documents.
  */
-import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
-import { InvalidArgumentError, InvalidIfMatchVersionError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import { newEtag } from '../store/index.js';
 
 /** Trust-store and distribution names: 1–64 characters from `A-Z a-z 0-9 - _` (as functions and KVS). */
 export const RESOURCE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -13,13 +13,9 @@ export const RESOURCE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Longest comment of a trust store or distribution, characters (CloudFront's 128). */
 export const MAX_RESOURCE_COMMENT_LENGTH = 128;
 
-const ETAG_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-
 /** A new random ETag: `E` + 13 characters from 0-9A-Z (the functions' style). Opaque: compare for equality only. */
 export function newResourceEtag(): string {
-  let out = 'E';
-  for (const b of randomBytes(13)) out += ETAG_ALPHABET[b % 36];
-  return out;
+  return newEtag('E');
 }
 
 /**
@@ -32,11 +28,8 @@ export function validateResourceName(name: unknown, kind: string): asserts name 
   }
 }
 
-/** The trimmed If-Match ETag. @throws InvalidIfMatchVersionError when missing or empty. */
-export function requireIfMatch(ifMatch: string | undefined | null): string {
-  if (typeof ifMatch !== 'string' || ifMatch.trim() === '') throw new InvalidIfMatchVersionError();
-  return ifMatch.trim();
-}
+/** store/ `requireIfMatch`: the trimmed If-Match ETag. @throws InvalidIfMatchVersionError when missing or empty. */
+export { requireIfMatch } from '../store/index.js';
 
 /** Formats a key path: `['a', 0, 'b']` → `a[0].b`, prefixed by `base` (`base.a[0].b`). */
 export function formatKeyPath(path: readonly PropertyKey[], base = ''): string {

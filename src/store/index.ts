@@ -17,3 +17,4 @@ export type {
   KvsRecord, KvsStatus, KvsItem, KvsItemSource, KvsCrlState, CreateKvsInput, UpdateKvsItemsInput, KvsWriteOutcome,
   ChangeRecord, ChangePayload, ChangeEntity, ChangesPage, KvsChangeMeta,
 } from './types.js';
+export { newEtag, requireIfMatch } from './etag.js';
