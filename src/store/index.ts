@@ -6,6 +6,8 @@
  * backend of the cluster issue reuses the same kysely queries (sql-store.ts).
  * Other folders import only from this file.
  */
+export { openStore, redactStoreUrl } from './open.js';
+export type { StoreSpec } from './open.js';
 export { openSqliteStore, DEFAULT_SQLITE_OPTIONS, SQLITE_FILE_NAME } from './sqlite.js';
 export type { SqliteStoreOptions } from './sqlite.js';
 export { subscribeChanges, ChangeSubscription } from './change-feed.js';

@@ -1,0 +1,41 @@
+/**
+ * One opener for every backend, chosen by the node config's `store` value: the
+ * embedded SQLite store in the data directory, or a PostgreSQL database shared by the
+ * nodes of a cluster. Everything that needs a store (serve, the function worker
+ * thread, validate, the offline CLI) opens it through {@link openStore}, so a backend
+ * is chosen in one place.
+ */
+import { StoreUnavailableError } from '../errors.js';
+import { openSqliteStore } from './sqlite.js';
+import type { Store } from './types.js';
+
+/**
+ * Where the state lives — plain data, so it can be passed to worker threads and
+ * cluster workers. `sqlite`: `<dataDir>/portcullis.db`. `postgres`: a `postgres://`
+ * connection URL (credentials included; never log it unredacted).
+ */
+export type StoreSpec =
+  | { kind: 'sqlite'; dataDir: string; pollIntervalMs?: number; busyTimeoutMs?: number }
+  | { kind: 'postgres'; url: string; poolSize?: number };
+
+/**
+ * Opens the store a {@link StoreSpec} names, bringing its schema up to date.
+ * @throws StoreUnavailableError when the database cannot be reached or opened, or a
+ *   migration fails (the message names the location, never a password).
+ */
+export async function openStore(spec: StoreSpec): Promise<Store> {
+  if (spec.kind === 'sqlite') {
+    return openSqliteStore({
+      dataDir: spec.dataDir,
+      ...(spec.pollIntervalMs !== undefined ? { pollIntervalMs: spec.pollIntervalMs } : {}),
+      ...(spec.busyTimeoutMs !== undefined ? { busyTimeoutMs: spec.busyTimeoutMs } : {}),
+    });
+  }
+  // Replaced by the PostgreSQL backend (issue 8, store/postgres.ts).
+  throw new StoreUnavailableError(`cannot open ${redactStoreUrl(spec.url)}: the PostgreSQL backend is not part of this build`);
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user:…@host/db`, for messages and logs. */
+export function redactStoreUrl(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@/]*@/, '$1:…@');
+}
