@@ -17,6 +17,7 @@ import {
 } from 'quickjs-emscripten';
 import { FunctionCompileError, FunctionSizeLimitExceededError, InvalidArgumentError } from '../errors.js';
 import { PRELUDE_SOURCE } from './prelude.js';
+import { threadCpuMs } from './thread-cpu.js';
 import { guardSource, LIMIT_GUARD_PRELUDE, LIMIT_HIT_HOST_FUNCTION } from './limit-guard.js';
 
 /** The runtime prelude with its own catch sites guarded (console.log's JSON.stringify fallback, …). */
@@ -245,18 +246,9 @@ const WALL_CAP_FACTOR = 20;
  */
 const HOST_PAUSE_ALLOWANCE_MS = 10;
 
-/**
- * CPU time of this thread when Node can tell (`process.threadCpuUsage`, Node ≥ 23.9),
- * else of the whole process (Node 20/22: in a worker that includes the other threads,
- * which only makes the after-the-fact confirmation below more ready to deny).
- */
-const cpuUsage: (prev?: NodeJS.CpuUsage) => NodeJS.CpuUsage =
-  (process as { threadCpuUsage?: (prev?: NodeJS.CpuUsage) => NodeJS.CpuUsage }).threadCpuUsage?.bind(process) ?? process.cpuUsage.bind(process);
-
-/** Milliseconds of CPU time (user + system, see {@link cpuUsage}) since `start`. */
-function cpuMsSince(start: NodeJS.CpuUsage): number {
-  const d = cpuUsage(start);
-  return (d.user + d.system) / 1000;
+/** Milliseconds of this thread's CPU time (see thread-cpu.ts) since `start` (a {@link threadCpuMs} reading). */
+function cpuMsSince(start: number): number {
+  return threadCpuMs() - start;
 }
 
 /**
@@ -325,8 +317,8 @@ interface SandboxState {
   overMemory: boolean;
   /** Set by the sandbox's limit guard (__pcLimitHit): a caught engine limit error; the invocation is fatal. */
   limitHit: string | undefined;
-  /** cpuUsage() at the start of the current invocation; undefined outside invocations. */
-  cpuStart: NodeJS.CpuUsage | undefined;
+  /** threadCpuMs() at the start of the current invocation; undefined outside invocations. */
+  cpuStart: number | undefined;
   /** The invocation CPU limit, ms (0 outside invocations). */
   cpuLimitMs: number;
   /** Heap (QuickJS memory_used_size) above which the interrupt handler stops the sandbox. */
@@ -554,8 +546,8 @@ export class FunctionInstance {
         if (state.limitHit !== undefined) return true;
         const now = performance.now();
         if (now > state.deadline) {
-          // The wall-clock deadline passed. During an invocation, confirm with the
-          // process CPU time: when the machine is loaded (the process was descheduled),
+          // The wall-clock deadline passed. During an invocation, confirm with this
+          // thread's CPU time: when the machine is loaded (the thread was descheduled),
           // the function gets the rest of its CPU budget, up to a wall-clock cap.
           if (state.cpuStart !== undefined && now - state.started < state.cpuLimitMs * WALL_CAP_FACTOR) {
             const used = cpuMsSince(state.cpuStart);
@@ -781,7 +773,7 @@ export class FunctionInstance {
     state.limitHit = undefined;
     state.deadline = start + this.limits.cpuLimitMs;
     state.started = start;
-    state.cpuStart = cpuUsage();
+    state.cpuStart = threadCpuMs();
     state.cpuLimitMs = this.limits.cpuLimitMs;
     let out: string | undefined;
     let fatal: string | undefined;
@@ -834,7 +826,7 @@ export class FunctionInstance {
       state.started = Infinity;
       this.snapshot = undefined;
     }
-    const cpuStart = state.cpuStart as NodeJS.CpuUsage;
+    const cpuStart = state.cpuStart as number;
     state.cpuStart = undefined;
     // One measurement for the limit and computeUtilization: the wall time of this invocation.
     const took = performance.now() - start;
@@ -870,7 +862,7 @@ export class FunctionInstance {
     // A long built-in call (a huge BigInt, includes on a huge array-like) runs without
     // reaching the interrupt handler: the limit is checked again after the fact, and
     // wins over whatever the function decided.
-    // Wall time over the limit is confirmed with process CPU time, so a loaded machine
+    // Wall time over the limit is confirmed with this thread's CPU time, so a loaded machine
     // (the process descheduled) or a host GC pause does not deny a well-behaved function.
     if (took > this.limits.cpuLimitMs + HOST_PAUSE_ALLOWANCE_MS && cpuMsSince(cpuStart) > this.limits.cpuLimitMs + HOST_PAUSE_ALLOWANCE_MS) {
       const r = failed(cpuError, took, this.limits.cpuLimitMs, result.logs);
