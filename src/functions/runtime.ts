@@ -17,7 +17,7 @@ import {
 } from 'quickjs-emscripten';
 import { FunctionCompileError, FunctionSizeLimitExceededError, InvalidArgumentError } from '../errors.js';
 import { PRELUDE_SOURCE } from './prelude.js';
-import { threadCpuMs } from './thread-cpu.js';
+import { threadCpuMs, threadCpuSource } from './thread-cpu.js';
 import { guardSource, LIMIT_GUARD_PRELUDE, LIMIT_HIT_HOST_FUNCTION } from './limit-guard.js';
 
 /** The runtime prelude with its own catch sites guarded (console.log's JSON.stringify fallback, …). */
@@ -828,9 +828,16 @@ export class FunctionInstance {
     }
     const cpuStart = state.cpuStart as number;
     state.cpuStart = undefined;
-    // One measurement for the limit and computeUtilization: the wall time of this invocation.
+    // Wall time of this invocation, and the CPU time this thread spent in it (read once;
+    // never more than the wall time). computeUtilization and the after-the-fact limit
+    // check use the CPU time, so a loaded machine (the thread descheduled, other threads
+    // busy) does not inflate either. With only process CPU time available (see
+    // thread-cpu.ts) utilization stays wall time.
     const took = performance.now() - start;
-    const cpuError = `the function exceeded its CPU limit of ${this.limits.cpuLimitMs} ms (took ${took.toFixed(1)} ms)`;
+    const used = threadCpuSource() === 'process' ? took : Math.min(took, cpuMsSince(cpuStart));
+    const cpuError = used >= this.limits.cpuLimitMs
+      ? `the function exceeded its CPU limit of ${this.limits.cpuLimitMs} ms (took ${used.toFixed(1)} ms)`
+      : `the function exceeded its CPU limit of ${this.limits.cpuLimitMs} ms (took ${used.toFixed(1)} ms of CPU but ${took.toFixed(1)} ms of wall time, past the cap of ${this.limits.cpuLimitMs * WALL_CAP_FACTOR} ms)`;
     // Fatal conditions come from host-side state only (the interrupt handler's flags, a
     // failure of the driver itself, which catches everything the function throws), never
     // from the text of an error the function could have made up.
@@ -847,15 +854,15 @@ export class FunctionInstance {
       fatal = `the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (the sandbox memory grew past its budget)`;
     }
     if (fatal !== undefined) {
-      const r = failed(fatal, took, this.limits.cpuLimitMs, []);
+      const r = failed(fatal, used, this.limits.cpuLimitMs, []);
       this.retire(s);
       return r;
     }
-    const result = this.decode(out ?? '3', took);
+    const result = this.decode(out ?? '3', used);
     if (result.error !== undefined && heapUsed(rt, ctx) > state.memoryLimit) {
       // The function failed with its heap over the limit (measured here, not read from
       // the error text): deny as a memory failure and rebuild.
-      const r = failed(`the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (${result.error})`, took, this.limits.cpuLimitMs, result.logs);
+      const r = failed(`the function exceeded its memory limit of ${this.limits.memoryLimitBytes} bytes (${result.error})`, used, this.limits.cpuLimitMs, result.logs);
       this.retire(s);
       return r;
     }
@@ -864,8 +871,8 @@ export class FunctionInstance {
     // wins over whatever the function decided.
     // Wall time over the limit is confirmed with this thread's CPU time, so a loaded machine
     // (the process descheduled) or a host GC pause does not deny a well-behaved function.
-    if (took > this.limits.cpuLimitMs + HOST_PAUSE_ALLOWANCE_MS && cpuMsSince(cpuStart) > this.limits.cpuLimitMs + HOST_PAUSE_ALLOWANCE_MS) {
-      const r = failed(cpuError, took, this.limits.cpuLimitMs, result.logs);
+    if (took > this.limits.cpuLimitMs + HOST_PAUSE_ALLOWANCE_MS && used > this.limits.cpuLimitMs + HOST_PAUSE_ALLOWANCE_MS) {
+      const r = failed(cpuError, used, this.limits.cpuLimitMs, result.logs);
       if (result.customData !== undefined) r.customData = result.customData;
       return r;
     }
@@ -926,7 +933,7 @@ export class FunctionInstance {
     s.reserved = limit;
   }
 
-  private decode(out: string, took: number): FunctionResult {
+  private decode(out: string, used: number): FunctionResult {
     const head = out.charCodeAt(0) - 48;
     let customData: string | undefined;
     let error: string | undefined;
@@ -940,7 +947,7 @@ export class FunctionInstance {
     if (head === 3 && error === undefined) error = 'connectionHandler returned a promise that never settled';
     if (error !== undefined) {
       // What the function threw: a deny, never a reason to rebuild (its text is the function's).
-      const r = failed(error, took, this.limits.cpuLimitMs, logs);
+      const r = failed(error, used, this.limits.cpuLimitMs, logs);
       if (customData !== undefined) r.customData = customData;
       return r;
     }
@@ -948,7 +955,7 @@ export class FunctionInstance {
       decision: head === 1 ? 'allow' : 'deny',
       implicit: head === 0,
       logs,
-      computeUtilization: utilization(took, this.limits.cpuLimitMs),
+      computeUtilization: utilization(used, this.limits.cpuLimitMs),
     };
     if (customData !== undefined) result.customData = customData;
     if (head !== 1) result.failureCode = 'ConnectionFunctionDenied';
