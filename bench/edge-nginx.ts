@@ -112,6 +112,8 @@ http {
   scgi_temp_path ${join(o.prefix, 'tmp/scgi')};
   log_format bench '$status $ssl_client_verify $ssl_protocol';
   access_log ${join(o.prefix, 'logs/access.log')} bench;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
   upstream origin {
     server 127.0.0.1:${o.originPort};
     keepalive 16;
