@@ -102,6 +102,8 @@ async function connectionHandler(connection) {
 }`;
   const store = await openSqliteStore({ dataDir: dir });
   const kvs = new KeyValueStoreService(store, { limits: BENCH_LIMITS });
+  const big = await kvs.describe('bench');
+  if (big.ItemCount !== n) throw new Error(`store bench holds ${big.ItemCount} keys, expected ${n}`);
   const small = Array.from({ length: 10 }, (_, i) => ({ key: randomBytes(16).toString('hex') + String(i), value: 'revoked' }));
   await kvs.create({ name: 'small', importData: Buffer.from(JSON.stringify({ data: small })) });
   const svc = new FunctionService(store);
