@@ -92,3 +92,19 @@ export function fmt(n: number): string {
   if (Math.abs(n) >= 10) return n.toFixed(1);
   return n.toFixed(2);
 }
+
+/**
+ * The Markdown table of `figures` (one row each: median, min, max of the per-round
+ * values, unit, number of rounds, target; a text-only row prints its text in place of
+ * the numbers), followed by a blank line and `footer`.
+ */
+export function renderTable(figures: Figure[], footer: string): string {
+  const header = '| benchmark | metric | median | min | max | unit | rounds | target |\n|---|---|---|---|---|---|---|---|';
+  const cell = (s: string): string => s.replaceAll('|', '\\|').replaceAll('\n', ' ');
+  const lines = figures.map((f) => {
+    if (f.text !== undefined) return `| ${f.benchmark} | ${cell(f.metric)} | ${cell(f.text)} | | | ${f.unit} | 0 | ${f.target ?? ''} |`;
+    const s = summary(f.rounds);
+    return `| ${f.benchmark} | ${cell(f.metric)} | ${fmt(s.median)} | ${fmt(s.min)} | ${fmt(s.max)} | ${f.unit} | ${f.rounds.length} | ${f.target ?? ''} |`;
+  });
+  return `${header}\n${lines.join('\n')}\n\n${footer}`;
+}

@@ -11,7 +11,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { fmt, machine, summary, textRow, QUICK, type Benchmark, type Figure } from './lib.js';
+import { machine, renderTable, summary, textRow, QUICK, type Benchmark, type Figure } from './lib.js';
 import { ocspMiss, ocspWarm } from './ocsp.js';
 import { pkiBench } from './pki.js';
 import { kvsBench } from './kvs.js';
@@ -48,15 +48,8 @@ for (const b of selected) {
   process.stderr.write(`  ${b.name} took ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
 }
 
-const header = '| benchmark | metric | median | min | max | unit | rounds | target |\n|---|---|---|---|---|---|---|---|';
-const cell = (s: string): string => s.replaceAll('|', '\\|').replaceAll('\n', ' ');
-const lines = figures.map((f) => {
-  if (f.text !== undefined) return `| ${f.benchmark} | ${cell(f.metric)} | ${cell(f.text)} | | | ${f.unit} | 0 | ${f.target ?? ''} |`;
-  const s = summary(f.rounds);
-  return `| ${f.benchmark} | ${cell(f.metric)} | ${fmt(s.median)} | ${fmt(s.min)} | ${fmt(s.max)} | ${f.unit} | ${f.rounds.length} | ${f.target ?? ''} |`;
-});
 const m = machine();
-const table = `${header}\n${lines.join('\n')}\n\nMachine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node} (OpenSSL ${m.nodeOpenssl}); ${m.opensslCli}. Median/min/max over the per-round values (rounds column). Produced by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)} in ${Math.round((Date.now() - started) / 60_000)} min${QUICK ? ' (BENCH_QUICK=1: short mode, not for publication)' : ''}.`;
+const table = renderTable(figures, `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node} (OpenSSL ${m.nodeOpenssl}); ${m.opensslCli}. Median/min/max over the per-round values (rounds column). Produced by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)} in ${Math.round((Date.now() - started) / 60_000)} min${QUICK ? ' (BENCH_QUICK=1: short mode, not for publication)' : ''}.`);
 console.log(table);
 
 mkdirSync(join(root, 'bench/results'), { recursive: true });
