@@ -19,9 +19,9 @@ import {
 import { KeyValueStoreService } from '../src/kvs/index.js';
 import { openSqliteStore } from '../src/store/index.js';
 import { sampleChain } from '../src/cli/function.js';
-import { percentile, type Benchmark, type Figure } from './lib.js';
+import { percentile, scaled, type Benchmark, type Figure } from './lib.js';
 
-const ROUNDS = 5;
+const ROUNDS = scaled(5, 1);
 const CODE = `import cf from 'cloudfront';
 async function connectionHandler(connection) {
   const serial = connection.clientCertificate.certificates.leaf.serialNumber;

@@ -42,11 +42,11 @@ const TOKEN = 'bench-token-0123456789abcdef';
 type ProxyMode = 'up' | 'down' | 'refused';
 
 /** A counting HTTP proxy in front of an `openssl ocsp` responder. */
-interface CountingProxy { server: Server; count: number; mode: ProxyMode; close(): Promise<void> }
+interface CountingProxy { server: Server; count: number; connections: number; mode: ProxyMode; close(): Promise<void> }
 
 function countingProxy(port: number, upstreamPort: number): Promise<CountingProxy> {
   const p: CountingProxy = {
-    count: 0, mode: 'up', server: undefined as unknown as Server,
+    count: 0, connections: 0, mode: 'up', server: undefined as unknown as Server,
     close: () => new Promise((r) => { p.server.closeAllConnections(); p.server.close(() => r()); }),
   };
   p.server = createServer((req, res) => {
@@ -63,7 +63,10 @@ function countingProxy(port: number, upstreamPort: number): Promise<CountingProx
       up.end(Buffer.concat(chunks));
     });
   });
-  p.server.on('connection', (s) => { if (p.mode === 'refused') s.resetAndDestroy(); });
+  p.server.on('connection', (s) => {
+    p.connections++;
+    if (p.mode === 'refused') s.resetAndDestroy();
+  });
   return new Promise((resolve, reject) => {
     p.server.once('error', reject);
     p.server.listen(port, '127.0.0.1', () => resolve(p));
@@ -87,7 +90,7 @@ async function opensslResponder(pki: OpensslDemoPki, ca: DemoCertificate, index:
   return child;
 }
 
-interface Outcome { leafRequests: number; intermediateRequests: number; allowed: number; denied: number; decided: number; clientMs: number[]; decisionMs: number[]; decisionMaxMs: number; failedClient: number }
+interface Outcome { leafRequests: number; intermediateRequests: number; responderConnections: number; allowed: number; denied: number; decided: number; clientMs: number[]; decisionMs: number[]; decisionMaxMs: number; failedClient: number }
 
 export const ocspColdBench: Benchmark = {
   name: 'ocsp-cold',
@@ -131,13 +134,13 @@ export const ocspColdBench: Benchmark = {
         try {
           await sleep(300);
           let offset = fileSize(logFile);
-          for (const p of [rootProxy, interProxy]) { p.mode = mode; p.count = 0; }
+          for (const p of [rootProxy, interProxy]) { p.mode = mode; p.count = 0; p.connections = 0; }
           const r = await load!.round({ port, clients, connections: CONNECTIONS, concurrency: CONNECTIONS, latencies: true, timeoutMs: 30_000 });
           const got = await readLogLines(logFile, offset, CONNECTIONS, 30_000);
           offset = got.offset;
           const lines = got.lines.filter((l) => l.clientLeafCertSerialNumber !== null);
           const out: Outcome = {
-            leafRequests: interProxy.count, intermediateRequests: rootProxy.count,
+            leafRequests: interProxy.count, intermediateRequests: rootProxy.count, responderConnections: interProxy.connections + rootProxy.connections,
             allowed: lines.filter((l) => l.connectionStatus === 'Success').length,
             denied: lines.filter((l) => l.connectionStatus !== 'Success').length,
             decided: lines.length, clientMs: r.latencies ?? [], failedClient: r.failed,
@@ -148,7 +151,7 @@ export const ocspColdBench: Benchmark = {
             const other = lines.find((l) => l.connectionStatus !== 'Failed:ClientCertRevocationUnknown');
             if (other) process.stderr.write(`  note: responder ${mode}: a connection was decided ${other.connectionStatus} (${String(other.reason)})\n`);
           }
-          process.stderr.write(`  workers ${workers}, responder ${mode}: requests leaf ${out.leafRequests} + intermediate ${out.intermediateRequests}; decided ${out.decided}/${CONNECTIONS} (allowed ${out.allowed}, denied ${out.denied}); client p50 ${percentile(out.clientMs, 50).toFixed(0)} p99 ${percentile(out.clientMs, 99).toFixed(0)} max ${Math.max(...out.clientMs).toFixed(0)} ms; decision max ${out.decisionMaxMs.toFixed(0)} ms\n`);
+          process.stderr.write(`  workers ${workers}, responder ${mode}: requests leaf ${out.leafRequests} + intermediate ${out.intermediateRequests} over ${out.responderConnections} TCP connections; decided ${out.decided}/${CONNECTIONS} (allowed ${out.allowed}, denied ${out.denied}); client p50 ${percentile(out.clientMs, 50).toFixed(0)} p99 ${percentile(out.clientMs, 99).toFixed(0)} max ${Math.max(...out.clientMs).toFixed(0)} ms; decision max ${out.decisionMaxMs.toFixed(0)} ms\n`);
           return out;
         } finally {
           await stop(g.child);
@@ -186,8 +189,10 @@ export const ocspColdBench: Benchmark = {
         f(`responder down (accepts, never answers), workers 1: connections decided (denied ClientCertRevocationUnknown, no function)`, 'connections', rows.down.map((o) => o.decided), `${CONNECTIONS}`),
         f(`responder down: max decision time (ocsp.timeoutMs ${TIMEOUT_MS})`, 'ms', rows.down.map((o) => o.decisionMaxMs), `≤ ${TIMEOUT_MS} + ε`),
         f('responder down: client latency (connect → refused), max', 'ms', lat(rows.down, 100)),
+        f(`responder down: requests sent (leaf + intermediate; lookups beyond the HTTP client's connection pool wait for a socket and time out unsent)`, 'requests', rows.down.map((o) => o.leafRequests + o.intermediateRequests), `≤ ${CERTS + 1}`),
         f('responder refusing connections (RST), workers 1: connections decided', 'connections', rows.refused.map((o) => o.decided), `${CONNECTIONS}`),
         f('responder refusing: max decision time', 'ms', rows.refused.map((o) => o.decisionMaxMs), `≤ ${TIMEOUT_MS}`),
+        f('responder refusing: TCP connection attempts to the responders (a failure is cached per CertID for ocsp.failureCacheSeconds)', 'connections', rows.refused.map((o) => o.responderConnections)),
       ];
     } finally {
       await stop(gw?.child);
