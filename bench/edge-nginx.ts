@@ -24,7 +24,7 @@ import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { treeCpuUs, waitForPort } from './proc.js';
+import { track, treeCpuUs, waitForPort } from './proc.js';
 
 const run = promisify(execFile);
 
@@ -138,7 +138,7 @@ http {
   }
 }
 `);
-  const child = spawn(o.bin, ['-p', o.prefix, '-c', conf], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = track(spawn(o.bin, ['-p', o.prefix, '-c', conf], { stdio: ['ignore', 'inherit', 'inherit'] }));
   const exited = new Promise<never>((_, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => reject(new Error(`nginx exited with ${code ?? signal}`)));

@@ -37,13 +37,13 @@
  * (default 1000; 150 quick), EDGE_BENCH_KEEP_LOG=FILE keeps the connection log.
  */
 import { type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { copyFile, mkdir } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../src/demo/index.js';
 import { percentile, scaled, textRow, type Benchmark, type Figure } from './lib.js';
 import { findOrInstallNginx, startNginx, type RunningNginx } from './edge-nginx.js';
-import { fileSize, readLogLines, root, startChild, startGateway, startLoad, stop, treeCpuUs, type Gateway, type LoadGenerator } from './proc.js';
+import { fileSize, readLogLines, root, startChild, startGateway, startLoad, stop, treeCpuUs, type Gateway, type LoadGenerator, tempDir, removeTempDir } from './proc.js';
 import { benchPki, writeGatewayConfig, type BenchPki } from './setup.js';
 
 const ROUNDS = Number(process.env.EDGE_BENCH_ROUNDS ?? scaled(5, 1));
@@ -77,7 +77,7 @@ export const edgeBench: Benchmark = {
   name: 'edge',
   description: 'handshake cost: server CPU per mTLS connection (handshake + 1 request), Portcullis (OCSP + function / OCSP / mTLS only) vs bare node:tls+http vs nginx (verify_client + ssl_ocsp), tickets off (and on for reference), ECDSA and RSA clients; gate decision time p50/p99/max with and without a function',
   async run(): Promise<Figure[]> {
-    const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-edge-'));
+    const dir = await tempDir('portcullis-bench-edge-');
     const children: ChildProcess[] = [];
     let p: BenchPki | undefined;
     let gw: Gateway | undefined;
@@ -249,7 +249,7 @@ export const edgeBench: Benchmark = {
       await stop(gw?.child);
       for (const c of children.reverse()) await stop(c);
       await p?.pki.close();
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     }
   },
 };

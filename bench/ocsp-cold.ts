@@ -24,12 +24,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { OpensslDemoPki, freePort, type DemoCertificate } from '../src/demo/index.js';
 import { percentile, scaled, type Benchmark, type Figure } from './lib.js';
-import { fileSize, readLogLines, root, startChild, startGateway, startLoad, stop, sleep, type ClientFiles, type Gateway, type LoadGenerator } from './proc.js';
+import { fileSize, readLogLines, root, startChild, startGateway, startLoad, stop, sleep, type ClientFiles, type Gateway, type LoadGenerator, tempDir, removeTempDir, track } from './proc.js';
 import { writeGatewayConfig } from './setup.js';
 
 const ROUNDS = Number(process.env.OCSP_COLD_ROUNDS ?? scaled(3, 1));
@@ -75,8 +75,8 @@ function countingProxy(port: number, upstreamPort: number): Promise<CountingProx
 
 /** `openssl ocsp` for `ca` answering from `index` on `port` (as src/demo starts them). */
 async function opensslResponder(pki: OpensslDemoPki, ca: DemoCertificate, index: string, port: number): Promise<ChildProcess> {
-  const child = spawn('openssl', ['ocsp', '-index', join(pki.dir, index), '-port', String(port), '-rsigner', ca.certFile, '-rkey', ca.keyFile,
-    '-CA', ca.certFile, '-nmin', '60', '-ignore_err'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = track(spawn('openssl', ['ocsp', '-index', join(pki.dir, index), '-port', String(port), '-rsigner', ca.certFile, '-rkey', ca.keyFile,
+    '-CA', ca.certFile, '-nmin', '60', '-ignore_err'], { stdio: ['ignore', 'ignore', 'pipe'] }));
   await new Promise<void>((resolve, reject) => {
     let err = '';
     const t = setTimeout(() => reject(new Error(`openssl ocsp did not start: ${err}`)), 10_000);
@@ -96,7 +96,7 @@ export const ocspColdBench: Benchmark = {
   name: 'ocsp-cold',
   description: `OCSP cold start: ${CONNECTIONS} concurrent handshakes by ${CERTS} certificates on an empty cache against real openssl ocsp responders behind a counting proxy (requests made vs ${CERTS}+1, latency), and with the responder down/refusing (every connection decided within ocsp.timeoutMs)`,
   async run(): Promise<Figure[]> {
-    const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-ocsp-cold-'));
+    const dir = await tempDir('portcullis-bench-ocsp-cold-');
     const children: ChildProcess[] = [];
     const proxies: CountingProxy[] = [];
     let pki: OpensslDemoPki | undefined;
@@ -199,7 +199,7 @@ export const ocspColdBench: Benchmark = {
       await stop(load?.child);
       for (const p of proxies) await p.close();
       for (const c of children.reverse()) await stop(c);
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     }
   },
 };

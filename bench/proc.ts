@@ -5,7 +5,9 @@
  * the load generator (bench/edge-load.ts) over IPC.
  */
 import { spawn, fork, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { readFileSync, readdirSync, openSync, readSync, closeSync, fstatSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -13,6 +15,54 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root. */
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
+const aborts = new Set<() => void>();
+
+/** Registers a child process so {@link abortAll} kills it (and its descendants) if the run is interrupted. */
+export function track<T extends ChildProcess>(child: T): T {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+/** Registers a synchronous clean-up for {@link abortAll} (e.g. `pki.killResponders()`); returns its unregister function. */
+export function onAbort(fn: () => void): () => void {
+  aborts.add(fn);
+  return () => aborts.delete(fn);
+}
+
+/** A new temp directory `PREFIX…` that {@link abortAll} removes if the run is interrupted. */
+export async function tempDir(prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), prefix));
+  dirs.add(d);
+  return d;
+}
+
+/** Removes a directory made by {@link tempDir}. */
+export async function removeTempDir(d: string): Promise<void> {
+  await rm(d, { recursive: true, force: true });
+  dirs.delete(d);
+}
+
+/**
+ * On SIGINT/SIGTERM of the runner (the benchmarks' own `finally` blocks clean up after
+ * an error): SIGKILLs every tracked child and its descendants (nginx workers outlive
+ * their master), runs the registered clean-ups and removes the temp directories. Sync.
+ */
+export function abortAll(): void {
+  for (const c of live) {
+    if (c.pid === undefined) continue;
+    for (const pid of processTree(c.pid).reverse()) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+  for (const fn of aborts) {
+    try { fn(); } catch { /* best effort */ }
+  }
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
 
 const CLK_TCK = (() => {
   try {
@@ -62,7 +112,7 @@ export function treeCpuUs(pid: number): number {
 
 /** Starts a `node --import tsx` child and resolves with it and the first JSON line it prints. */
 export async function startChild(args: string[]): Promise<{ child: ChildProcess; info: { port: number } }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = track(spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] }));
   const info = await new Promise<{ port: number }>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -153,9 +203,9 @@ export interface Gateway {
  * workers.
  */
 export async function startGateway(config: string, ports: number[], extraNodeArgs: string[] = []): Promise<Gateway> {
-  const child = spawn(process.execPath, [...extraNodeArgs, '--import', 'tsx', join(root, 'src/cli/bin.ts'), 'serve', '--config', config], {
+  const child = track(spawn(process.execPath, [...extraNodeArgs, '--import', 'tsx', join(root, 'src/cli/bin.ts'), 'serve', '--config', config], {
     cwd: root, stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  }));
   const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`portcullis serve exited with ${code ?? signal}`))));
   exited.catch(() => {});
   try {
@@ -220,7 +270,7 @@ export interface LoadGenerator {
 
 /** Forks bench/edge-load.ts and waits until it is ready. */
 export async function startLoad(): Promise<LoadGenerator> {
-  const child = fork(join(root, 'bench/edge-load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = track(fork(join(root, 'bench/edge-load.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)));

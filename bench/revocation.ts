@@ -20,13 +20,12 @@
  * Env: REVOCATION_BENCH_COUNT (default 100; 20 under BENCH_QUICK=1).
  */
 import tls from 'node:tls';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort } from '../src/demo/index.js';
 import { percentile, scaled, type Benchmark, type Figure } from './lib.js';
-import { admin, readLogLines, root, startChild, startGateway, stop, fileSize, type ClientFiles, type Gateway } from './proc.js';
+import { admin, readLogLines, root, startChild, startGateway, stop, fileSize, type ClientFiles, type Gateway, tempDir, removeTempDir } from './proc.js';
 import { benchPki, writeGatewayConfig, type BenchPki } from './setup.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -59,7 +58,7 @@ export const revocationBench: Benchmark = {
   name: 'revocation',
   description: `revocation latency: acknowledged KVS put (admin API) → first refused handshake, ${COUNT} revocations, portcullis serve with ${WORKERS} workers and the KVS-lookup function`,
   async run(): Promise<Figure[]> {
-    const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-revocation-'));
+    const dir = await tempDir('portcullis-bench-revocation-');
     let p: BenchPki | undefined;
     let gw: Gateway | undefined;
     let origin: ChildProcess | undefined;
@@ -147,7 +146,7 @@ export const revocationBench: Benchmark = {
       await stop(gw?.child);
       await stop(origin);
       await p?.pki.close();
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     }
   },
 };

@@ -18,6 +18,7 @@ import { kvsBench } from './kvs.js';
 import { functionsBench } from './functions.js';
 import { edgeBench } from './edge.js';
 import { ocspColdBench } from './ocsp-cold.js';
+import { abortAll } from './proc.js';
 import { revocationBench } from './revocation.js';
 import { throughputBench } from './throughput.js';
 
@@ -31,6 +32,14 @@ if (unknown.length) {
   process.exit(64);
 }
 const selected = wanted.length ? ALL.filter((b) => wanted.includes(b.name)) : ALL;
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`${sig}: stopping the benchmark processes and removing temp directories\n`);
+    abortAll();
+    process.exit(130);
+  });
+}
 
 const figures: Figure[] = [];
 let failed = 0;

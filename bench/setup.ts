@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OpensslDemoPki, type DemoCertificate } from '../src/demo/index.js';
-import { root, type ClientFiles } from './proc.js';
+import { onAbort, root, type ClientFiles } from './proc.js';
 
 const run = promisify(execFile);
 
@@ -45,6 +45,7 @@ export interface BenchPki {
 /** Creates the PKI in `dir` (which must exist), issues the server and client certificates and starts the responders. */
 export async function benchPki(dir: string, options: { rsa?: boolean; responders?: boolean } = {}): Promise<BenchPki> {
   const pki = await OpensslDemoPki.create({ dir, nextUpdateMinutes: 60 });
+  onAbort(() => pki.killResponders());
   try {
     const server = await pki.issueServer('server', ['localhost']);
     const ecLeaf = await pki.issueLeaf('ecdsa-client');

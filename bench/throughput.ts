@@ -17,13 +17,13 @@
  * Env: THROUGHPUT_ROUNDS (default 3; 1 under BENCH_QUICK=1).
  */
 import { type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../src/demo/index.js';
 import { scaled, textRow, type Benchmark, type Figure } from './lib.js';
 import { findOrInstallNginx, startNginx, type RunningNginx } from './edge-nginx.js';
-import { root, startChild, startGateway, startLoad, stop, type Gateway, type LoadGenerator } from './proc.js';
+import { root, startChild, startGateway, startLoad, stop, type Gateway, type LoadGenerator, tempDir, removeTempDir } from './proc.js';
 import { benchPki, writeGatewayConfig, type BenchPki } from './setup.js';
 
 const ROUNDS = Number(process.env.THROUGHPUT_ROUNDS ?? scaled(3, 1));
@@ -36,7 +36,7 @@ export const throughputBench: Benchmark = {
   name: 'throughput',
   description: `throughput, whole machine: new mTLS handshakes/s and keep-alive requests/s, Portcullis (${WORKERS} workers, OCSP + function) vs nginx (${WORKERS} workers, verify_client + ssl_ocsp), same load generator on the same cores`,
   async run(): Promise<Figure[]> {
-    const dir = await mkdtemp(join(tmpdir(), 'portcullis-bench-throughput-'));
+    const dir = await tempDir('portcullis-bench-throughput-');
     let p: BenchPki | undefined;
     let gw: Gateway | undefined;
     let nginx: RunningNginx | undefined;
@@ -118,7 +118,7 @@ export const throughputBench: Benchmark = {
       await stop(gw?.child);
       await stop(origin);
       await p?.pki.close();
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     }
   },
 };
