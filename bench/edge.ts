@@ -43,7 +43,7 @@ import { join } from 'node:path';
 import { freePort } from '../src/demo/index.js';
 import { percentile, scaled, textRow, type Benchmark, type Figure } from './lib.js';
 import { findOrInstallNginx, startNginx, type RunningNginx } from './edge-nginx.js';
-import { fileSize, readLogLines, root, startChild, startGateway, startLoad, stop, treeCpuUs, type Gateway, type LoadGenerator, tempDir, removeTempDir } from './proc.js';
+import { fileSize, readLogLines, type ConnLogLine, root, startChild, startGateway, startLoad, stop, treeCpuUs, type Gateway, type LoadGenerator, tempDir, removeTempDir } from './proc.js';
 import { benchPki, writeGatewayConfig, type BenchPki } from './setup.js';
 
 const ROUNDS = Number(process.env.EDGE_BENCH_ROUNDS ?? scaled(5, 1));
@@ -56,6 +56,13 @@ type ContenderName = 'bare' | 'fn' | 'nofn' | 'mtls' | 'nginx' | 'bareTickets' |
 interface Contender { name: ContenderName; port: number; cpu: () => number }
 const PORTCULLIS: ContenderName[] = ['fn', 'nofn', 'mtls', 'fnTickets'];
 const logged = (n: ContenderName): boolean => PORTCULLIS.includes(n);
+/**
+ * A denial by the function's CPU limit (`ConnectionFunctionError`, "exceeded its CPU
+ * limit"): on a loaded machine a trivial function can be stopped (Node 20 measures the
+ * limit with process CPU time, other threads included). Counted and reported, not a
+ * benchmark failure; any other denial is.
+ */
+const cpuLimitDenial = (x: ConnLogLine): boolean => x.connectionStatus === 'Failed:ConnectionFunctionError' && /CPU limit/.test(String(x.functionError));
 
 /** Starts nginx (tickets off and on), or says why it is not available. */
 async function nginxPair(dir: string, p: BenchPki, originPort: number): Promise<{ off?: RunningNginx; on?: RunningNginx; version: string; unavailable?: string }> {
@@ -129,20 +136,26 @@ export const edgeBench: Benchmark = {
       await settle();
       // Skip the lines of the port probes above (TcpError: closed before the handshake).
       let logOffset = fileSize(logFile);
+      let cpuLimitDenials = 0;
       // Warm-up: OCSP cache, function instance, JIT, parse caches.
       for (const key of ['ecdsa', 'rsa'] as const) {
         for (const c of contenders) {
           const r = await drive(c.port, key, WARMUP);
-          if (r.failed) {
-            const n = c.name === 'nginx' ? ng.off : c.name === 'nginxTickets' ? ng.on : undefined;
-            const why = n ? ` (nginx error log: ${(await n.errorLog()).trim().split('\n').slice(-3).join(' / ')})` : '';
-            throw new Error(`warm-up ${c.name}/${key}: ${r.failed} of ${WARMUP} connections failed${why}`);
-          }
+          let tolerated = 0;
           if (logged(c.name)) {
             const got = await readLogLines(logFile, logOffset, WARMUP);
             logOffset = got.offset;
-            const bad = got.lines.find((x) => x.connectionStatus !== 'Success');
-            if (bad) throw new Error(`warm-up ${c.name}/${key}: denied: ${JSON.stringify(bad)}`);
+            for (const x of got.lines) {
+              if (x.connectionStatus === 'Success') continue;
+              if (!cpuLimitDenial(x)) throw new Error(`warm-up ${c.name}/${key}: denied: ${JSON.stringify(x)}`);
+              tolerated++;
+              cpuLimitDenials++;
+            }
+          }
+          if (r.failed > tolerated) {
+            const n = c.name === 'nginx' ? ng.off : c.name === 'nginxTickets' ? ng.on : undefined;
+            const why = n ? ` (nginx error log: ${(await n.errorLog()).trim().split('\n').slice(-3).join(' / ')})` : '';
+            throw new Error(`warm-up ${c.name}/${key}: ${r.failed} of ${WARMUP} connections failed${why}`);
           }
         }
       }
@@ -165,17 +178,22 @@ export const edgeBench: Benchmark = {
             await settle();
             const before = c.cpu();
             const r = await drive(c.port, key, CONNECTIONS);
+            let tolerated = 0;
             if (logged(c.name)) {
               const got = await readLogLines(logFile, logOffset, CONNECTIONS);
               logOffset = got.offset;
               for (const x of got.lines) {
-                if (x.connectionStatus !== 'Success') throw new Error(`${c.name}/${key}: denied: ${JSON.stringify(x)}`);
+                if (x.connectionStatus !== 'Success') {
+                  if (!cpuLimitDenial(x)) throw new Error(`${c.name}/${key}: denied: ${JSON.stringify(x)}`);
+                  tolerated++;
+                  cpuLimitDenials++;
+                }
                 if (c.name === 'fn' || c.name === 'nofn') perRound[c.name].push(x.decisionTimeUs);
               }
             }
             await settle();
             const after = c.cpu();
-            if (r.failed) throw new Error(`${c.name}/${key}: ${r.failed} of ${CONNECTIONS} connections failed`);
+            if (r.failed > tolerated) throw new Error(`${c.name}/${key}: ${r.failed} of ${CONNECTIONS} connections failed`);
             cpu[key][c.name].push((after - before) / CONNECTIONS);
             process.stderr.write(`  round ${round + 1} ${key} ${c.name}: ${((after - before) / CONNECTIONS).toFixed(0)} µs CPU/conn, ${(CONNECTIONS / r.ms * 1000).toFixed(0)} conn/s\n`);
           }
@@ -183,9 +201,11 @@ export const edgeBench: Benchmark = {
         // One connection at a time: the gate without other handshakes queued on the event loop.
         for (const name of ['fn', 'nofn'] as const) {
           const r = await drive(ports[name], 'ecdsa', SEQUENTIAL, 1);
-          if (r.failed) throw new Error(`sequential ${name}: ${r.failed} of ${SEQUENTIAL} connections failed`);
           const got = await readLogLines(logFile, logOffset, SEQUENTIAL);
           logOffset = got.offset;
+          const limited = got.lines.filter(cpuLimitDenial).length;
+          cpuLimitDenials += limited;
+          if (r.failed > limited) throw new Error(`sequential ${name}: ${r.failed} of ${SEQUENTIAL} connections failed`);
           const sample = got.lines.map((x) => x.decisionTimeUs);
           seq[name].p50.push(percentile(sample, 50));
           seq[name].p99.push(percentile(sample, 99));
@@ -228,6 +248,7 @@ export const edgeBench: Benchmark = {
             : { benchmark: E, metric: `reference, tickets ON (not resumed): nginx, ssl_session_tickets on + ssl_session_cache shared, ${label} client`, unit: 'µs', rounds: c.nginxTickets },
         );
       }
+      figures.push({ benchmark: E, metric: 'Portcullis connections denied by the function CPU limit (ConnectionFunctionError) over the whole benchmark — spurious denials under load', unit: 'connections', rounds: [cpuLimitDenials], target: '0' });
       for (const n of ['fn', 'nofn'] as const) {
         const what = n === 'fn' ? 'with KVS-lookup function' : 'without function';
         figures.push(

@@ -115,6 +115,7 @@ async function connectionHandler(connection) {
   const revocationStatus = syntheticRevocationStatus(chain, 'Good', 'Good');
   const host = await FunctionHost.start({ dataDir: dir });
   const samples: Record<string, number[]> = { 'fn-big': [], 'fn-small': [] };
+  let cpuLimited = 0;
   try {
     const block = async (name: 'fn-big' | 'fn-small', count: number, keep: boolean): Promise<void> => {
       for (let i = 0; i < count; i++) {
@@ -122,7 +123,13 @@ async function connectionHandler(connection) {
         const json = connectionJson(buildConnection({ clientIp: '10.0.0.1', clientPort: 40000 + (i % 1000), endpoint: 'a.example.test', distributionId: 'd', certificates: chain, revocationStatus }));
         const r = await host.invoke(name, json);
         const e = performance.now();
-        if (r.result.decision !== 'allow') throw new Error(`${name}: unexpected ${JSON.stringify(r.result)}`);
+        if (r.result.decision !== 'allow') {
+          // A loaded machine can push the trivial function over its 5 ms CPU limit (Node 20
+          // confirms with process CPU time, other threads included): counted, not fatal.
+          if (!/CPU limit/.test(r.result.error ?? '')) throw new Error(`${name}: unexpected ${JSON.stringify(r.result)}`);
+          cpuLimited++;
+          continue;
+        }
         if (keep) samples[name]!.push((e - s) * 1000);
       }
     };
@@ -134,7 +141,7 @@ async function connectionHandler(connection) {
     await store.close();
   }
   const pct = (a: number[], p: number): number => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.ceil((p / 100) * a.length) - 1)]!;
-  process.stdout.write(`${JSON.stringify({ bigP50: pct(samples['fn-big']!, 50), bigP99: pct(samples['fn-big']!, 99), smallP50: pct(samples['fn-small']!, 50), smallP99: pct(samples['fn-small']!, 99) })}\n`);
+  process.stdout.write(`${JSON.stringify({ bigP50: pct(samples['fn-big']!, 50), bigP99: pct(samples['fn-big']!, 99), smallP50: pct(samples['fn-small']!, 50), smallP99: pct(samples['fn-small']!, 99), cpuLimited })}\n`);
 } else {
   process.stderr.write(`unknown mode ${mode}\n`);
   process.exit(64);

@@ -58,7 +58,7 @@ for (const b of selected) {
 }
 
 const m = machine();
-const table = renderTable(figures, `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node} (OpenSSL ${m.nodeOpenssl}); ${m.opensslCli}. Median/min/max over the per-round values (rounds column). Produced by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)} in ${Math.round((Date.now() - started) / 60_000)} min${QUICK ? ' (BENCH_QUICK=1: short mode, not for publication)' : ''}.`);
+const table = renderTable(figures, `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node} (OpenSSL ${m.nodeOpenssl}); ${m.opensslCli}. Median/min/max over the per-round values (rounds column). Produced by \`${wanted.length ? `npm run bench -- ${wanted.join(' ')}` : 'npm run bench'}\` on ${new Date().toISOString().slice(0, 10)} in ${Math.round((Date.now() - started) / 60_000)} min${QUICK ? ' (BENCH_QUICK=1: short mode, not for publication)' : ''}.`);
 console.log(table);
 
 mkdirSync(join(root, 'bench/results'), { recursive: true });
