@@ -5,7 +5,11 @@
  * (`daemon off;`, `nginx -p PREFIX -c FILE`), so the bench owns the master process and
  * stops it afterwards.
  *
- * Configured like the Portcullis distribution it is compared with: `worker_processes 1`,
+ * `BENCH_NGINX_UNAVAILABLE=1` makes it report nginx as not available (to exercise the
+ * benchmarks' "not available — reason" rows).
+ *
+ * Configured like the Portcullis distribution it is compared with: `worker_processes 1`
+ * (or `workers`),
  * the same server certificate, `ssl_verify_client on` against the demo root
  * (`ssl_verify_depth 2`; the client sends leaf + intermediate), `ssl_ocsp on` (leaf and
  * intermediate, from the certificates' AIA URLs, i.e. the demo's `openssl ocsp`
@@ -17,9 +21,10 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+
+import { track, treeCpuUs, waitForPort } from './proc.js';
 
 const run = promisify(execFile);
 
@@ -34,6 +39,7 @@ async function nginxVersion(bin: string): Promise<string | undefined> {
 
 /** The nginx binary and its version, installing it from Debian packages when missing; or why it is not available. */
 export async function findOrInstallNginx(): Promise<{ bin: string; version: string } | { reason: string }> {
+  if (process.env.BENCH_NGINX_UNAVAILABLE === '1') return { reason: 'forced by BENCH_NGINX_UNAVAILABLE=1 (checks the not-available row)' };
   for (const bin of ['nginx', '/usr/sbin/nginx']) {
     const version = await nginxVersion(bin);
     if (version) return { bin, version };
@@ -66,10 +72,15 @@ export interface NginxOptions {
   keyFile: string;
   caFile: string;
   originPort: number;
+  /** `worker_processes`; default 1. */
+  workers?: number;
+  /** Session tickets and a shared session cache on (the reference row); default off. */
+  tickets?: boolean;
 }
 
 export interface RunningNginx {
   child: ChildProcess;
+  port: number;
   /** utime + stime of the master and its workers, µs. */
   cpuUs(): number;
   /** access-log lines (`$status $ssl_client_verify`) so far. */
@@ -78,13 +89,16 @@ export interface RunningNginx {
 }
 
 /** Starts nginx in the foreground with the configuration described above; resolves once it listens. */
-export async function startNginx(o: NginxOptions, cpuOf: (pid: number) => number, waitForPort: (port: number, ms?: number) => Promise<void>): Promise<RunningNginx> {
+export async function startNginx(o: NginxOptions): Promise<RunningNginx> {
   await mkdir(join(o.prefix, 'logs'), { recursive: true });
   await mkdir(join(o.prefix, 'tmp'), { recursive: true });
   const conf = join(o.prefix, 'nginx.conf');
   // As root, nginx would switch the worker to `nobody`, which cannot enter the 0700 temp dir.
   const user = process.getuid?.() === 0 ? 'user root root;\n' : '';
-  await writeFile(conf, `${user}worker_processes 1;
+  const sessions = o.tickets
+    ? 'ssl_session_tickets on;\n    ssl_session_cache shared:SSL:1m;'
+    : 'ssl_session_tickets off;\n    ssl_session_cache off;';
+  await writeFile(conf, `${user}worker_processes ${o.workers ?? 1};
 daemon off;
 master_process on;
 pid ${join(o.prefix, 'nginx.pid')};
@@ -98,6 +112,8 @@ http {
   scgi_temp_path ${join(o.prefix, 'tmp/scgi')};
   log_format bench '$status $ssl_client_verify $ssl_protocol';
   access_log ${join(o.prefix, 'logs/access.log')} bench;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
   upstream origin {
     server 127.0.0.1:${o.originPort};
     keepalive 16;
@@ -113,8 +129,7 @@ http {
     ssl_verify_depth 2;
     ssl_ocsp on;
     ssl_ocsp_cache shared:ocsp:1m;
-    ssl_session_tickets off;
-    ssl_session_cache off;
+    ${sessions}
     location / {
       proxy_pass http://origin;
       proxy_http_version 1.1;
@@ -123,7 +138,7 @@ http {
   }
 }
 `);
-  const child = spawn(o.bin, ['-p', o.prefix, '-c', conf], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = track(spawn(o.bin, ['-p', o.prefix, '-c', conf], { stdio: ['ignore', 'inherit', 'inherit'] }));
   const exited = new Promise<never>((_, reject) => {
     child.once('error', reject);
     child.once('exit', (code, signal) => reject(new Error(`nginx exited with ${code ?? signal}`)));
@@ -136,22 +151,10 @@ http {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     throw new Error(`${(e as Error).message}${log ? `: ${log.trim().split('\n').slice(-2).join(' / ')}` : ''}`);
   }
-  const master = child.pid!;
-  const workers = (): number[] => {
-    const pids: number[] = [];
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid === master) pids.push(Number(d));
-      } catch { /* gone */ }
-    }
-    return pids;
-  };
   return {
     child,
-    cpuUs: () => workers().reduce((sum, pid) => sum + cpuOf(pid), cpuOf(master)),
+    port: o.port,
+    cpuUs: () => treeCpuUs(child.pid!),
     accessLog: async () => (await readFile(join(o.prefix, 'logs/access.log'), 'utf8').catch(() => '')).split('\n').filter(Boolean),
     errorLog: () => readFile(join(o.prefix, 'logs/error.log'), 'utf8').catch(() => ''),
   };

@@ -19,9 +19,9 @@ import {
 import { KeyValueStoreService } from '../src/kvs/index.js';
 import { openSqliteStore } from '../src/store/index.js';
 import { sampleChain } from '../src/cli/function.js';
-import { percentile, type Benchmark, type Figure } from './lib.js';
+import { percentile, scaled, type Benchmark, type Figure } from './lib.js';
 
-const ROUNDS = 5;
+const ROUNDS = scaled(5, 1);
 const CODE = `import cf from 'cloudfront';
 async function connectionHandler(connection) {
   const serial = connection.clientCertificate.certificates.leaf.serialNumber;
@@ -42,10 +42,13 @@ export const functionsBench: Benchmark = {
     const map = new Map<string, string>();
     for (let i = 0; i < 10000; i++) map.set(i.toString(16).padStart(16, '0'), 'revoked');
     const kvs = kvsSnapshotFromMap(map);
+    // Invocations a loaded machine pushes over the 5 ms CPU limit (Node 20 confirms the
+    // limit with process CPU time, other threads included): counted, not fatal.
+    let cpuLimited = 0;
     const rows = { p50: [] as number[], p99: [] as number[], heap: [] as number[], publish: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
       const t0 = performance.now();
-      const inst = await compileFunction(CODE);
+      let inst = await compileFunction(CODE);
       rows.publish.push((performance.now() - t0) * 1000);
       rows.heap.push(inst.memoryUsageBytes() / 1024);
       const sample: number[] = [];
@@ -54,7 +57,13 @@ export const functionsBench: Benchmark = {
         const conn = buildConnection({ clientIp: '10.0.0.1', clientPort: 40000 + (i % 1000), endpoint: 'a.example.test', distributionId: 'd', certificates: chain, revocationStatus });
         const r = inst.invoke(conn, { kvs });
         const e = performance.now();
-        if (r.decision !== 'allow') throw new Error(`unexpected ${JSON.stringify(r)}`);
+        if (r.decision !== 'allow') {
+          if (!/CPU limit/.test(r.error ?? '')) throw new Error(`unexpected ${JSON.stringify(r)}`);
+          cpuLimited++;
+          inst.dispose();
+          inst = await compileFunction(CODE);
+          continue;
+        }
         if (i >= 1000) sample.push((e - s) * 1000);
       }
       rows.p50.push(percentile(sample, 50));
@@ -81,7 +90,11 @@ export const functionsBench: Benchmark = {
             const json = connectionJson(buildConnection({ clientIp: '10.0.0.1', clientPort: 40000 + (i % 1000), endpoint: 'a.example.test', distributionId: 'd', certificates: chain, revocationStatus }));
             const r = await host.invoke('bench', json);
             const e = performance.now();
-            if (r.result.decision !== 'allow') throw new Error(`unexpected ${JSON.stringify(r)}`);
+            if (r.result.decision !== 'allow') {
+              if (!/CPU limit/.test(r.result.error ?? '')) throw new Error(`unexpected ${JSON.stringify(r)}`);
+              cpuLimited++;
+              continue;
+            }
             if (i >= 1000) sample.push((e - s) * 1000);
           }
           hosted.p50.push(percentile(sample, 50));
@@ -99,6 +112,7 @@ export const functionsBench: Benchmark = {
       { benchmark: 'functions', metric: 'warm invocation, KVS-lookup function incl. connection object, p99', unit: 'µs', rounds: rows.p99, target: '≤ 100' },
       { benchmark: 'functions', metric: 'hosted round trip (parent → worker → parent) incl. connection JSON, p50', unit: 'µs', rounds: hosted.p50, target: '≤ 30' },
       { benchmark: 'functions', metric: 'hosted round trip (parent → worker → parent) incl. connection JSON, p99', unit: 'µs', rounds: hosted.p99, target: '≤ 100' },
+      { benchmark: 'functions', metric: 'invocations of the trivial KVS-lookup function stopped by the 5 ms CPU limit (spurious, under load), in-thread + hosted', unit: 'invocations', rounds: [cpuLimited], target: '0' },
       { benchmark: 'functions', metric: 'QuickJS heap per warm instance', unit: 'KiB', rounds: rows.heap },
       { benchmark: 'functions', metric: 'publish: compile + warm-up of a new instance', unit: 'µs', rounds: rows.publish },
     ];

@@ -1,7 +1,11 @@
 /**
- * KeyValueStore benchmark: import of 1,000,000 keys (time, peak RSS of the importing
- * process), replica memory per key and lookup cost, and write-to-visible latency in
- * the writing process and in another process.
+ * KeyValueStore benchmark (issue 7, figure 4): import of 1,000,000 keys through
+ * `KeyValueStoreService.create` (the path `portcullis kvs create --import-file` and the
+ * admin API take; time, peak RSS of the importing process), replica memory per key and
+ * lookup cost, a KVS-lookup function's decision time (hosted in the sandbox worker as
+ * the gateway runs it) with the 1M-key store vs a 10-key store, and write-to-visible
+ * latency in the writing process and in another process. Under BENCH_QUICK=1: one
+ * round, 10 writes (the key count stays 1M unless PORTCULLIS_BENCH_KVS_KEYS is set).
  *
  * Keys are 32 hex characters (a 16-byte serial as a CRL import stores it), values
  * `revoked`. 1M such items are ~39 MB, far over CloudFront's 5 MB store limit, so the
@@ -17,12 +21,12 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { openSqliteStore } from '../src/store/index.js';
 import { KeyValueStoreService, KvsReplica } from '../src/kvs/index.js';
-import { percentile, type Benchmark, type Figure } from './lib.js';
+import { percentile, scaled, type Benchmark, type Figure } from './lib.js';
 
 const CHILD = fileURLToPath(new URL('./kvs-child.ts', import.meta.url));
 const KEYS = Number(process.env.PORTCULLIS_BENCH_KVS_KEYS ?? 1_000_000);
-const ROUNDS = 3;
-const WRITES = 40;
+const ROUNDS = scaled(3, 1);
+const WRITES = scaled(40, 10);
 
 function runChild(args: string[]): Record<string, number> {
   const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', CHILD, ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
@@ -93,7 +97,7 @@ export const kvsBench: Benchmark = {
   name: 'kvs',
   description: `KeyValueStore: import of ${KEYS.toLocaleString('en-US')} keys (raised limits), replica memory and lookups, write-to-visible latency`,
   async run(): Promise<Figure[]> {
-    const rows = { importS: [] as number[], peakRss: [] as number[], loadS: [] as number[], perKey: [] as number[], freshNs: [] as number[], warmNs: [] as number[], ack: [] as number[], same: [] as number[], other: [] as number[] };
+    const rows = { fnBigP50: [] as number[], fnBigP99: [] as number[], fnSmallP50: [] as number[], fnSmallP99: [] as number[], fnCpuLimited: [] as number[], importS: [] as number[], heapMB: [] as number[], rssMB: [] as number[], peakRss: [] as number[], loadS: [] as number[], perKey: [] as number[], freshNs: [] as number[], warmNs: [] as number[], ack: [] as number[], same: [] as number[], other: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
       const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-kvs-'));
       try {
@@ -103,8 +107,16 @@ export const kvsBench: Benchmark = {
         const rep = runChild(['replica', dir, String(KEYS)]);
         rows.loadS.push(rep.loadMs! / 1000);
         rows.perKey.push(rep.bytesPerKey!);
+        rows.heapMB.push(rep.heapMB!);
+        rows.rssMB.push(rep.rssMB!);
         rows.freshNs.push(rep.freshNs!);
         rows.warmNs.push(rep.warmNs!);
+        const fn = runChild(['fn', dir, String(KEYS)]);
+        rows.fnBigP50.push(fn.bigP50!);
+        rows.fnBigP99.push(fn.bigP99!);
+        rows.fnSmallP50.push(fn.smallP50!);
+        rows.fnSmallP99.push(fn.smallP99!);
+        rows.fnCpuLimited.push(fn.cpuLimited!);
         const lat = await visibility(dir);
         rows.ack.push(lat.ack);
         rows.same.push(lat.same);
@@ -118,9 +130,17 @@ export const kvsBench: Benchmark = {
       { benchmark: 'kvs', metric: `create + import of ${k} keys (32 hex chars, raised limits), end to end`, unit: 's', rounds: rows.importS, target: '≤ 15' },
       { benchmark: 'kvs', metric: `peak RSS of the importing process (incl. the ${k}-key file in memory)`, unit: 'MiB', rounds: rows.peakRss },
       { benchmark: 'kvs', metric: `replica load of ${k} keys from the store at start`, unit: 's', rounds: rows.loadS },
+      { benchmark: 'kvs', metric: `replica memory holding ${k} keys: heap delta (after GC)`, unit: 'MiB', rounds: rows.heapMB },
+      { benchmark: 'kvs', metric: `replica memory holding ${k} keys: RSS delta of the process`, unit: 'MiB', rounds: rows.rssMB },
       { benchmark: 'kvs', metric: 'replica heap per key (32-hex key, 7-byte value)', unit: 'bytes', rounds: rows.perKey, target: '≤ 200' },
       { benchmark: 'kvs', metric: 'snapshot lookup, fresh key string (hash not cached), 50% hits', unit: 'ns', rounds: rows.freshNs, target: '≤ 1000' },
       { benchmark: 'kvs', metric: 'snapshot lookup, repeated key string, 50% hits', unit: 'ns', rounds: rows.warmNs, target: '≤ 1000' },
+      { benchmark: 'kvs', metric: `KVS-lookup function decision (hosted round trip incl. connection JSON), store of ${k} keys, p50`, unit: 'µs', rounds: rows.fnBigP50 },
+      { benchmark: 'kvs', metric: 'KVS-lookup function decision, store of 10 keys (same run, alternating blocks), p50', unit: 'µs', rounds: rows.fnSmallP50 },
+      { benchmark: 'kvs', metric: `function decision p50 ratio ${k} keys / 10 keys (should not depend on store size)`, unit: '×', rounds: rows.fnBigP50.map((v, i) => v / rows.fnSmallP50[i]!), target: '≈ 1' },
+      { benchmark: 'kvs', metric: `KVS-lookup function decision, store of ${k} keys, p99`, unit: 'µs', rounds: rows.fnBigP99 },
+      { benchmark: 'kvs', metric: 'KVS-lookup function decision, store of 10 keys, p99', unit: 'µs', rounds: rows.fnSmallP99 },
+      { benchmark: 'kvs', metric: 'function invocations stopped by the 5 ms CPU limit (spurious, under load), of 7,000 per round', unit: 'invocations', rounds: rows.fnCpuLimited, target: '0' },
       { benchmark: 'kvs', metric: `put acknowledged (commit + fsync), p50 of ${WRITES}`, unit: 'ms', rounds: rows.ack },
       { benchmark: 'kvs', metric: `write → visible in this process's replica, p50 of ${WRITES}`, unit: 'ms', rounds: rows.same },
       { benchmark: 'kvs', metric: `write → visible in another process's replica (50 ms poll), p50 of ${WRITES}`, unit: 'ms', rounds: rows.other, target: '≤ 200' },

@@ -10,9 +10,9 @@ import { RevocationChecker, OcspCache } from '../src/revocation/index.js';
 import type { ParsedCertificate } from '../src/pki/index.js';
 import { buildChain } from '../test/helpers/pki.js';
 import { startTestResponder, behaviours, type TestResponder } from '../test/helpers/ocsp-responder.js';
-import { percentile, type Benchmark, type Figure } from './lib.js';
+import { percentile, scaled, type Benchmark, type Figure } from './lib.js';
 
-const ROUNDS = 5;
+const ROUNDS = scaled(5, 1);
 
 /** A leaf + 2 intermediates (ECDSA P-256) whose AIA points at a local responder answering good; the path ends at the root. */
 async function chainWithResponder(name: string): Promise<{ responder: TestResponder; path: ParsedCertificate[] }> {

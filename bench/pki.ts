@@ -7,9 +7,9 @@
 import { performance } from 'node:perf_hooks';
 import { ParsedCertificate, chainView, parseTrustStoreBundle, validateClientChain } from '../src/pki/index.js';
 import { buildChain } from '../test/helpers/pki.js';
-import { percentile, type Benchmark, type Figure } from './lib.js';
+import { percentile, scaled, type Benchmark, type Figure } from './lib.js';
 
-const ROUNDS = 5;
+const ROUNDS = scaled(5, 1);
 
 function p50(n: number, fn: () => void, before?: () => void): number {
   const t: number[] = new Array(n);

@@ -1,20 +1,28 @@
 /**
  * `npm run bench [-- NAME…]`: runs the benchmarks (all, or those named), prints one
  * table, writes bench/results/latest.json (machine, Node and OpenSSL versions, each
- * figure with min/median/max over rounds) and, when every benchmark ran, rewrites the
- * README table between `<!-- bench:start -->` and `<!-- bench:end -->`.
+ * figure with min/median/max over rounds) and, when every benchmark ran in full mode,
+ * rewrites the README table between `<!-- bench:start -->` and `<!-- bench:end -->`.
+ * `BENCH_QUICK=1` runs every benchmark in a short mode (fewer rounds, smaller samples)
+ * to prove it works; then the README is left alone and latest.json says `quick: true`.
+ * A benchmark that throws is reported as a text row ("failed — message") and the run
+ * exits non-zero after printing the rest.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { fmt, machine, summary, type Benchmark, type Figure } from './lib.js';
+import { machine, renderTable, summary, textRow, QUICK, type Benchmark, type Figure } from './lib.js';
 import { ocspMiss, ocspWarm } from './ocsp.js';
 import { pkiBench } from './pki.js';
 import { kvsBench } from './kvs.js';
 import { functionsBench } from './functions.js';
 import { edgeBench } from './edge.js';
+import { ocspColdBench } from './ocsp-cold.js';
+import { abortAll } from './proc.js';
+import { revocationBench } from './revocation.js';
+import { throughputBench } from './throughput.js';
 
-const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench, edgeBench];
+const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench, edgeBench, ocspColdBench, revocationBench, throughputBench];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -25,29 +33,44 @@ if (unknown.length) {
 }
 const selected = wanted.length ? ALL.filter((b) => wanted.includes(b.name)) : ALL;
 
-const figures: Figure[] = [];
-for (const b of selected) {
-  process.stderr.write(`running ${b.name}: ${b.description}\n`);
-  figures.push(...(await b.run()));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`${sig}: stopping the benchmark processes and removing temp directories\n`);
+    abortAll();
+    process.exit(130);
+  });
 }
 
-const header = '| benchmark | metric | median | min | max | unit | target |\n|---|---|---|---|---|---|---|';
-const lines = figures.map((f) => {
-  const s = summary(f.rounds);
-  return `| ${f.benchmark} | ${f.metric} | ${fmt(s.median)} | ${fmt(s.min)} | ${fmt(s.max)} | ${f.unit} | ${f.target ?? ''} |`;
-});
+const figures: Figure[] = [];
+let failed = 0;
+const started = Date.now();
+for (const b of selected) {
+  process.stderr.write(`running ${b.name}${QUICK ? ' (quick)' : ''}: ${b.description}\n`);
+  const t0 = Date.now();
+  try {
+    figures.push(...(await b.run()));
+  } catch (e) {
+    failed++;
+    process.stderr.write(`${b.name} failed: ${(e as Error).stack ?? String(e)}\n`);
+    figures.push(textRow(b.name, 'benchmark', `failed — ${(e as Error).message.split('\n')[0]}`));
+  }
+  process.stderr.write(`  ${b.name} took ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+}
+
 const m = machine();
-const table = `${header}\n${lines.join('\n')}\n\nMachine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; Node ${m.node} (OpenSSL ${m.nodeOpenssl}); ${m.opensslCli}. Median/min/max over ${figures[0]?.rounds.length ?? 0} rounds. Produced by \`npm run bench\`.`;
+const table = renderTable(figures, `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node} (OpenSSL ${m.nodeOpenssl}); ${m.opensslCli}. Median/min/max over the per-round values (rounds column). Produced by \`${wanted.length ? `npm run bench -- ${wanted.join(' ')}` : 'npm run bench'}\` on ${new Date().toISOString().slice(0, 10)} in ${Math.round((Date.now() - started) / 60_000)} min${QUICK ? ' (BENCH_QUICK=1: short mode, not for publication)' : ''}.`);
 console.log(table);
 
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 writeFileSync(join(root, 'bench/results/latest.json'), JSON.stringify({
   date: new Date().toISOString(),
+  quick: QUICK,
+  benchmarks: selected.map((b) => b.name),
   machine: m,
-  figures: figures.map((f) => ({ ...f, ...summary(f.rounds) })),
+  figures: figures.map((f) => (f.text !== undefined ? f : { ...f, ...summary(f.rounds) })),
 }, null, 2) + '\n');
 
-if (selected.length === ALL.length) {
+if (selected.length === ALL.length && !QUICK && failed === 0) {
   const readmePath = join(root, 'README.md');
   const readme = readFileSync(readmePath, 'utf8');
   const start = '<!-- bench:start -->', end = '<!-- bench:end -->';
@@ -57,3 +80,4 @@ if (selected.length === ALL.length) {
     process.stderr.write('README benchmark table updated\n');
   }
 }
+if (failed) process.exitCode = 1;
