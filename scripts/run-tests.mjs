@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the test suite with node:test through tsx. Node 20's --test does not expand
-// globs, so this finds the files: unit tests are src/**/*.test.ts, integration tests
+// globs, so this finds the files: unit tests are src/**/*.test.ts and bench/**/*.test.ts
+// (the benchmark runner's own logic), integration tests
 // test/integration/**/*.test.ts; a test directory that does not exist (e.g. a checkout
 // without integration tests) is skipped, not an error. Usage:
 // node scripts/run-tests.mjs [unit|integration|all] [filter]
@@ -20,7 +21,7 @@ function find(dir) {
   return out.sort();
 }
 const files = [];
-if (which === 'all' || which === 'unit') files.push(...find('src'));
+if (which === 'all' || which === 'unit') files.push(...find('src'), ...find('bench'));
 if (which === 'all' || which === 'integration') files.push(...find('test/integration'));
 if (files.length === 0) {
   console.error(`no test files matched (${which} ${filter})`);
