@@ -17,6 +17,6 @@ export type { StoreDialect } from './migrations.js';
 export type {
   Store, KvsRepository, ResourceRepository, FunctionRepository, FunctionStage, ResourceRecord,
   KvsRecord, KvsStatus, KvsItem, KvsItemSource, KvsCrlState, CreateKvsInput, UpdateKvsItemsInput, KvsWriteOutcome,
-  ChangeRecord, ChangePayload, ChangeEntity, ChangesPage, KvsChangeMeta,
+  ChangeRecord, ChangePayload, ChangeEntity, ChangesPage, KvsChangeMeta, NodeRecord, NodeRepository,
 } from './types.js';
 export { newEtag, requireIfMatch } from './etag.js';

@@ -9,11 +9,11 @@ import {
   CannotDeleteEntityWhileInUseError, EntityAlreadyExistsError, EntityNotFoundError, EntityNotReadyError, PreconditionFailedError,
   ServiceQuotaExceededError,
 } from '../errors.js';
-import type { Database, KvStoresTable, ResourceTable } from './schema.js';
+import type { Database, KvStoresTable, NodesTable, ResourceTable } from './schema.js';
 import type { StoreDialect } from './migrations.js';
 import type {
   ChangePayload, ChangeRecord, ChangesPage, CreateKvsInput, FunctionRepository, FunctionStage, KvsChangeMeta,
-  KvsCrlState, KvsItem, KvsItemSource, KvsRecord, KvsRepository, KvsStatus, KvsWriteOutcome, ResourceRecord,
+  KvsCrlState, KvsItem, KvsItemSource, KvsRecord, KvsRepository, KvsStatus, KvsWriteOutcome, NodeRecord, NodeRepository, ResourceRecord,
   ResourceRepository, Store, UpdateKvsItemsInput,
 } from './types.js';
 
@@ -544,6 +544,55 @@ class SqlFunctionRepository implements FunctionRepository {
   }
 }
 
+function toNodeRecord(row: Selectable<NodesTable>): NodeRecord {
+  return {
+    name: row.name,
+    startedAt: Number(row.started_at),
+    heartbeatAt: Number(row.heartbeat_at),
+    appliedSeq: Number(row.applied_seq),
+    version: row.version,
+    pid: Number(row.pid),
+    host: row.host,
+    adminAddress: row.admin_address,
+    listeners: JSON.parse(row.listeners) as NodeRecord['listeners'],
+    status: row.status as NodeRecord['status'],
+    reasons: JSON.parse(row.reasons) as string[],
+  };
+}
+
+/** The node table (cluster issue): heartbeats are plain upserts, no change record. */
+class SqlNodeRepository implements NodeRepository {
+  constructor(private readonly db: Kysely<Database>, private readonly backend: SqlBackend) {}
+
+  async heartbeat(r: NodeRecord): Promise<void> {
+    const row = {
+      name: r.name, started_at: r.startedAt, heartbeat_at: r.heartbeatAt, applied_seq: r.appliedSeq, version: r.version,
+      pid: r.pid, host: r.host, admin_address: r.adminAddress, listeners: JSON.stringify(r.listeners), status: r.status,
+      reasons: JSON.stringify(r.reasons),
+    };
+    const { name: _name, ...update } = row;
+    await this.backend.writeTransaction(async (tx) => {
+      await tx.insertInto('nodes').values(row).onConflict((oc) => oc.column('name').doUpdateSet(update)).execute();
+    });
+  }
+
+  async list(): Promise<NodeRecord[]> {
+    return (await this.db.selectFrom('nodes').selectAll().orderBy('name').execute()).map(toNodeRecord);
+  }
+
+  async remove(name: string): Promise<boolean> {
+    return this.backend.writeTransaction(async (tx) => {
+      const r = await tx.deleteFrom('nodes').where('name', '=', name).executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
+    });
+  }
+
+  async sequenceCommittedBefore(time: number): Promise<number> {
+    const row = await this.db.selectFrom('changes').select((eb) => eb.fn.max('seq').as('seq')).where('committed_at', '<', time).executeTakeFirst();
+    return Number(row?.seq ?? 0);
+  }
+}
+
 /**
  * {@link Store} over a {@link SqlBackend}. Construct through a backend opener
  * (`openSqliteStore`), not directly.
@@ -555,6 +604,7 @@ export class SqlStore implements Store {
   readonly trustStores: ResourceRepository;
   readonly distributions: ResourceRepository;
   readonly functions: FunctionRepository;
+  readonly nodes: NodeRepository;
   private closed = false;
 
   constructor(private readonly backend: SqlBackend, private readonly db: Kysely<Database> = backend.db, inTx = false) {
@@ -564,6 +614,7 @@ export class SqlStore implements Store {
     this.trustStores = new SqlResourceRepository(db, backend, 'trust_stores', 'trust-store', 'trust store');
     this.distributions = new SqlResourceRepository(db, backend, 'distributions', 'distribution', 'distribution');
     this.functions = new SqlFunctionRepository(db, backend);
+    this.nodes = new SqlNodeRepository(db, backend);
   }
 
   async changesAfter(seq: number, limit = 1000): Promise<ChangesPage> {

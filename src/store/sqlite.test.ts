@@ -28,7 +28,7 @@ test('store: first open creates the data directory, the database file and the sc
   const again = await openSqliteStore({ dataDir: dir });
   assert.equal(await again.latestSequence(), 0);
   await again.close();
-  assert.deepEqual(migrationNames(), ['0001_initial']);
+  assert.deepEqual(migrationNames(), ['0001_initial', '0002_nodes']);
 });
 
 test('store: two instances on one file with the same ETag: exactly one write wins, the other changes nothing', async (t) => {

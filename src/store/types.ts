@@ -272,6 +272,51 @@ export interface ChangesPage {
   latestSeq: number;
 }
 
+/** One cluster node as recorded by its heartbeat (issue 8). Times in ms since the epoch. */
+export interface NodeRecord {
+  /** The node's `nodeName` (unique in the cluster). */
+  name: string;
+  /** When the node's current process started. */
+  startedAt: number;
+  /** When the node last reported. */
+  heartbeatAt: number;
+  /** The change sequence every replica of the node has applied (the lowest among them). */
+  appliedSeq: number;
+  /** Portcullis version. */
+  version: string;
+  /** Process id of the node's serving (primary) process. */
+  pid: number;
+  /** Host name of the machine. */
+  host: string;
+  /** The admin listener as `host:port`, or null when unknown. */
+  adminAddress: string | null;
+  /** The edge listeners as bound. */
+  listeners: { distribution: string; address: string; port: number }[];
+  /** The node's own readiness at the heartbeat (`/readyz` status). */
+  status: 'ok' | 'starting' | 'degraded';
+  /** Why the node is not `ok` (empty when it is). */
+  reasons: string[];
+}
+
+/**
+ * The cluster's node table (issue 8): every node upserts its row with
+ * {@link NodeRepository.heartbeat}; `GET /v1/nodes` lists them. Heartbeats append no
+ * change record (they are not configuration).
+ */
+export interface NodeRepository {
+  /** Inserts or replaces the row of `record.name`. @throws StoreUnavailableError when the database cannot be written. */
+  heartbeat(record: NodeRecord): Promise<void>;
+  /** Every node, ordered by name. */
+  list(): Promise<NodeRecord[]>;
+  /** Removes the row of `name` (a node taken out of the cluster); returns whether it existed. */
+  remove(name: string): Promise<boolean>;
+  /**
+   * The highest change sequence committed before `time` (ms since the epoch), 0 when
+   * none: what change-log pruning by age passes to {@link Store.pruneChanges}.
+   */
+  sequenceCommittedBefore(time: number): Promise<number>;
+}
+
 /** The one interface over all persistent state. Every method is async. */
 export interface Store {
   /** Which backend: `sqlite` (embedded) or `postgres` (cluster, later issue). */
@@ -282,6 +327,11 @@ export interface Store {
   readonly trustStores: ResourceRepository;
   readonly distributions: ResourceRepository;
   readonly functions: FunctionRepository;
+  /**
+   * The cluster's node table (issue 8). Absent on stores that have none (a read-only
+   * local snapshot of the last applied state).
+   */
+  readonly nodes?: NodeRepository;
   /**
    * Changes with sequence > `seq`, in order, at most `limit` (default 1000).
    * `reset` when some of them were pruned away (see {@link pruneChanges}).
