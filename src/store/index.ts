@@ -8,6 +8,10 @@
  */
 export { openStore, redactStoreUrl } from './open.js';
 export type { StoreSpec } from './open.js';
+export { openNodeStore, fallbackStatus, describeStoreSpec, writeNodeSnapshot } from './node-store.js';
+export type { NodeStoreSpec, OpenNodeStoreOptions } from './node-store.js';
+export { FallbackStore } from './fallback.js';
+export type { FallbackStatus, FallbackStoreOptions } from './fallback.js';
 export { openSqliteStore, DEFAULT_SQLITE_OPTIONS, SQLITE_FILE_NAME } from './sqlite.js';
 export type { SqliteStoreOptions } from './sqlite.js';
 export { subscribeChanges, ChangeSubscription } from './change-feed.js';
