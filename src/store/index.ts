@@ -2,8 +2,9 @@
  * store/: persistence for all Portcullis state — key value stores and items, trust
  * stores, connection functions (DEVELOPMENT and LIVE stages), distributions — behind
  * one async {@link Store} interface, with in-code schema migrations and a change feed
- * that replicas follow. Embedded backend: SQLite (`openSqliteStore`); the PostgreSQL
- * backend of the cluster issue reuses the same kysely queries (sql-store.ts).
+ * that replicas follow. Embedded backend: SQLite (`openSqliteStore`); cluster backend:
+ * PostgreSQL (postgres.ts, opened through `openStore({ kind: 'postgres', url })`, which
+ * loads `pg` only then), with the same kysely queries (sql-store.ts).
  * Other folders import only from this file.
  */
 export { openStore, redactStoreUrl } from './open.js';
@@ -12,6 +13,7 @@ export { openNodeStore, fallbackStatus, describeStoreSpec, writeNodeSnapshot } f
 export type { NodeStoreSpec, OpenNodeStoreOptions } from './node-store.js';
 export { FallbackStore } from './fallback.js';
 export type { FallbackStatus, FallbackStoreOptions } from './fallback.js';
+export type { PostgresStoreOptions } from './postgres.js';
 export { openSqliteStore, DEFAULT_SQLITE_OPTIONS, SQLITE_FILE_NAME } from './sqlite.js';
 export type { SqliteStoreOptions } from './sqlite.js';
 export { subscribeChanges, ChangeSubscription } from './change-feed.js';

@@ -6,8 +6,8 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import {
-  CannotDeleteEntityWhileInUseError, EntityAlreadyExistsError, EntityNotFoundError, EntityNotReadyError, PreconditionFailedError,
-  ServiceQuotaExceededError,
+  CannotDeleteEntityWhileInUseError, EntityAlreadyExistsError, EntityNotFoundError, EntityNotReadyError, InvalidArgumentError,
+  PreconditionFailedError, ServiceQuotaExceededError,
 } from '../errors.js';
 import type { Database, KvStoresTable, NodesTable, ResourceTable } from './schema.js';
 import type { StoreDialect } from './migrations.js';
@@ -56,6 +56,19 @@ function isCrlListed(source: KvsItemSource | undefined): boolean {
 /** Shortens a key for a message. */
 function short(key: string): string {
   return key.length > 60 ? `${key.slice(0, 60)}…` : key;
+}
+
+/**
+ * PostgreSQL `text` cannot hold U+0000 (SQLite can): refuse such items up front with a
+ * message naming the key, before anything is written.
+ * @throws InvalidArgumentError
+ */
+function refuseNul(dialect: StoreDialect, items: readonly KvsItem[]): void {
+  if (dialect !== 'postgres') return;
+  for (const it of items) {
+    if (it.key.includes('\u0000')) throw new InvalidArgumentError(`key "${short(it.key.split('\u0000').join('\\u0000'))}" contains the NUL character U+0000, which the PostgreSQL store cannot hold`);
+    if (it.value.includes('\u0000')) throw new InvalidArgumentError(`the value of key "${short(it.key)}" contains the NUL character U+0000, which the PostgreSQL store cannot hold`);
+  }
 }
 
 /** UTF-8 byte length of a key + value (the unit of TotalSizeInBytes). */
@@ -153,6 +166,7 @@ class SqlKvsRepository implements KvsRepository {
   }
 
   async completeImport(id: string, items: readonly KvsItem[], opts: { etag: string; now: number; maxStoreBytes: number }): Promise<KvsRecord> {
+    refuseNul(this.backend.dialect, items);
     let total = 0;
     for (const it of items) total += itemBytes(it.key, it.value);
     if (total > opts.maxStoreBytes) {
@@ -222,6 +236,7 @@ class SqlKvsRepository implements KvsRepository {
   }
 
   async updateItems(name: string, input: UpdateKvsItemsInput): Promise<KvsWriteOutcome> {
+    refuseNul(this.backend.dialect, input.puts);
     return this.write(async (tx) => {
       const current = await this.row(tx, name);
       if (!current) throw new EntityNotFoundError(`key value store "${name}" does not exist`);
