@@ -1,9 +1,32 @@
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStore, type NodeRecord } from './index.js';
+import { openStore, type NodeRecord, type Store } from './index.js';
+import { postgresSkipReason, startPostgres, type TestPostgres } from '../../test/helpers/postgres.js';
+
+const pgSkip = postgresSkipReason();
+let server: TestPostgres | undefined;
+let dbs = 0;
+before(async () => { if (!pgSkip) server = await startPostgres(); });
+after(async () => { await server?.destroy(); });
+
+/** Each test runs on both backends: a fresh SQLite directory, a fresh PostgreSQL database. */
+const backends: { name: string; skip?: string; open: (t: { after: (fn: () => void) => void }) => Promise<Store> }[] = [
+  {
+    name: 'sqlite',
+    open: async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'portcullis-nodes-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      return openStore({ kind: 'sqlite', dataDir: dir });
+    },
+  },
+  {
+    name: 'postgres', ...(pgSkip ? { skip: pgSkip } : {}),
+    open: async () => openStore({ kind: 'postgres', url: await server!.createDatabase(`nodes_${process.pid}_${++dbs}`) }),
+  },
+];
 
 function node(name: string, over: Partial<NodeRecord> = {}): NodeRecord {
   return {
@@ -12,10 +35,9 @@ function node(name: string, over: Partial<NodeRecord> = {}): NodeRecord {
   };
 }
 
-test('store nodes: heartbeat inserts then replaces a node row; list is ordered by name; remove deletes it; no change record', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-nodes-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const s = await openStore({ kind: 'sqlite', dataDir: dir });
+for (const b of backends) {
+test(`store nodes (${b.name}): heartbeat inserts then replaces a node row; list is ordered by name; remove deletes it; no change record`, b.skip ? { skip: b.skip } : {}, async (t) => {
+  const s = await b.open(t);
   t.after(() => s.close());
   assert.ok(s.nodes, 'a SQL store has a node table');
   assert.deepEqual(await s.nodes.list(), []);
@@ -32,10 +54,8 @@ test('store nodes: heartbeat inserts then replaces a node row; list is ordered b
   assert.deepEqual((await s.nodes.list()).map((n) => n.name), ['b']);
 });
 
-test('store nodes: sequenceCommittedBefore gives the last change older than a time (pruning by age)', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'portcullis-nodes-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const s = await openStore({ kind: 'sqlite', dataDir: dir });
+test(`store nodes (${b.name}): sequenceCommittedBefore gives the last change older than a time (pruning by age)`, b.skip ? { skip: b.skip } : {}, async (t) => {
+  const s = await b.open(t);
   t.after(() => s.close());
   assert.equal(await s.nodes!.sequenceCommittedBefore(Date.now()), 0);
   await s.trustStores.create({ id: 't1', name: 't1', etag: 'E1', document: {}, now: 100 });
@@ -49,3 +69,4 @@ test('store nodes: sequenceCommittedBefore gives the last change older than a ti
   assert.equal((await s.changesAfter(0)).reset, true);
   assert.deepEqual((await s.changesAfter(2)).changes.map((c) => c.seq), [3]);
 });
+}
