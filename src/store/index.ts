@@ -16,6 +16,8 @@ export type { FallbackStatus, FallbackStoreOptions } from './fallback.js';
 export type { PostgresStoreOptions } from './postgres.js';
 export { openSqliteStore, DEFAULT_SQLITE_OPTIONS, SQLITE_FILE_NAME } from './sqlite.js';
 export type { SqliteStoreOptions } from './sqlite.js';
+export { writeSnapshot, openSnapshotStore, SnapshotStore, SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from './snapshot.js';
+export type { SnapshotInfo, SnapshotWriteResult, WriteSnapshotOptions } from './snapshot.js';
 export { subscribeChanges, ChangeSubscription } from './change-feed.js';
 export type { ChangeSubscriptionOptions } from './change-feed.js';
 export { migrationNames } from './migrations.js';

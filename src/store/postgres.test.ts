@@ -278,3 +278,33 @@ pgTest('a database that does not exist, or a login that is refused, is StoreUnav
   await assert.rejects(openStore({ kind: 'postgres', url: missing }), (err: Error & { code?: string }) =>
     err.code === 'StoreUnavailable' && /no_such_db/.test(err.message) && /does not exist/.test(err.message) && !/:pw@/.test(err.message));
 });
+
+pgTest('a snapshot written from PostgreSQL serves the same state while the server is down', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { writeSnapshot, openSnapshotStore } = await import('./index.js');
+  const url = withPassword(await freshDb());
+  const s = await open(url, t);
+  const svc = new KeyValueStoreService(s);
+  await svc.create({ name: 'revoked', importData: Buffer.from('{"data":[{"key":"01","value":"r"},{"key":"B","value":"x"},{"key":"a","value":"y"}]}') });
+  await s.trustStores.create({ id: 't', name: 'ca', etag: 'T', document: { pem: 'p' }, now: 1 });
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-pgsnap-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'state.snapshot');
+  const w = await writeSnapshot(s, file);
+  assert.equal(w.seq, await s.latestSequence());
+  await server!.stop();
+  try {
+    const snap = await openSnapshotStore(file);
+    t.after(() => snap.close());
+    assert.equal(await snap.latestSequence(), w.seq);
+    assert.doesNotMatch(snap.snapshot.source, /hunter2/);
+    assert.match(snap.snapshot.source, /127\.0\.0\.1/);
+    const rec = (await snap.kvs.getStore('revoked'))!;
+    assert.deepEqual((await snap.kvs.listItems(rec.id, { limit: 10 })).map((i) => i.key), ['01', 'B', 'a']);
+    assert.equal((await snap.trustStores.get('ca'))?.etag, 'T');
+  } finally {
+    await server!.start();
+  }
+});
