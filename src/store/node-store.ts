@@ -5,10 +5,10 @@
  * returns ({@link FallbackStore}). Without a snapshot, a node that cannot reach its
  * database refuses to start rather than serve empty state.
  */
-import { stat } from 'node:fs/promises';
 import { StoreUnavailableError } from '../errors.js';
 import { FallbackStore, type FallbackStatus } from './fallback.js';
 import { openStore, redactStoreUrl, type StoreSpec } from './open.js';
+import { openSnapshotStore, writeSnapshot, type SnapshotStore } from './snapshot.js';
 import type { Store } from './types.js';
 
 /** Plain data (passed to cluster workers and function worker threads). */
@@ -41,11 +41,17 @@ export async function openNodeStore(spec: NodeStoreSpec, options: OpenNodeStoreO
   try {
     return await openStore(spec.store);
   } catch (err) {
-    if (spec.snapshotFile === undefined || !(err instanceof StoreUnavailableError)) throw err;
+    if (!(err instanceof StoreUnavailableError)) throw err;
+    if (spec.snapshotFile === undefined) {
+      throw new StoreUnavailableError(
+        `${err.message}; refusing to serve without state (set cluster.snapshotFile to let a node start from its local snapshot while the database is down)`,
+        { cause: err },
+      );
+    }
     const reason = err.message;
-    let snapshot: Store;
+    let snapshot: SnapshotStore;
     try {
-      snapshot = await openSnapshot(spec.snapshotFile);
+      snapshot = await openSnapshotStore(spec.snapshotFile);
     } catch (snapErr) {
       throw new StoreUnavailableError(
         `${describeStoreSpec(spec.store)} is unreachable (${reason}) and the local snapshot ${spec.snapshotFile} cannot be used `
@@ -53,14 +59,13 @@ export async function openNodeStore(spec: NodeStoreSpec, options: OpenNodeStoreO
         { cause: err },
       );
     }
-    const writtenAt = await stat(spec.snapshotFile).then((s) => s.mtimeMs, () => undefined);
+    const writtenAt = snapshot.snapshot.writtenAt;
     const fallback = await FallbackStore.start({
-      snapshot, connect: () => openStore(spec.store), location: describeStoreSpec(spec.store),
-      ...(writtenAt !== undefined ? { snapshotWrittenAt: Math.round(writtenAt) } : {}),
+      snapshot, connect: () => openStore(spec.store), location: describeStoreSpec(spec.store), snapshotWrittenAt: writtenAt,
       ...(spec.retryMs !== undefined ? { retryMs: spec.retryMs } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });
-    options.onEvent?.({ type: 'snapshot', seq: fallback.status().snapshotSeq, ...(writtenAt !== undefined ? { writtenAt } : {}), error: err });
+    options.onEvent?.({ type: 'snapshot', seq: fallback.status().snapshotSeq, writtenAt, error: err });
     return fallback;
   }
 }
@@ -70,12 +75,6 @@ export function fallbackStatus(store: Store): FallbackStatus | undefined {
   return store instanceof FallbackStore ? store.status() : undefined;
 }
 
-/** The read-only snapshot store (store/snapshot.ts of the cluster issue). */
-async function openSnapshot(path: string): Promise<Store> {
-  // Replaced by store/snapshot.ts `openSnapshotStore` when the PostgreSQL backend lands.
-  throw new StoreUnavailableError(`cannot open the snapshot ${path}: local snapshots are not part of this build`);
-}
-
 /**
  * Writes the local snapshot of `store`'s current state to `path` atomically (store/
  * snapshot.ts `writeSnapshot`); what {@link openNodeStore} serves from when the
@@ -83,7 +82,5 @@ async function openSnapshot(path: string): Promise<Store> {
  * @returns the sequence the snapshot reflects, its size in bytes and when it was written (ms).
  */
 export async function writeNodeSnapshot(store: Store, path: string): Promise<{ seq: number; bytes: number; writtenAt: number }> {
-  // Replaced by store/snapshot.ts `writeSnapshot` when the PostgreSQL backend lands.
-  void store;
-  throw new StoreUnavailableError(`cannot write the snapshot ${path}: local snapshots are not part of this build`);
+  return writeSnapshot(store, path);
 }
