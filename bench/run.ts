@@ -13,8 +13,9 @@ import { pkiBench } from './pki.js';
 import { kvsBench } from './kvs.js';
 import { functionsBench } from './functions.js';
 import { edgeBench } from './edge.js';
+import { clusterBench } from './cluster.js';
 
-const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench, edgeBench];
+const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench, edgeBench, clusterBench];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
