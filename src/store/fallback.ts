@@ -11,6 +11,9 @@
 import { StoreUnavailableError } from '../errors.js';
 import type { ChangesPage, FunctionRepository, KvsRepository, NodeRepository, ResourceRepository, Store } from './types.js';
 
+/** How long after the reconnection the snapshot store is closed, ms. */
+const SNAPSHOT_RELEASE_MS = 30_000;
+
 /** Options of {@link FallbackStore}. */
 export interface FallbackStoreOptions {
   /** The read-only snapshot store served until the database is reachable. */
@@ -152,6 +155,8 @@ export class FallbackStore implements Store {
     this.#real = real;
     this.#lastError = undefined;
     this.opts.onEvent?.({ type: 'connected' });
+    // The snapshot's memory is released once reads in flight on it have surely finished.
+    setTimeout(() => { void this.#snapshot.close().catch(() => {}); }, SNAPSHOT_RELEASE_MS).unref();
     for (const listener of [...this.#listeners.keys()]) {
       this.#listeners.set(listener, real.watch(listener));
       listener();
