@@ -11,14 +11,20 @@
  *   node enforces the new state (refused after a revoke, 200 after an un-revoke). The
  *   figure is the slower of B and C per write; p50 and p99 over the 200 writes. The
  *   probe's own cost (one handshake, ~3–10 ms on this machine) is included.
- * - Catch-up: node C stopped; 10,000 changes (single-key KVS puts, each its own
- *   transaction and change record) committed directly in the database; node C started
- *   again. Time from spawning `portcullis serve` to the moment C refuses the
- *   certificate revoked by the last of those changes (it loads the full state at
- *   start, then follows the feed), and, for comparison, the same restart with no
- *   pending changes.
+ * - Catch-up after a restart: node C stopped; 10,000 changes (single-key KVS puts,
+ *   each its own transaction and change record) committed directly in the database;
+ *   node C started again. Time from spawning `portcullis serve` to the moment C
+ *   refuses the certificate revoked by the last of those changes (it loads the full
+ *   state at start, then follows the feed), and, for comparison, the same restart with
+ *   no pending changes.
+ * - Catch-up by replaying the change feed: node C stopped with its local snapshot at
+ *   sequence S; 10,000 more changes committed; PostgreSQL stopped; C started (from its
+ *   snapshot, serving state S); PostgreSQL started again. Time from PostgreSQL
+ *   accepting connections again to C enforcing the last change (C reconnects, every
+ *   `cluster.storeRetryMs` = 100 ms here, and replays the 10,000 changes in its edge
+ *   state and in its function host's KVS replica).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +113,7 @@ async function run(): Promise<Figure[]> {
       admin: { listen: `127.0.0.1:${admins[n]}`, token: TOKEN },
       logging: { level: 'warn', connectionLog: join(dir, n, 'connections.log') },
       listenOverrides: { kvsfn: `127.0.0.1:${ports[n]}` },
+      cluster: { snapshotFile: join(dir, n, 'snapshot.json'), snapshotIntervalMs: 100, storeRetryMs: 100 },
       resources: {
         trustStores: [{ name: 'bench', caBundleFile: rootFile }],
         keyValueStores: [{ name: 'revoked', importFile: join(dir, 'revoked.json') }],
@@ -160,21 +167,48 @@ async function run(): Promise<Figure[]> {
     await untilEnforced(ports.c!, tls, true);
     const baseline = now() - t0;
     await nodes.c!.stop();
-    const store = await openStore({ kind: 'postgres', url: dbUrl, poolSize: 4 });
-    const writeStart = now();
-    try {
-      const kvs = new KeyValueStoreService(store);
-      let etag = (await kvs.describe('revoked')).ETag;
-      for (let i = 0; i < CATCHUP_CHANGES - 1; i++) etag = (await kvs.putKey('revoked', { key: `k${i.toString(16).padStart(8, '0')}`, value: 'x', ifMatch: etag })).ETag;
-      await kvs.putKey('revoked', { key: serialKey, value: 'the last change', ifMatch: etag });
-    } finally {
-      await store.close();
-    }
-    const writeMs = now() - writeStart;
+    /** CATCHUP_CHANGES single-key puts; the last one revokes (or, `revoke` false, un-revokes) the probe's serial. */
+    const changes = async (prefix: string, revoke: boolean): Promise<number> => {
+      const started = now();
+      const store = await openStore({ kind: 'postgres', url: dbUrl, poolSize: 4 });
+      try {
+        const kvs = new KeyValueStoreService(store);
+        let etag = (await kvs.describe('revoked')).ETag;
+        for (let i = 0; i < CATCHUP_CHANGES - 1; i++) etag = (await kvs.putKey('revoked', { key: `${prefix}${i.toString(16).padStart(8, '0')}`, value: 'x', ifMatch: etag })).ETag;
+        if (revoke) await kvs.putKey('revoked', { key: serialKey, value: 'the last change', ifMatch: etag });
+        else await kvs.deleteKey('revoked', { key: serialKey, ifMatch: etag });
+        return now() - started;
+      } finally {
+        await store.close();
+      }
+    };
+    const writeMs = await changes('k', true);
     t0 = now();
     await start('c');
     await untilEnforced(ports.c!, tls, false);
     const catchup = now() - t0;
+
+    // ---- catch-up by replay: C starts from its snapshot while the database is down
+    const latest = await (async () => {
+      const s = await openStore({ kind: 'postgres', url: dbUrl, poolSize: 1 });
+      try { return await s.latestSequence(); } finally { await s.close(); }
+    })();
+    const snapshotFile = join(dir, 'c', 'snapshot.json');
+    const snapEnd = now() + 30_000;
+    const snapSeq = (): number => (existsSync(snapshotFile) ? (JSON.parse(readFileSync(snapshotFile, 'utf8').split('\n')[0]!) as { seq: number }).seq : -1);
+    while (snapSeq() < latest) {
+      if (now() > snapEnd) throw new Error(`node C's snapshot did not reach sequence ${latest}`);
+      await sleep(50);
+    }
+    await nodes.c!.stop();
+    const replayWriteMs = await changes('r', false);
+    await server.stop();
+    await start('c');
+    await untilEnforced(ports.c!, tls, false); // the snapshot's state: still revoked
+    await server.start();
+    const dbBack = now();
+    await untilEnforced(ports.c!, tls, true, 120_000);
+    const replay = now() - dbBack;
     const note = `${WRITES} writes through node A's API, alternately revoking/un-revoking one serial; enforcement = first real mTLS handshake + request on the node with the new outcome`;
     return [
       { benchmark: 'cluster', metric: `propagation A→B,C (slower of the two) p50, ${WRITES} writes`, unit: 'ms', rounds: [percentile(slowest, 50)], target: 'p99 ≤ 1000 (aim ≤ 100)', note },
@@ -182,6 +216,7 @@ async function run(): Promise<Figure[]> {
       { benchmark: 'cluster', metric: 'propagation A→one node p50 (B and C pooled)', unit: 'ms', rounds: [percentile(perNode, 50)], note },
       { benchmark: 'cluster', metric: `restart of a node after ${CATCHUP_CHANGES} changes while it was down: spawn → enforces the last change`, unit: 'ms', rounds: [catchup], note: `changes committed in ${Math.round(writeMs)} ms; the node loads the full state at start` },
       { benchmark: 'cluster', metric: 'restart of a node with no pending changes: spawn → serving (baseline)', unit: 'ms', rounds: [baseline] },
+      { benchmark: 'cluster', metric: `replica catch-up by replaying ${CATCHUP_CHANGES} changes (node serving its snapshot): database back → enforces the last change`, unit: 'ms', rounds: [replay], note: `changes committed in ${Math.round(replayWriteMs)} ms; includes the reconnection (storeRetryMs 100)` },
     ];
   } finally {
     await Promise.all(Object.values(nodes).map((n) => n.stop()));
