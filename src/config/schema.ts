@@ -244,7 +244,7 @@ export interface ConfigDistribution {
   comment?: string;
 }
 
-/** Where the state lives: the embedded SQLite store in `dataDir`, or a PostgreSQL database (cluster issue). */
+/** Where the state lives: the embedded SQLite store in `dataDir`, or a PostgreSQL database shared by the nodes of a cluster. */
 export type ConfigStore = { kind: 'sqlite' } | { kind: 'postgres'; url: string };
 
 /**
@@ -255,7 +255,7 @@ export type ConfigStore = { kind: 'sqlite' } | { kind: 'postgres'; url: string }
 export interface NodeConfig {
   /** Absolute path of the file it was loaded from. */
   file: string;
-  /** This node's name (cluster issue); absent when not set. */
+  /** This node's name in the cluster (its row in the node table, `GET /v1/nodes`); absent when not set: the host name is used. */
   nodeName?: string;
   /** Absolute. */
   dataDir: string;
