@@ -308,3 +308,34 @@ pgTest('a snapshot written from PostgreSQL serves the same state while the serve
     await server!.start();
   }
 });
+
+pgTest('a server that stops answering (frozen backend) fails reads and writes with StoreUnavailable within the timeouts; the next call gets a fresh connection', async (t) => {
+  const url = await freshDb();
+  const dbName = url.slice(url.lastIndexOf('/') + 1);
+  const s = await open(url, t, { statementTimeoutMs: 400, poolSize: 1, applicationName: 'frozen' });
+  await readyStore(s, 'f', 'E1');
+  const pids = (await server!.sql<{ pid: number }>(`select pid from pg_stat_activity where application_name = 'frozen' and datname = $1`, [dbName])).map((r) => r.pid);
+  assert.equal(pids.length, 1, 'one pooled connection');
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  try {
+    await assert.rejects(s.kvs.listStores(), (err: Error & { code?: string }) => err.code === 'StoreUnavailable' && /did not answer within 800 ms/.test(err.message));
+  } finally {
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  }
+  // The frozen connection was discarded: the pool's next connection is a new backend.
+  assert.equal((await s.kvs.listStores()).length, 1);
+  const now = (await server!.sql<{ pid: number }>(`select pid from pg_stat_activity where application_name = 'frozen' and datname = $1`, [dbName])).map((r) => r.pid);
+  assert.ok(now.length >= 1 && !now.includes(pids[0]!), `a new backend serves the pool (was ${pids[0]}, now ${now.join(',')})`);
+  // A write on a frozen connection fails too, and changes nothing.
+  const [writePid] = now;
+  process.kill(writePid!, 'SIGSTOP');
+  try {
+    await assert.rejects(
+      s.kvs.updateItems('f', { ifMatch: 'E1', newEtag: 'E2', puts: [{ key: 'k', value: 'v' }], deletes: [], maxStoreBytes: 1000, now: 3 }),
+      { code: 'StoreUnavailable' },
+    );
+  } finally {
+    process.kill(writePid!, 'SIGCONT');
+  }
+  assert.equal((await s.kvs.getStore('f'))!.etag, 'E1');
+});

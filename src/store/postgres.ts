@@ -50,8 +50,10 @@
  * - `connectTimeoutMs` (5 s): establishing a connection, and waiting for a free
  *   connection when all `poolSize` are busy.
  * - `statementTimeoutMs` (30 s, server side `statement_timeout`): any one statement.
- *   The client also gives up on a statement 5 s after that (`query_timeout`), for a
- *   server that stopped answering altogether; that connection is then discarded.
+ *   The client also gives up on a statement 5 s after that (`query_timeout`; after
+ *   twice the statement timeout when that is shorter than 5 s), for a server that
+ *   stopped answering altogether (network black hole, frozen host); that connection
+ *   is then discarded instead of going back to the pool.
  * - `lockTimeoutMs` (10 s, `lock_timeout`): how long a write waits for the write lock
  *   held by another writer (e.g. a large import) before failing with
  *   StoreUnavailable, nothing changed.
@@ -131,8 +133,13 @@ export const MIGRATION_ADVISORY_LOCK_KEY = 7_078_923_441_002_391n;
 const MIGRATION_LOCK_WAIT_MS = 120_000;
 /** Server ends sessions idle inside a transaction this long, ms. */
 const IDLE_IN_TRANSACTION_MS = 60_000;
-/** Extra client-side wait beyond statement_timeout before giving up on a silent server, ms. */
+/** Extra client-side wait beyond statement_timeout before giving up on a silent server, ms (at most). */
 const QUERY_TIMEOUT_MARGIN_MS = 5000;
+
+/** The client-side limit for one statement: statement_timeout plus a margin (5 s, or statement_timeout when shorter). */
+function queryTimeoutMs(statementTimeoutMs: number): number {
+  return statementTimeoutMs + Math.min(QUERY_TIMEOUT_MARGIN_MS, statementTimeoutMs);
+}
 /** Interval of the LISTEN connection health check, ms. */
 const LISTEN_PING_MS = 10_000;
 /** First reconnection delay of the LISTEN connection, ms. */
@@ -215,7 +222,7 @@ export function mapPostgresError(err: unknown, ctx: MapContext): unknown {
   } else if (/timeout exceeded when trying to connect/i.test(msg)) {
     text = `cannot reach PostgreSQL at ${loc}: no connection within ${ctx.connectTimeoutMs} ms (the server did not answer, or all ${ctx.poolSize} pool connections stayed busy)`;
   } else if (/Query read timeout/i.test(msg)) {
-    text = `PostgreSQL at ${loc} did not answer within ${ctx.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS} ms; the connection was dropped`;
+    text = `PostgreSQL at ${loc} did not answer within ${queryTimeoutMs(ctx.statementTimeoutMs)} ms; the connection was dropped`;
   } else if (code !== undefined && NETWORK_CODES.has(code)) {
     text = `cannot reach PostgreSQL at ${loc}: ${msg}`;
   } else {
@@ -233,7 +240,7 @@ function clientConfig(c: Config, applicationName: string): pg.ClientConfig {
     statement_timeout: c.statementTimeoutMs,
     lock_timeout: c.lockTimeoutMs,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
-    query_timeout: c.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS,
+    query_timeout: queryTimeoutMs(c.statementTimeoutMs),
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     application_name: applicationName,
