@@ -12,7 +12,7 @@ export type { StoreSpec } from './open.js';
 export type { PostgresStoreOptions } from './postgres.js';
 export { openSqliteStore, DEFAULT_SQLITE_OPTIONS, SQLITE_FILE_NAME } from './sqlite.js';
 export type { SqliteStoreOptions } from './sqlite.js';
-export { writeSnapshot, openSnapshotStore, SnapshotStore, SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from './snapshot.js';
+export { writeSnapshot, openSnapshotStore, readSnapshotInfo, SnapshotStore, SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from './snapshot.js';
 export type { SnapshotInfo, SnapshotWriteResult, WriteSnapshotOptions } from './snapshot.js';
 export { subscribeChanges, ChangeSubscription } from './change-feed.js';
 export type { ChangeSubscriptionOptions } from './change-feed.js';
