@@ -206,7 +206,7 @@ export function mapPostgresError(err: unknown, ctx: MapContext): unknown {
   if (sqlState === '22021' || sqlState === '22P05') {
     return new InvalidArgumentError(`PostgreSQL cannot store this text (${msg}); the NUL character U+0000 is not allowed in keys or values`, { cause: err });
   } else if (sqlState === '55P03') {
-    text = `another write held the write lock of ${loc} past the lock timeout (${ctx.lockTimeoutMs} ms); nothing was changed`;
+    text = `another write held the write lock of ${loc} past the lock timeout (${ctx.lockTimeoutMs} ms, or at once for a write that must not wait); nothing was changed`;
   } else if (sqlState === '57014') {
     text = `a statement on ${loc} ran past the statement timeout (${ctx.statementTimeoutMs} ms) and was cancelled; nothing was changed`;
   } else if (sqlState === '25006') {

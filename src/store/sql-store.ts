@@ -1,7 +1,7 @@
 /**
  * The Store implementation over kysely. Every query here is written in kysely's
  * builder (no raw SQL), so the SQLite backend (sqlite.ts) and the PostgreSQL backend
- * of the cluster issue share it; a backend supplies only the connection, the
+ * (postgres.ts) share it; a backend supplies only the connection, the
  * transaction modes and the wake-up mechanism ({@link SqlBackend}).
  */
 import type { Kysely, Selectable } from 'kysely';
@@ -25,7 +25,9 @@ export interface SqlBackend {
   readonly db: Kysely<Database>;
   /**
    * Runs `fn` in a write transaction that holds the database's write lock from its
-   * first statement (SQLite `BEGIN IMMEDIATE`), commits durably, then wakes watchers.
+   * first statement (SQLite `BEGIN IMMEDIATE`; PostgreSQL `SELECT … FOR UPDATE` of the
+   * `change_sequence` row), commits durably, then wakes watchers. With `wait: false` it
+   * fails at once with StoreUnavailableError instead of waiting for another writer.
    * Rolls back and rethrows when `fn` throws.
    */
   writeTransaction<T>(fn: (tx: Kysely<Database>) => Promise<T>, opts?: { wait?: boolean }): Promise<T>;
