@@ -9,7 +9,8 @@
  */
 export { openStore, redactStoreUrl } from './open.js';
 export type { StoreSpec } from './open.js';
-export type { PostgresStoreOptions } from './postgres.js';
+export { DEFAULT_POSTGRES_OPTIONS } from './postgres-options.js';
+export type { PostgresStoreOptions } from './postgres-options.js';
 export { openSqliteStore, DEFAULT_SQLITE_OPTIONS, SQLITE_FILE_NAME } from './sqlite.js';
 export type { SqliteStoreOptions } from './sqlite.js';
 export { writeSnapshot, openSnapshotStore, readSnapshotInfo, SnapshotStore, SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from './snapshot.js';
