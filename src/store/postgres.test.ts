@@ -339,3 +339,25 @@ pgTest('a server that stops answering (frozen backend) fails reads and writes wi
   }
   assert.equal((await s.kvs.getStore('f'))!.etag, 'E1');
 });
+
+pgTest('a node starting while another holds the migration lock waits for it, then finds the schema ready', async (t) => {
+  const { MIGRATION_ADVISORY_LOCK_KEY } = await import('./postgres.js');
+  const url = await freshDb();
+  const dbName = url.slice(url.lastIndexOf('/') + 1);
+  const holder = new pg.Client({ connectionString: url });
+  await holder.connect();
+  t.after(() => holder.end());
+  await holder.query('select pg_advisory_lock($1::bigint)', [String(MIGRATION_ADVISORY_LOCK_KEY)]);
+  let settled = false;
+  const opening = openPostgresStore({ url, statementTimeoutMs: 200 }).finally(() => { settled = true; });
+  // The starting node is blocked on the advisory lock (not failed by the pool's 200 ms statement limit).
+  await waitUntil(async () => (await server!.sql(
+    `select 1 from pg_stat_activity where application_name = 'portcullis-migrate' and datname = $1 and wait_event_type = 'Lock'`, [dbName],
+  )).length === 1, 'the migration to wait for the lock');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(settled, false);
+  await holder.query('select pg_advisory_unlock($1::bigint)', [String(MIGRATION_ADVISORY_LOCK_KEY)]);
+  const s = await opening;
+  t.after(() => s.close());
+  assert.equal(await s.latestSequence(), 0);
+});

@@ -60,6 +60,8 @@
  * - `idle_in_transaction_session_timeout` (60 s): the server ends a session that left
  *   a transaction open (a node that vanished mid-write), releasing the write lock.
  * - TCP keepalive on every connection (first probe after 10 s idle).
+ * - Schema migration at open runs on a connection of its own: it waits up to 120 s
+ *   for another node's migration (advisory lock) and allows 10 min per statement.
  * So a write never hangs forever: it succeeds, fails with StoreUnavailableError, or —
  * when the connection is lost during COMMIT itself — fails with a StoreUnavailableError
  * saying that the outcome is unknown.
@@ -103,6 +105,8 @@ export const MIGRATION_ADVISORY_LOCK_KEY = 7_078_923_441_002_391n;
 
 /** How long a starting node waits for another node's migration, ms. */
 const MIGRATION_LOCK_WAIT_MS = 120_000;
+/** Statement limit while migrating (a migration may rewrite a large table), ms. */
+const MIGRATION_STATEMENT_MS = 600_000;
 /** Server ends sessions idle inside a transaction this long, ms. */
 const IDLE_IN_TRANSACTION_MS = 60_000;
 /** Extra client-side wait beyond statement_timeout before giving up on a silent server, ms (at most). */
@@ -246,12 +250,8 @@ class PostgresBackend implements SqlBackend {
       location: this.location, lockTimeoutMs: config.lockTimeoutMs, statementTimeoutMs: config.statementTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs, poolSize: config.poolSize,
     };
-    this.pool = new pg.Pool({ ...clientConfig(config, config.applicationName), max: config.poolSize, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
-    // An idle connection that dies (server restart, failover) must not crash the process.
-    this.pool.on('error', (err) => { this.lastPoolError = err; });
-    // Nor one that dies while checked out between two queries.
-    this.pool.on('connect', (client) => { client.on('error', () => {}); });
-    this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.guardedPool() }) });
+    this.pool = this.newPool(clientConfig(config, config.applicationName), config.poolSize);
+    this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.guardedPool(this.pool) }) });
   }
 
   /**
@@ -259,13 +259,22 @@ class PostgresBackend implements SqlBackend {
    * reads outside transactions are mapped too), and a connection that failed (timeout,
    * socket error) is destroyed on release instead of going back to the pool.
    */
-  private guardedPool(): PostgresPool {
+  private newPool(cfg: pg.ClientConfig, max: number): pg.Pool {
+    const pool = new pg.Pool({ ...cfg, max, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
+    // An idle connection that dies (server restart, failover) must not crash the process.
+    pool.on('error', (err) => { this.lastPoolError = err; });
+    // Nor one that dies while checked out between two queries.
+    pool.on('connect', (client) => { client.on('error', () => {}); });
+    return pool;
+  }
+
+  private guardedPool(pool: pg.Pool): PostgresPool {
     const map = (err: unknown, commit = false): unknown => mapPostgresError(err, { ...this.ctx, commit });
     return {
       connect: async (): Promise<PostgresPoolClient> => {
         let client: pg.PoolClient;
         try {
-          client = await this.pool.connect();
+          client = await pool.connect();
         } catch (err) {
           throw map(err);
         }
@@ -283,7 +292,7 @@ class PostgresBackend implements SqlBackend {
         };
         return wrapped as unknown as PostgresPoolClient;
       },
-      end: () => this.pool.end(),
+      end: () => pool.end(),
     };
   }
 
@@ -327,10 +336,25 @@ class PostgresBackend implements SqlBackend {
    * leaves nothing behind.
    */
   async migrate(): Promise<void> {
-    await this.db.connection().execute(async (conn) => {
+    // A connection of its own: waiting for another node's migration, or a migration
+    // that rewrites a large table, may take longer than the statement limits of the
+    // pool (server-side statement_timeout, client-side query_timeout).
+    const cfg: pg.ClientConfig = {
+      ...clientConfig(this.config, `${this.config.applicationName}-migrate`),
+      statement_timeout: MIGRATION_STATEMENT_MS, lock_timeout: MIGRATION_LOCK_WAIT_MS, query_timeout: MIGRATION_STATEMENT_MS + QUERY_TIMEOUT_MARGIN_MS,
+    };
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.guardedPool(this.newPool(cfg, 1)) }) });
+    try {
+      await this.migrateOn(db);
+    } finally {
+      await db.destroy();
+    }
+  }
+
+  private async migrateOn(db: Kysely<Database>): Promise<void> {
+    await db.connection().execute(async (conn) => {
       await sql`begin`.execute(conn);
       try {
-        await sql`select set_config('lock_timeout', ${String(MIGRATION_LOCK_WAIT_MS)}, true)`.execute(conn);
         await sql`select pg_advisory_xact_lock(${String(MIGRATION_ADVISORY_LOCK_KEY)}::bigint)`.execute(conn);
         await migrateToLatest(conn as unknown as Kysely<unknown>, 'postgres', { inCallerTransaction: true });
         await sql`commit`.execute(conn);
