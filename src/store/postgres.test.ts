@@ -173,7 +173,8 @@ pgTest('the safety poll delivers a change whose notification never came', async 
 pgTest('server stopped: writes fail with StoreUnavailable naming the database without the password and change nothing; after the restart watchers catch up', async (t) => {
   const url = withPassword(await freshDb());
   const writer = await open(url, t, { connectTimeoutMs: 1000 });
-  const reader = await open(url, t, { pollIntervalMs: 200, reconnectMaxMs: 300 });
+  // No safety poll: the LISTEN connection's drop and reconnection alone must do it.
+  const reader = await open(url, t, { pollIntervalMs: 3_600_000, reconnectMaxMs: 300 });
   const svc = new KeyValueStoreService(writer);
   await svc.create({ name: 'revoked', importData: Buffer.from('{"data":[{"key":"01","value":"r"}]}') });
   const replica = await KvsReplica.open(reader);
