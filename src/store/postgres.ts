@@ -66,10 +66,18 @@
  * when the connection is lost during COMMIT itself — fails with a StoreUnavailableError
  * saying that the outcome is unknown.
  *
- * Pool size: `poolSize` (default 10) connections per node. A node serves handshakes
- * from memory; the pool carries admin API reads and writes, change-feed reads and the
- * poll. Plan `max_connections` ≥ nodes × (poolSize + 1) + headroom (the +1 is the
- * listening connection).
+ * Pool size: `poolSize` (default 10) connections per Store instance. A node serves
+ * handshakes from memory; the pool carries admin API reads and writes, change-feed
+ * reads and the poll. Keep it ≥ 2 (a replica's full load holds one connection for its
+ * whole consistent read). Each watched instance adds one LISTEN connection, and the
+ * first open one short-lived migration connection. Plan `max_connections` ≥ Σ over
+ * processes/threads that open a store of (poolSize + 1), plus headroom.
+ *
+ * Connection poolers: LISTEN needs a session — with PgBouncer use session pooling (or
+ * connect directly); transaction pooling would silently drop the LISTEN and leave only
+ * the safety poll. The timeouts are sent as startup parameters (`statement_timeout`,
+ * `lock_timeout`, `idle_in_transaction_session_timeout`), which PgBouncer must be told
+ * to accept or ignore (`ignore_startup_parameters`).
  *
  * Failover of the primary: connections drop or the old primary turns read-only
  * (SQLSTATE 25006); every store call fails with StoreUnavailableError while nodes keep
@@ -254,11 +262,7 @@ class PostgresBackend implements SqlBackend {
     this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.guardedPool(this.pool) }) });
   }
 
-  /**
-   * The pool as kysely sees it: every driver error becomes a catalogue error (so plain
-   * reads outside transactions are mapped too), and a connection that failed (timeout,
-   * socket error) is destroyed on release instead of going back to the pool.
-   */
+  /** A pg pool whose connection errors never crash the process. */
   private newPool(cfg: pg.ClientConfig, max: number): pg.Pool {
     const pool = new pg.Pool({ ...cfg, max, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
     // An idle connection that dies (server restart, failover) must not crash the process.
@@ -268,6 +272,11 @@ class PostgresBackend implements SqlBackend {
     return pool;
   }
 
+  /**
+   * The pool as kysely sees it: every driver error becomes a catalogue error (so plain
+   * reads outside transactions are mapped too), and a connection that failed (timeout,
+   * socket error) is destroyed on release instead of going back to the pool.
+   */
   private guardedPool(pool: pg.Pool): PostgresPool {
     const map = (err: unknown, commit = false): unknown => mapPostgresError(err, { ...this.ctx, commit });
     return {
