@@ -10,7 +10,7 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import { StoreUnavailableError } from '../errors.js';
 
-/** SQL dialects the store supports. `postgres` arrives with the cluster issue. */
+/** SQL dialects the store supports. */
 export type StoreDialect = 'sqlite' | 'postgres';
 
 /** Name of kysely's bookkeeping table for applied migrations. */

@@ -173,7 +173,8 @@ pgTest('the safety poll delivers a change whose notification never came', async 
 pgTest('server stopped: writes fail with StoreUnavailable naming the database without the password and change nothing; after the restart watchers catch up', async (t) => {
   const url = withPassword(await freshDb());
   const writer = await open(url, t, { connectTimeoutMs: 1000 });
-  const reader = await open(url, t, { pollIntervalMs: 200, reconnectMaxMs: 300 });
+  // No safety poll: the LISTEN connection's drop and reconnection alone must do it.
+  const reader = await open(url, t, { pollIntervalMs: 3_600_000, reconnectMaxMs: 300 });
   const svc = new KeyValueStoreService(writer);
   await svc.create({ name: 'revoked', importData: Buffer.from('{"data":[{"key":"01","value":"r"}]}') });
   const replica = await KvsReplica.open(reader);
@@ -226,7 +227,7 @@ pgTest('a write waiting for the write lock gives up after lockTimeoutMs with Sto
   try {
     await assert.rejects(
       s.kvs.updateItems('locked', { ifMatch: 'E1', newEtag: 'E2', puts: [{ key: 'k', value: 'v' }], deletes: [], maxStoreBytes: 1000, now: 3 }),
-      (err: Error & { code?: string }) => err.code === 'StoreUnavailable' && /lock timeout \(300 ms\)/.test(err.message),
+      (err: Error & { code?: string }) => err.code === 'StoreUnavailable' && /lock timeout \(300 ms/.test(err.message),
     );
     await assert.rejects(
       s.kvs.failStaleProvisioning(10, { reason: 'r', now: 20, etag: () => 'X', wait: false }),
@@ -307,4 +308,57 @@ pgTest('a snapshot written from PostgreSQL serves the same state while the serve
   } finally {
     await server!.start();
   }
+});
+
+pgTest('a server that stops answering (frozen backend) fails reads and writes with StoreUnavailable within the timeouts; the next call gets a fresh connection', async (t) => {
+  const url = await freshDb();
+  const dbName = url.slice(url.lastIndexOf('/') + 1);
+  const s = await open(url, t, { statementTimeoutMs: 400, poolSize: 1, applicationName: 'frozen' });
+  await readyStore(s, 'f', 'E1');
+  const pids = (await server!.sql<{ pid: number }>(`select pid from pg_stat_activity where application_name = 'frozen' and datname = $1`, [dbName])).map((r) => r.pid);
+  assert.equal(pids.length, 1, 'one pooled connection');
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  try {
+    await assert.rejects(s.kvs.listStores(), (err: Error & { code?: string }) => err.code === 'StoreUnavailable' && /did not answer within 800 ms/.test(err.message));
+  } finally {
+    for (const pid of pids) process.kill(pid, 'SIGCONT');
+  }
+  // The frozen connection was discarded: the pool's next connection is a new backend.
+  assert.equal((await s.kvs.listStores()).length, 1);
+  const now = (await server!.sql<{ pid: number }>(`select pid from pg_stat_activity where application_name = 'frozen' and datname = $1`, [dbName])).map((r) => r.pid);
+  assert.ok(now.length >= 1 && !now.includes(pids[0]!), `a new backend serves the pool (was ${pids[0]}, now ${now.join(',')})`);
+  // A write on a frozen connection fails too, and changes nothing.
+  const [writePid] = now;
+  process.kill(writePid!, 'SIGSTOP');
+  try {
+    await assert.rejects(
+      s.kvs.updateItems('f', { ifMatch: 'E1', newEtag: 'E2', puts: [{ key: 'k', value: 'v' }], deletes: [], maxStoreBytes: 1000, now: 3 }),
+      { code: 'StoreUnavailable' },
+    );
+  } finally {
+    process.kill(writePid!, 'SIGCONT');
+  }
+  assert.equal((await s.kvs.getStore('f'))!.etag, 'E1');
+});
+
+pgTest('a node starting while another holds the migration lock waits for it, then finds the schema ready', async (t) => {
+  const { MIGRATION_ADVISORY_LOCK_KEY } = await import('./postgres.js');
+  const url = await freshDb();
+  const dbName = url.slice(url.lastIndexOf('/') + 1);
+  const holder = new pg.Client({ connectionString: url });
+  await holder.connect();
+  t.after(() => holder.end());
+  await holder.query('select pg_advisory_lock($1::bigint)', [String(MIGRATION_ADVISORY_LOCK_KEY)]);
+  let settled = false;
+  const opening = openPostgresStore({ url, statementTimeoutMs: 200 }).finally(() => { settled = true; });
+  // The starting node is blocked on the advisory lock (not failed by the pool's 200 ms statement limit).
+  await waitUntil(async () => (await server!.sql(
+    `select 1 from pg_stat_activity where application_name = 'portcullis-migrate' and datname = $1 and wait_event_type = 'Lock'`, [dbName],
+  )).length === 1, 'the migration to wait for the lock');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(settled, false);
+  await holder.query('select pg_advisory_unlock($1::bigint)', [String(MIGRATION_ADVISORY_LOCK_KEY)]);
+  const s = await opening;
+  t.after(() => s.close());
+  assert.equal(await s.latestSequence(), 0);
 });

@@ -50,22 +50,34 @@
  * - `connectTimeoutMs` (5 s): establishing a connection, and waiting for a free
  *   connection when all `poolSize` are busy.
  * - `statementTimeoutMs` (30 s, server side `statement_timeout`): any one statement.
- *   The client also gives up on a statement 5 s after that (`query_timeout`), for a
- *   server that stopped answering altogether; that connection is then discarded.
+ *   The client also gives up on a statement 5 s after that (`query_timeout`; after
+ *   twice the statement timeout when that is shorter than 5 s), for a server that
+ *   stopped answering altogether (network black hole, frozen host); that connection
+ *   is then discarded instead of going back to the pool.
  * - `lockTimeoutMs` (10 s, `lock_timeout`): how long a write waits for the write lock
  *   held by another writer (e.g. a large import) before failing with
  *   StoreUnavailable, nothing changed.
  * - `idle_in_transaction_session_timeout` (60 s): the server ends a session that left
  *   a transaction open (a node that vanished mid-write), releasing the write lock.
  * - TCP keepalive on every connection (first probe after 10 s idle).
+ * - Schema migration at open runs on a connection of its own: it waits up to 120 s
+ *   for another node's migration (advisory lock) and allows 10 min per statement.
  * So a write never hangs forever: it succeeds, fails with StoreUnavailableError, or —
  * when the connection is lost during COMMIT itself — fails with a StoreUnavailableError
  * saying that the outcome is unknown.
  *
- * Pool size: `poolSize` (default 10) connections per node. A node serves handshakes
- * from memory; the pool carries admin API reads and writes, change-feed reads and the
- * poll. Plan `max_connections` ≥ nodes × (poolSize + 1) + headroom (the +1 is the
- * listening connection).
+ * Pool size: `poolSize` (default 10) connections per Store instance. A node serves
+ * handshakes from memory; the pool carries admin API reads and writes, change-feed
+ * reads and the poll. Keep it ≥ 2 (a replica's full load holds one connection for its
+ * whole consistent read). Each watched instance adds one LISTEN connection, and the
+ * first open one short-lived migration connection. Plan `max_connections` ≥ Σ over
+ * processes/threads that open a store of (poolSize + 1), plus headroom.
+ *
+ * Connection poolers: LISTEN needs a session — with PgBouncer use session pooling (or
+ * connect directly); transaction pooling would silently drop the LISTEN and leave only
+ * the safety poll. The timeouts are sent as startup parameters (`statement_timeout`,
+ * `lock_timeout`, `idle_in_transaction_session_timeout`), which PgBouncer must be told
+ * to accept or ignore (`ignore_startup_parameters`).
  *
  * Failover of the primary: connections drop or the old primary turns read-only
  * (SQLSTATE 25006); every store call fails with StoreUnavailableError while nodes keep
@@ -85,41 +97,13 @@ import pg from 'pg';
 import { Kysely, PostgresDialect, sql, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import { InvalidArgumentError, PortcullisError, StoreUnavailableError } from '../errors.js';
 import { migrateToLatest } from './migrations.js';
+import { DEFAULT_POSTGRES_OPTIONS, type PostgresStoreOptions } from './postgres-options.js';
 import { redactStoreUrl } from './redact.js';
 import type { Database } from './schema.js';
 import { SqlStore, type SqlBackend } from './sql-store.js';
 import type { Store } from './types.js';
 
-/** Options of {@link openPostgresStore}. Defaults in {@link DEFAULT_POSTGRES_OPTIONS}. */
-export interface PostgresStoreOptions {
-  /** `postgres://` or `postgresql://` connection URL (libpq-style query parameters such as `sslmode` allowed). */
-  url: string;
-  /** Connections in the pool of this node (not counting the LISTEN connection). */
-  poolSize?: number;
-  /** Connection establishment / pool wait timeout, ms. */
-  connectTimeoutMs?: number;
-  /** Server-side limit for one statement, ms. */
-  statementTimeoutMs?: number;
-  /** How long a write waits for another writer's lock, ms. */
-  lockTimeoutMs?: number;
-  /** Safety poll of the last committed sequence while watched, ms. */
-  pollIntervalMs?: number;
-  /** Longest delay between reconnection attempts of the LISTEN connection, ms. */
-  reconnectMaxMs?: number;
-  /** `application_name` of the pool connections (the LISTEN connection adds `-listen`). */
-  applicationName?: string;
-}
-
-/** Defaults of {@link PostgresStoreOptions}. */
-export const DEFAULT_POSTGRES_OPTIONS = {
-  poolSize: 10,
-  connectTimeoutMs: 5000,
-  statementTimeoutMs: 30_000,
-  lockTimeoutMs: 10_000,
-  pollIntervalMs: 1000,
-  reconnectMaxMs: 5000,
-  applicationName: 'portcullis',
-} as const;
+export { DEFAULT_POSTGRES_OPTIONS, type PostgresStoreOptions };
 
 /** The NOTIFY channel of committed changes; the payload is the last sequence of the commit. */
 export const CHANGE_CHANNEL = 'portcullis_changes';
@@ -129,10 +113,17 @@ export const MIGRATION_ADVISORY_LOCK_KEY = 7_078_923_441_002_391n;
 
 /** How long a starting node waits for another node's migration, ms. */
 const MIGRATION_LOCK_WAIT_MS = 120_000;
+/** Statement limit while migrating (a migration may rewrite a large table), ms. */
+const MIGRATION_STATEMENT_MS = 600_000;
 /** Server ends sessions idle inside a transaction this long, ms. */
 const IDLE_IN_TRANSACTION_MS = 60_000;
-/** Extra client-side wait beyond statement_timeout before giving up on a silent server, ms. */
+/** Extra client-side wait beyond statement_timeout before giving up on a silent server, ms (at most). */
 const QUERY_TIMEOUT_MARGIN_MS = 5000;
+
+/** The client-side limit for one statement: statement_timeout plus a margin (5 s, or statement_timeout when shorter). */
+function queryTimeoutMs(statementTimeoutMs: number): number {
+  return statementTimeoutMs + Math.min(QUERY_TIMEOUT_MARGIN_MS, statementTimeoutMs);
+}
 /** Interval of the LISTEN connection health check, ms. */
 const LISTEN_PING_MS = 10_000;
 /** First reconnection delay of the LISTEN connection, ms. */
@@ -199,7 +190,7 @@ export function mapPostgresError(err: unknown, ctx: MapContext): unknown {
   if (sqlState === '22021' || sqlState === '22P05') {
     return new InvalidArgumentError(`PostgreSQL cannot store this text (${msg}); the NUL character U+0000 is not allowed in keys or values`, { cause: err });
   } else if (sqlState === '55P03') {
-    text = `another write held the write lock of ${loc} past the lock timeout (${ctx.lockTimeoutMs} ms); nothing was changed`;
+    text = `another write held the write lock of ${loc} past the lock timeout (${ctx.lockTimeoutMs} ms, or at once for a write that must not wait); nothing was changed`;
   } else if (sqlState === '57014') {
     text = `a statement on ${loc} ran past the statement timeout (${ctx.statementTimeoutMs} ms) and was cancelled; nothing was changed`;
   } else if (sqlState === '25006') {
@@ -215,7 +206,7 @@ export function mapPostgresError(err: unknown, ctx: MapContext): unknown {
   } else if (/timeout exceeded when trying to connect/i.test(msg)) {
     text = `cannot reach PostgreSQL at ${loc}: no connection within ${ctx.connectTimeoutMs} ms (the server did not answer, or all ${ctx.poolSize} pool connections stayed busy)`;
   } else if (/Query read timeout/i.test(msg)) {
-    text = `PostgreSQL at ${loc} did not answer within ${ctx.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS} ms; the connection was dropped`;
+    text = `PostgreSQL at ${loc} did not answer within ${queryTimeoutMs(ctx.statementTimeoutMs)} ms; the connection was dropped`;
   } else if (code !== undefined && NETWORK_CODES.has(code)) {
     text = `cannot reach PostgreSQL at ${loc}: ${msg}`;
   } else {
@@ -233,7 +224,7 @@ function clientConfig(c: Config, applicationName: string): pg.ClientConfig {
     statement_timeout: c.statementTimeoutMs,
     lock_timeout: c.lockTimeoutMs,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
-    query_timeout: c.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS,
+    query_timeout: queryTimeoutMs(c.statementTimeoutMs),
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     application_name: applicationName,
@@ -267,12 +258,18 @@ class PostgresBackend implements SqlBackend {
       location: this.location, lockTimeoutMs: config.lockTimeoutMs, statementTimeoutMs: config.statementTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs, poolSize: config.poolSize,
     };
-    this.pool = new pg.Pool({ ...clientConfig(config, config.applicationName), max: config.poolSize, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
+    this.pool = this.newPool(clientConfig(config, config.applicationName), config.poolSize);
+    this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.guardedPool(this.pool) }) });
+  }
+
+  /** A pg pool whose connection errors never crash the process. */
+  private newPool(cfg: pg.ClientConfig, max: number): pg.Pool {
+    const pool = new pg.Pool({ ...cfg, max, idleTimeoutMillis: 30_000, allowExitOnIdle: true });
     // An idle connection that dies (server restart, failover) must not crash the process.
-    this.pool.on('error', (err) => { this.lastPoolError = err; });
+    pool.on('error', (err) => { this.lastPoolError = err; });
     // Nor one that dies while checked out between two queries.
-    this.pool.on('connect', (client) => { client.on('error', () => {}); });
-    this.db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.guardedPool() }) });
+    pool.on('connect', (client) => { client.on('error', () => {}); });
+    return pool;
   }
 
   /**
@@ -280,13 +277,13 @@ class PostgresBackend implements SqlBackend {
    * reads outside transactions are mapped too), and a connection that failed (timeout,
    * socket error) is destroyed on release instead of going back to the pool.
    */
-  private guardedPool(): PostgresPool {
+  private guardedPool(pool: pg.Pool): PostgresPool {
     const map = (err: unknown, commit = false): unknown => mapPostgresError(err, { ...this.ctx, commit });
     return {
       connect: async (): Promise<PostgresPoolClient> => {
         let client: pg.PoolClient;
         try {
-          client = await this.pool.connect();
+          client = await pool.connect();
         } catch (err) {
           throw map(err);
         }
@@ -304,7 +301,7 @@ class PostgresBackend implements SqlBackend {
         };
         return wrapped as unknown as PostgresPoolClient;
       },
-      end: () => this.pool.end(),
+      end: () => pool.end(),
     };
   }
 
@@ -348,10 +345,25 @@ class PostgresBackend implements SqlBackend {
    * leaves nothing behind.
    */
   async migrate(): Promise<void> {
-    await this.db.connection().execute(async (conn) => {
+    // A connection of its own: waiting for another node's migration, or a migration
+    // that rewrites a large table, may take longer than the statement limits of the
+    // pool (server-side statement_timeout, client-side query_timeout).
+    const cfg: pg.ClientConfig = {
+      ...clientConfig(this.config, `${this.config.applicationName}-migrate`),
+      statement_timeout: MIGRATION_STATEMENT_MS, lock_timeout: MIGRATION_LOCK_WAIT_MS, query_timeout: MIGRATION_STATEMENT_MS + QUERY_TIMEOUT_MARGIN_MS,
+    };
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.guardedPool(this.newPool(cfg, 1)) }) });
+    try {
+      await this.migrateOn(db);
+    } finally {
+      await db.destroy();
+    }
+  }
+
+  private async migrateOn(db: Kysely<Database>): Promise<void> {
+    await db.connection().execute(async (conn) => {
       await sql`begin`.execute(conn);
       try {
-        await sql`select set_config('lock_timeout', ${String(MIGRATION_LOCK_WAIT_MS)}, true)`.execute(conn);
         await sql`select pg_advisory_xact_lock(${String(MIGRATION_ADVISORY_LOCK_KEY)}::bigint)`.execute(conn);
         await migrateToLatest(conn as unknown as Kysely<unknown>, 'postgres', { inCallerTransaction: true });
         await sql`commit`.execute(conn);

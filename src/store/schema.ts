@@ -1,7 +1,7 @@
 /**
  * The database schema as kysely table types (one interface per table). The same
- * schema is created by {@link ./migrations.ts} on SQLite and, in the cluster issue, on
- * PostgreSQL, so every query in {@link ./sql-store.ts} runs on both.
+ * schema is created by {@link ./migrations.ts} on SQLite and on PostgreSQL (int8
+ * columns, `COLLATE "C"` keys), so every query in {@link ./sql-store.ts} runs on both.
  *
  * Conventions: timestamps are INTEGER milliseconds since the Unix epoch (UTC);
  * JSON documents are TEXT; booleans are not used (SQLite has none).

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSnapshotStore, openSqliteStore, writeSnapshot, SNAPSHOT_VERSION, type Store } from './index.js';
+import { openSnapshotStore, openSqliteStore, readSnapshotInfo, writeSnapshot, SNAPSHOT_VERSION, type Store } from './index.js';
 import { KvsReplica } from '../kvs/index.js';
 
 function tempDir(t: TestContext): string {
@@ -62,6 +62,7 @@ test('snapshot: round trip — the snapshot store serves exactly the state writt
   assert.equal(snap.snapshot.writtenAt, w.writtenAt);
   assert.equal(snap.snapshot.version, SNAPSHOT_VERSION);
   assert.equal(snap.snapshot.source, s.location);
+  assert.deepEqual(await readSnapshotInfo(file), snap.snapshot);
   // The feed: nothing beyond the snapshot; an older position must reload.
   assert.deepEqual(await snap.changesAfter(w.seq), { changes: [], reset: false, latestSeq: w.seq });
   assert.equal((await snap.changesAfter(0)).reset, true);
@@ -101,6 +102,7 @@ test('snapshot: a flipped bit anywhere is refused (SHA-256 mismatch), nothing lo
     writeFileSync(file, copy);
     await assert.rejects(openSnapshotStore(file), (err: Error & { code?: string; file?: string }) =>
       err.code === 'SnapshotInvalid' && err.file === file && err.message.includes(file) && /corrupted|truncated|not JSON/.test(err.message));
+    await assert.rejects(readSnapshotInfo(file), { code: 'SnapshotInvalid' });
   }
 });
 

@@ -283,6 +283,26 @@ export class SnapshotStore extends SqlStore {
   }
 }
 
+/** Reads a snapshot file, mapping a missing or unreadable file to SnapshotInvalidError. */
+async function readSnapshotFile(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new SnapshotInvalidError(file, code === 'ENOENT' ? 'the file does not exist' : `it cannot be read (${(err as Error).message})`, { cause: err });
+  }
+}
+
+/**
+ * The metadata of the snapshot at `path` (sequence, when written, source), after
+ * verifying its version, completeness and SHA-256 — without loading it.
+ * @throws SnapshotInvalidError as {@link openSnapshotStore} does.
+ */
+export async function readSnapshotInfo(path: string): Promise<SnapshotInfo> {
+  const file = resolve(path);
+  return verify(file, await readSnapshotFile(file)).info;
+}
+
 /**
  * Loads the snapshot at `path` after verifying it completely, and returns a read-only
  * Store with its state: `latestSequence()` is the snapshot's sequence, `changesAfter`
@@ -295,14 +315,7 @@ export class SnapshotStore extends SqlStore {
  */
 export async function openSnapshotStore(path: string): Promise<SnapshotStore> {
   const file = resolve(path);
-  let data: Buffer;
-  try {
-    data = await readFile(file);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new SnapshotInvalidError(file, code === 'ENOENT' ? 'the file does not exist' : `it cannot be read (${(err as Error).message})`, { cause: err });
-  }
-  const { info, body } = verify(file, data);
+  const { info, body } = verify(file, await readSnapshotFile(file));
   const raw = new BetterSqlite3(':memory:');
   const backend = new SnapshotBackend(raw, info);
   try {

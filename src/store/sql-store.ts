@@ -1,7 +1,7 @@
 /**
  * The Store implementation over kysely. Every query here is written in kysely's
  * builder (no raw SQL), so the SQLite backend (sqlite.ts) and the PostgreSQL backend
- * of the cluster issue share it; a backend supplies only the connection, the
+ * (postgres.ts) share it; a backend supplies only the connection, the
  * transaction modes and the wake-up mechanism ({@link SqlBackend}).
  */
 import type { Kysely, Selectable } from 'kysely';
@@ -25,7 +25,9 @@ export interface SqlBackend {
   readonly db: Kysely<Database>;
   /**
    * Runs `fn` in a write transaction that holds the database's write lock from its
-   * first statement (SQLite `BEGIN IMMEDIATE`), commits durably, then wakes watchers.
+   * first statement (SQLite `BEGIN IMMEDIATE`; PostgreSQL `SELECT … FOR UPDATE` of the
+   * `change_sequence` row), commits durably, then wakes watchers. With `wait: false` it
+   * fails at once with StoreUnavailableError instead of waiting for another writer.
    * Rolls back and rethrows when `fn` throws.
    */
   writeTransaction<T>(fn: (tx: Kysely<Database>) => Promise<T>, opts?: { wait?: boolean }): Promise<T>;
@@ -577,7 +579,7 @@ function toNodeRecord(row: Selectable<NodesTable>): NodeRecord {
 
 /** The node table (cluster issue): heartbeats are plain upserts, no change record. */
 class SqlNodeRepository implements NodeRepository {
-  constructor(private readonly db: Kysely<Database>, private readonly backend: SqlBackend) {}
+  constructor(private readonly db: Kysely<Database>) {}
 
   async heartbeat(r: NodeRecord): Promise<void> {
     const row = {
@@ -586,9 +588,9 @@ class SqlNodeRepository implements NodeRepository {
       reasons: JSON.stringify(r.reasons),
     };
     const { name: _name, ...update } = row;
-    await this.backend.writeTransaction(async (tx) => {
-      await tx.insertInto('nodes').values(row).onConflict((oc) => oc.column('name').doUpdateSet(update)).execute();
-    });
+    // One atomic statement, outside the backend's write transaction: a heartbeat never
+    // takes (or waits for) the configuration write lock.
+    await this.db.insertInto('nodes').values(row).onConflict((oc) => oc.column('name').doUpdateSet(update)).execute();
   }
 
   async list(): Promise<NodeRecord[]> {
@@ -596,10 +598,8 @@ class SqlNodeRepository implements NodeRepository {
   }
 
   async remove(name: string): Promise<boolean> {
-    return this.backend.writeTransaction(async (tx) => {
-      const r = await tx.deleteFrom('nodes').where('name', '=', name).executeTakeFirst();
-      return Number(r.numDeletedRows) > 0;
-    });
+    const r = await this.db.deleteFrom('nodes').where('name', '=', name).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
   }
 
   async sequenceCommittedBefore(time: number): Promise<number> {
@@ -629,7 +629,7 @@ export class SqlStore implements Store {
     this.trustStores = new SqlResourceRepository(db, backend, 'trust_stores', 'trust-store', 'trust store');
     this.distributions = new SqlResourceRepository(db, backend, 'distributions', 'distribution', 'distribution');
     this.functions = new SqlFunctionRepository(db, backend);
-    this.nodes = new SqlNodeRepository(db, backend);
+    this.nodes = new SqlNodeRepository(db);
   }
 
   async changesAfter(seq: number, limit = 1000): Promise<ChangesPage> {

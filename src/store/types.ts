@@ -1,9 +1,9 @@
 /**
  * The Store interface: every piece of persistent state (key value stores and their
  * items, trust stores, connection functions with both stages, distributions) and the
- * change feed, behind one async interface. The SQLite backend implements it today;
- * the PostgreSQL backend of the cluster issue implements the same interface with the
- * same kysely queries.
+ * change feed, behind one async interface, implemented by the SQLite backend
+ * (sqlite.ts), the PostgreSQL backend (postgres.ts) with the same kysely queries
+ * (sql-store.ts), and read-only by a verified local snapshot (snapshot.ts).
  *
  * Semantics every backend guarantees:
  * - every write is one transaction; conditional writes compare the `If-Match` ETag
@@ -319,7 +319,7 @@ export interface NodeRepository {
 
 /** The one interface over all persistent state. Every method is async. */
 export interface Store {
-  /** Which backend: `sqlite` (embedded) or `postgres` (cluster, later issue). */
+  /** Which backend: `sqlite` (embedded; also a loaded local snapshot) or `postgres` (cluster). */
   readonly dialect: 'sqlite' | 'postgres';
   /** Where the data lives (file path for SQLite), for messages. */
   readonly location: string;
@@ -348,8 +348,12 @@ export interface Store {
   /**
    * Registers `listener` to be called (without arguments) whenever new changes may
    * have been committed: at once for writes through any Store instance of this process
-   * on the same database, and within the poll interval (SQLite: 50 ms by default) for
-   * writes by other processes. Calls may be spurious. Returns an unsubscribe function.
+   * on the same database; for writes by other processes, within the poll interval
+   * (SQLite: 50 ms by default) or, on PostgreSQL, on the commit's NOTIFY (the 1 s
+   * safety poll and every reconnection of the LISTEN connection also fire it, so a
+   * lost notification never loses a change). PostgreSQL also fires it when the
+   * database stops or starts answering, so subscribers notice an outage. Calls may be
+   * spurious. A snapshot store never fires. Returns an unsubscribe function.
    */
   watch(listener: () => void): () => void;
   /**
