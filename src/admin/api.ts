@@ -14,7 +14,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { InvalidArgumentError, PortcullisError, PreconditionFailedError, StoreUnavailableError } from '../errors.js';
+import { EntityNotFoundError, InvalidArgumentError, PortcullisError, PreconditionFailedError, StoreUnavailableError } from '../errors.js';
 import {
   DistributionService, TrustStoreService, joinProblems, zodProblems, type DistributionRecord, type TrustStoreRecord,
 } from '../resources/index.js';
@@ -516,6 +516,15 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
       if (Date.now() >= deadline) return { ...v, TimedOut: true };
       await new Promise((r) => setTimeout(r, 100));
     }
+  });
+
+  // A node taken out of the cluster: its row goes (a running node writes it again at its next heartbeat).
+  app.delete('/v1/nodes/:name', async (req, reply) => {
+    const repo = store.nodes;
+    if (!repo) throw new StoreUnavailableError('the node table is not available: this node serves its local snapshot while the database is unreachable');
+    const name = param(req, 'name');
+    if (!(await repo.remove(name))) throw new EntityNotFoundError(`node "${name}" is not in the node table`);
+    return reply.code(204).send();
   });
 
   // ---- OCSP cache ----

@@ -99,3 +99,14 @@ test('GET /v1/nodes: bad query parameters are InvalidArgument; a store without a
   assert.equal(r.json().error.code, 'StoreUnavailable');
   assert.match(r.json().error.message, /local snapshot while the database is unreachable/);
 });
+
+test('DELETE /v1/nodes/:name removes a node row; an unknown node is EntityNotFound', async (t) => {
+  const { app, store } = await setup(t);
+  await store.nodes!.heartbeat(row('gone'));
+  const del = (name: string) => app.inject({ method: 'DELETE', url: `/v1/nodes/${name}`, headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal((await del('gone')).statusCode, 204);
+  assert.deepEqual(await store.nodes!.list(), []);
+  const again = await del('gone');
+  assert.equal(again.statusCode, 404);
+  assert.equal(again.json().error.code, 'EntityNotFound');
+});

@@ -117,6 +117,10 @@ export function openApiDocument(): Json {
           },
         },
       },
+      '/v1/nodes/{name}': {
+        parameters: [pathParam('name', 'the node\'s name (nodeName)')],
+        delete: { summary: 'Remove a node\'s row (a node taken out of the cluster; a running node writes it again at its next heartbeat)', responses: { 204: { description: 'removed' }, ...errors(401, 404, 503) } },
+      },
       '/v1/ocsp-cache': {
         get: { summary: 'OCSP cache entries of this node (cluster: of every worker, each entry with its worker)', responses: { 200: ok('entries', listOf('OcspCacheEntry'), false), ...errors(401, 501) } },
         delete: { summary: 'Purge every entry, or those matching the filters', parameters: [query('serialNumber', 'serial, hex, ":" allowed'), query('responderUrl', 'responder URL'), query('key', 'one entry: its key from the list (CertID@responder)')], responses: { 200: ok('how many were removed', { type: 'object', properties: { Purged: { type: 'integer' }, Filter: { type: 'object' } } }, false), ...errors(400, 401, 501) } },

@@ -1,5 +1,5 @@
 /**
- * `portcullis nodes list`: the cluster's nodes through the admin API (`GET /v1/nodes`;
+ * `portcullis nodes list|remove`: the cluster's nodes through the admin API (`GET /v1/nodes`;
  * api-client.ts: `--admin-url`/`--token`, `--config`, or
  * `PORTCULLIS_ADMIN_URL`/`PORTCULLIS_ADMIN_TOKEN`) — each node's last heartbeat, the
  * change sequence it has applied against the cluster's latest, and whether it is in
@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 import type { NodeView } from '../admin/index.js';
 import { RESOURCE_EXIT, parseIntegerOption } from './common.js';
-import { apiCommandOptions, apiIo, out, printJson, tableText, withApi, type AdminOptions } from './api-client.js';
+import { apiCommandOptions, apiIo, out, printJson, seg, tableText, withApi, type AdminOptions } from './api-client.js';
 
 /** `GET /v1/nodes`. */
 export interface NodesView {
@@ -54,6 +54,17 @@ export function registerNodesCommands(program: Command): void {
           apiIo.stderr(`portcullis: not every live node applied change ${opts.waitForSequence} within the timeout\n`);
           process.exitCode = RESOURCE_EXIT.error;
         }
+      });
+    });
+
+  apiCommandOptions(nodes.command('remove'))
+    .description('remove a node taken out of the cluster from the node table (a running node reappears at its next heartbeat)')
+    .argument('<name>')
+    .action(async (name: string, opts: Opts) => {
+      await withApi(opts, async (api) => {
+        await api.call('DELETE', `/v1/nodes/${seg(name)}`);
+        if (opts.json) printJson({ Removed: name });
+        else out(`node "${name}" removed`);
       });
     });
 }
