@@ -80,6 +80,10 @@ test('nodes list: a table with each node\'s status, applied sequence and in-sync
   const waited = await cli(['nodes', 'list', '--wait-for-sequence', '1', '--timeout', '200']);
   assert.equal(waited.code, 1);
   assert.match(waited.stderr, /not every live node applied change 1 within the timeout/);
+  await store.nodes!.heartbeat(row('edge-2', { appliedSeq: 1 }));
+  const latest = await cli(['nodes', 'list', '--wait-for-sequence', 'latest', '--timeout', '2000']);
+  assert.equal(latest.code, 0, latest.stderr);
+  assert.match(latest.stdout, /latest change sequence 1: every live node has it/);
   const bad = await cli(['nodes', 'list', '--wait-for-sequence', 'x']);
   assert.equal(bad.code, 64);
 });

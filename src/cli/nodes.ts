@@ -3,8 +3,9 @@
  * api-client.ts: `--admin-url`/`--token`, `--config`, or
  * `PORTCULLIS_ADMIN_URL`/`PORTCULLIS_ADMIN_TOKEN`) — each node's last heartbeat, the
  * change sequence it has applied against the cluster's latest, and whether it is in
- * sync (like CloudFront's "Deployed" status). `--wait-for-sequence N` waits until every
- * live node has applied change N (exit 1 when it times out). `--json` prints the API's JSON.
+ * sync (like CloudFront's "Deployed" status). `--wait-for-sequence N|latest` waits until
+ * every live node has applied change N, or every change committed so far (exit 1 when
+ * it times out). `--json` prints the API's JSON.
  */
 import type { Command } from 'commander';
 import type { NodeView } from '../admin/index.js';
@@ -31,15 +32,18 @@ export function registerNodesCommands(program: Command): void {
   const nodes = program.command('nodes').description('the cluster\'s nodes (heartbeats, applied change sequence) through the admin API');
   apiCommandOptions(nodes.command('list'))
     .description('list nodes with their last heartbeat and applied change sequence (in sync = has every change)')
-    .option('--wait-for-sequence <n>', 'first wait until every live node has applied change N (e.g. the sequence after a write)')
-    .option('--timeout <ms>', 'how long --wait-for-sequence waits, ms (default 10000)')
+    .option('--wait-for-sequence <n>', 'first wait until every live node has applied change N, or every change committed so far ("latest", e.g. right after a write)')
+    .option('--timeout <ms>', 'how long --wait-for-sequence waits, ms (default 10000, at most 60000)')
     .action(async (opts: Opts) => {
       const query = new URLSearchParams();
+      const latest = opts.waitForSequence === 'latest';
       if (opts.waitForSequence !== undefined) {
-        query.set('waitForSequence', String(parseIntegerOption(opts.waitForSequence, '--wait-for-sequence', { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'change sequence' })));
-        if (opts.timeout !== undefined) query.set('timeoutMs', String(parseIntegerOption(opts.timeout, '--timeout', { min: 0, max: 600_000, unit: 'ms' })));
+        if (!latest) query.set('waitForSequence', String(parseIntegerOption(opts.waitForSequence, '--wait-for-sequence', { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'change sequence, or "latest"' })));
+        if (opts.timeout !== undefined) query.set('timeoutMs', String(parseIntegerOption(opts.timeout, '--timeout', { min: 0, max: 60_000, unit: 'ms' })));
       }
       await withApi(opts, async (api) => {
+        // `latest`: every change committed so far (e.g. right after a write).
+        if (latest) query.set('waitForSequence', String((await api.call<NodesView>('GET', '/v1/nodes')).body.LatestSequence));
         const r = await api.call<NodesView>('GET', `/v1/nodes${query.size ? `?${query}` : ''}`);
         if (opts.json) printJson(r.body);
         else if (r.body.Quantity === 0) out(`no nodes have reported yet (latest change sequence ${r.body.LatestSequence})`);
@@ -51,7 +55,7 @@ export function registerNodesCommands(program: Command): void {
           out(`latest change sequence ${r.body.LatestSequence}: ${r.body.AllInSync ? 'every live node has it' : 'not every node has it yet'}`);
         }
         if (r.body.TimedOut) {
-          apiIo.stderr(`portcullis: not every live node applied change ${opts.waitForSequence} within the timeout\n`);
+          apiIo.stderr(`portcullis: not every live node applied change ${query.get('waitForSequence')} within the timeout\n`);
           process.exitCode = RESOURCE_EXIT.error;
         }
       });
