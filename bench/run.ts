@@ -21,8 +21,9 @@ import { ocspColdBench } from './ocsp-cold.js';
 import { abortAll } from './proc.js';
 import { revocationBench } from './revocation.js';
 import { throughputBench } from './throughput.js';
+import { clusterBench } from './cluster.js';
 
-const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench, edgeBench, ocspColdBench, revocationBench, throughputBench];
+const ALL: Benchmark[] = [ocspWarm, ocspMiss, pkiBench, kvsBench, functionsBench, edgeBench, ocspColdBench, revocationBench, throughputBench, clusterBench];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -242,3 +242,33 @@ export class CnameAlreadyExistsError extends PortcullisError {
     super('CNAMEAlreadyExists', message, options);
   }
 }
+
+/**
+ * A local snapshot of the store (the state a cluster node serves when PostgreSQL is
+ * unreachable at start) was refused on load: missing, truncated, corrupted (SHA-256
+ * mismatch), of an unknown format or format version, or internally inconsistent.
+ * Nothing of it was loaded. `file` is the snapshot's path, `problem` what is wrong;
+ * the message names both. Code `SnapshotInvalid`.
+ */
+export class SnapshotInvalidError extends PortcullisError {
+  readonly file: string;
+  readonly problem: string;
+  constructor(file: string, problem: string, options?: { cause?: unknown }) {
+    super('SnapshotInvalid', `the store snapshot ${file} cannot be used: ${problem}`, options);
+    this.file = file;
+    this.problem = problem;
+  }
+}
+
+/**
+ * Writing a local snapshot of the store failed (directory not writable, disk full, the
+ * store could not be read). The previous snapshot at that path, if any, is untouched
+ * and no temporary file is left behind. Code `SnapshotWriteFailed`.
+ */
+export class SnapshotWriteError extends PortcullisError {
+  readonly file: string;
+  constructor(file: string, message: string, options?: { cause?: unknown }) {
+    super('SnapshotWriteFailed', `cannot write the store snapshot ${file}: ${message}`, options);
+    this.file = file;
+  }
+}

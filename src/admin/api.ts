@@ -14,7 +14,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { InvalidArgumentError, PortcullisError, PreconditionFailedError } from '../errors.js';
+import { EntityNotFoundError, InvalidArgumentError, PortcullisError, PreconditionFailedError, StoreUnavailableError } from '../errors.js';
 import {
   DistributionService, TrustStoreService, joinProblems, zodProblems, type DistributionRecord, type TrustStoreRecord,
 } from '../resources/index.js';
@@ -62,7 +62,33 @@ export interface AdminApiOptions {
   adminListen?: string | (() => string | undefined);
   /** Host name resolution for distribution listen addresses (tests; default `dns.lookup`). */
   lookupHost?: (host: string) => Promise<{ address: string; family: number }>;
+  /** `GET /v1/nodes`: a node whose last heartbeat is older than this is `stale`, ms (default 5000; config `cluster.staleAfterMs`). */
+  nodeStaleAfterMs?: number;
 }
+
+/** One node in `GET /v1/nodes` (cluster issue). */
+export interface NodeView {
+  Name: string;
+  /** The node's own readiness at its last heartbeat, or `stale` when that is older than the stale limit. */
+  Status: 'ok' | 'starting' | 'degraded' | 'stale';
+  Reasons: string[];
+  LastHeartbeat: string;
+  HeartbeatAgeMs: number;
+  /** The change sequence every replica of the node has applied. */
+  AppliedSequence: number;
+  /** AppliedSequence ≥ the cluster's latest sequence: the node enforces every committed change. */
+  InSync: boolean;
+  Stale: boolean;
+  StartedTime: string;
+  Version: string;
+  Host: string;
+  Pid: number;
+  AdminAddress: string | null;
+  Listeners: { distribution: string; address: string; port: number }[];
+}
+
+/** Longest `waitForSequence` wait of `GET /v1/nodes`, ms. */
+const MAX_NODES_WAIT_MS = 60_000;
 
 type Req = FastifyRequest;
 
@@ -441,6 +467,63 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
   app.delete('/v1/distributions/:id', async (req, reply) => {
     const current = await distributions.get(param(req, 'id'));
     await distributions.delete(current.name, ifMatchOf(req) as string);
+    return reply.code(204).send();
+  });
+
+  // ---- nodes (cluster issue) ----
+  const staleAfterMs = options.nodeStaleAfterMs ?? 5000;
+  async function nodesView(): Promise<{ Items: NodeView[]; Quantity: number; LatestSequence: number; AllInSync: boolean }> {
+    const repo = store.nodes;
+    if (!repo) throw new StoreUnavailableError('the node table is not available: this node serves its local snapshot while the database is unreachable');
+    const latest = await store.latestSequence();
+    const rows = await repo.list();
+    const t = now();
+    const items = rows.map((n): NodeView => {
+      const age = Math.max(0, t - n.heartbeatAt);
+      const stale = age > staleAfterMs;
+      return {
+        Name: n.name, Status: stale ? 'stale' : n.status,
+        Reasons: stale ? [`no heartbeat for ${(age / 1000).toFixed(1)} s`, ...n.reasons] : n.reasons,
+        LastHeartbeat: new Date(n.heartbeatAt).toISOString(), HeartbeatAgeMs: age, AppliedSequence: n.appliedSeq,
+        InSync: n.appliedSeq >= latest, Stale: stale, StartedTime: new Date(n.startedAt).toISOString(), Version: n.version,
+        Host: n.host, Pid: n.pid, AdminAddress: n.adminAddress, Listeners: n.listeners,
+      };
+    });
+    return { ...list(items), LatestSequence: latest, AllInSync: items.every((n) => n.Stale || n.InSync) };
+  }
+  app.get('/v1/nodes', async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const unknown = Object.keys(q).filter((k) => k !== 'waitForSequence' && k !== 'timeoutMs');
+    if (unknown.length > 0) throw new InvalidArgumentError(unknown.map((k) => `${k}: unknown query parameter`).join('; '));
+    const int = (k: string, max: number): number | undefined => {
+      const v = q[k];
+      if (v === undefined) return undefined;
+      if (typeof v !== 'string' || !/^\d{1,16}$/.test(v) || Number(v) > max) throw new InvalidArgumentError(`${k}: expected an integer from 0 to ${max}`);
+      return Number(v);
+    };
+    const waitFor = int('waitForSequence', Number.MAX_SAFE_INTEGER);
+    const timeoutMs = int('timeoutMs', MAX_NODES_WAIT_MS) ?? 10_000;
+    if (waitFor === undefined) {
+      if (q.timeoutMs !== undefined) throw new InvalidArgumentError('timeoutMs: applies only with waitForSequence');
+      return nodesView();
+    }
+    // Every live node has applied change `waitFor` (heartbeats carry the applied sequence).
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await nodesView();
+      const live = v.Items.filter((n) => !n.Stale);
+      if (live.length > 0 && live.every((n) => n.AppliedSequence >= waitFor)) return v;
+      if (Date.now() >= deadline) return { ...v, TimedOut: true };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  // A node taken out of the cluster: its row goes (a running node writes it again at its next heartbeat).
+  app.delete('/v1/nodes/:name', async (req, reply) => {
+    const repo = store.nodes;
+    if (!repo) throw new StoreUnavailableError('the node table is not available: this node serves its local snapshot while the database is unreachable');
+    const name = param(req, 'name');
+    if (!(await repo.remove(name))) throw new EntityNotFoundError(`node "${name}" is not in the node table`);
     return reply.code(204).send();
   });
 

@@ -7,7 +7,7 @@
 export { startAdminServer, createAdminApp, parseListenAddress, DEFAULT_ADMIN_BODY_LIMIT } from './server.js';
 export type { AdminServer, AdminServerOptions, Readiness } from './server.js';
 export { registerApiRoutes, trustStoreView, distributionView } from './api.js';
-export type { AdminApiOptions, OcspCacheControl } from './api.js';
+export type { AdminApiOptions, OcspCacheControl, NodeView } from './api.js';
 export { mapError, ERROR_STATUS, ApiError } from './errors.js';
 export type { ApiErrorBody } from './errors.js';
 export { openApiDocument } from './openapi.js';

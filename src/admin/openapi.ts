@@ -104,6 +104,23 @@ export function openApiDocument(): Json {
         put: { summary: 'Replace the distribution document (omitted fields take their defaults)', parameters: [ifMatch], requestBody: body({ type: 'object', additionalProperties: true }), responses: { 200: ok('updated', ref('Distribution')), ...errors(400, 401, 404, 409, 412) } },
         delete: { summary: 'Delete a distribution', parameters: [ifMatch], responses: { 204: { description: 'deleted' }, ...errors(400, 401, 404, 412) } },
       },
+      '/v1/nodes': {
+        get: {
+          summary: 'The cluster\'s nodes: last heartbeat, applied change sequence, in sync with the latest sequence (stale when silent longer than cluster.staleAfterMs)',
+          parameters: [
+            query('waitForSequence', 'first wait until every live node has applied this change sequence (TimedOut: true when it did not within timeoutMs)', { type: 'integer' }),
+            query('timeoutMs', 'how long waitForSequence waits, ms (default 10000, at most 60000)', { type: 'integer' }),
+          ],
+          responses: {
+            200: ok('the nodes', { type: 'object', required: ['Items', 'Quantity', 'LatestSequence', 'AllInSync'], properties: { Items: { type: 'array', items: ref('Node') }, Quantity: { type: 'integer' }, LatestSequence: { type: 'integer' }, AllInSync: { type: 'boolean' }, TimedOut: { type: 'boolean' } } }, false),
+            ...errors(400, 401, 503),
+          },
+        },
+      },
+      '/v1/nodes/{name}': {
+        parameters: [pathParam('name', 'the node\'s name (nodeName)')],
+        delete: { summary: 'Remove a node\'s row (a node taken out of the cluster; a running node writes it again at its next heartbeat)', responses: { 204: { description: 'removed' }, ...errors(401, 404, 503) } },
+      },
       '/v1/ocsp-cache': {
         get: { summary: 'OCSP cache entries of this node (cluster: of every worker, each entry with its worker)', responses: { 200: ok('entries', listOf('OcspCacheEntry'), false), ...errors(401, 501) } },
         delete: { summary: 'Purge every entry, or those matching the filters', parameters: [query('serialNumber', 'serial, hex, ":" allowed'), query('responderUrl', 'responder URL'), query('key', 'one entry: its key from the list (CertID@responder)')], responses: { 200: ok('how many were removed', { type: 'object', properties: { Purged: { type: 'integer' }, Filter: { type: 'object' } } }, false), ...errors(400, 401, 501) } },
@@ -118,6 +135,7 @@ export function openApiDocument(): Json {
         [404, 'EntityNotFound'], [409, 'EntityAlreadyExists, CannotDeleteEntityWhileInUse, CNAMEAlreadyExists or EntityNotReady'],
         [412, 'PreconditionFailed: the If-Match ETag is stale'], [413, 'EntitySizeLimitExceeded or FunctionSizeLimitExceeded'],
         [501, 'NotImplemented: the OCSP cache is not reachable from this server'],
+        [503, 'StoreUnavailable: the database is unreachable (writes are refused; the edge keeps serving its last applied state)'],
       ].map(([s, d]) => [`E${s}`, { description: d, ...json(ref('Error')) }])),
       schemas: {
         Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: str, message: str } } } },
@@ -134,6 +152,7 @@ export function openApiDocument(): Json {
         FunctionTest: { type: 'object', additionalProperties: false, description: 'exactly one of connection, clientCertificatePem', properties: { stage: { type: 'string', enum: ['DEVELOPMENT', 'LIVE'] }, connection: { type: 'object' }, clientCertificatePem: str, clientIp: str, revocationStatus: { type: 'object' } } },
         FunctionTestResult: { type: 'object', properties: { decision: { type: 'string', enum: ['allow', 'deny'] }, implicit: { type: 'boolean' }, customData: { type: 'string', nullable: true }, logs: { type: 'array', items: str }, computeUtilization: { type: 'number' }, error: { type: 'string', nullable: true } } },
         Distribution: { type: 'object', properties: { Id: str, Name: str, ETag: str, CreatedTime: str, LastModifiedTime: str, DistributionConfig: { type: 'object' } } },
+        Node: { type: 'object', properties: { Name: str, Status: { type: 'string', enum: ['ok', 'starting', 'degraded', 'stale'] }, Reasons: { type: 'array', items: str }, LastHeartbeat: str, HeartbeatAgeMs: { type: 'integer' }, AppliedSequence: { type: 'integer' }, InSync: { type: 'boolean' }, Stale: { type: 'boolean' }, StartedTime: str, Version: str, Host: str, Pid: { type: 'integer' }, AdminAddress: { type: 'string', nullable: true }, Listeners: { type: 'array', items: { type: 'object', properties: { distribution: str, address: str, port: { type: 'integer' } } } } } },
         OcspCacheEntry: { type: 'object', properties: { key: str, responderUrl: str, serialNumber: str, issuerNameHash: str, issuerKeyHash: str, state: { type: 'string', enum: ['good', 'revoked', 'unknown', 'failure'] }, errorType: str, errorDetail: str, thisUpdate: str, nextUpdate: str, fetchedAt: str, expiresAt: str, hits: { type: 'integer' }, lastRefreshError: str, refreshing: { type: 'boolean' }, worker: { type: 'integer' } } },
       },
     },

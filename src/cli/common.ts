@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { ParsedCertificate, splitCertificates } from '../pki/index.js';
 import { CertificateParseError, PortcullisError } from '../errors.js';
-import { openSqliteStore, type Store } from '../store/index.js';
+import { openStore, type Store } from '../store/index.js';
 
 /** Exit code for usage errors (sysexits EX_USAGE). */
 export const EXIT_USAGE = 64;
@@ -163,7 +163,7 @@ export async function withLocalStore(
   if (dataDir.trim() === '') throw new CliUsageError('--data-dir must not be empty');
   let store: Store | undefined;
   try {
-    store = await openSqliteStore({ dataDir });
+    store = await openStore({ kind: 'sqlite', dataDir });
     const code = await fn(store);
     if (typeof code === 'number' && code !== 0) process.exitCode = code;
   } catch (err) {

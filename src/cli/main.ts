@@ -13,6 +13,7 @@ import { registerValidateCommand } from './validate.js';
 import { registerServeCommand } from './serve.js';
 import { registerDemoCommand } from './demo.js';
 import { registerTrustStoreCommands } from './trust-store.js';
+import { registerNodesCommands } from './nodes.js';
 import { registerDistributionCommands } from './distribution.js';
 import { registerApplyCommand } from './apply.js';
 import { EXIT_USAGE, CliUsageError } from './common.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerFunctionCommands(program);
   registerTrustStoreCommands(program);
   registerDistributionCommands(program);
+  registerNodesCommands(program);
   registerApplyCommand(program);
   registerValidateCommand(program);
   registerServeCommand(program);

@@ -51,3 +51,20 @@ test('portcullis validate: 0 valid, 65 invalid (every problem with its path), 66
 
   assert.equal((await cli('validate')).code, 64);
 });
+
+test('portcullis validate: a PostgreSQL store that cannot be reached is a warning (names checked against the config), not a problem', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pc-cli-validate-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Port 1 on loopback: nothing listens, the connection is refused at once.
+  writeFileSync(join(dir, 'pg.yaml'), 'store: postgres://portcullis:secret-pw@127.0.0.1:1/portcullis\npostgres:\n  poolSize: 2\ncluster:\n  heartbeatIntervalMs: 500\n');
+  const r = await cli('validate', '--config', join(dir, 'pg.yaml'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /pg\.yaml: valid/);
+  assert.match(r.stderr, /^portcullis: warning: the PostgreSQL database postgres:\/\/portcullis:…@127\.0\.0\.1:1\/portcullis could not be opened \(.*\); names were checked against the config only$/m);
+  assert.doesNotMatch(r.stderr, /secret-pw/);
+  writeFileSync(join(dir, 'bad.yaml'), 'cluster:\n  heartbeatIntervalMs: 5000\n  staleAfterMs: 1000\n  snapshotFile: ""\n');
+  const bad = await cli('validate', '--config', join(dir, 'bad.yaml'));
+  assert.equal(bad.code, 65);
+  assert.match(bad.stderr, /^ {2}cluster\.staleAfterMs: must exceed cluster\.heartbeatIntervalMs \(5000\)$/m);
+  assert.match(bad.stderr, /^ {2}cluster\.snapshotFile: must not be empty$/m);
+});

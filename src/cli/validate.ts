@@ -32,7 +32,10 @@ export function registerValidateCommand(program: Command): void {
     .option('--json', 'print {"valid", "file", "problems":[{"path","message"}]} as JSON')
     .action(async (opts: { config: string; json?: boolean }) => {
       if (opts.config.trim() === '') throw new CliUsageError('--config must not be empty');
-      const result = await validateConfig(opts.config);
+      const result = await validateConfig(opts.config, process.env, {
+        // Not a config problem: the names were checked against the config alone.
+        onStoreUnavailable: (message) => validateIo.stderr(`portcullis: warning: ${message}\n`),
+      });
       const code = result.missingFile ? VALIDATE_EXIT.missingFile : result.problems.length > 0 ? VALIDATE_EXIT.invalid : VALIDATE_EXIT.valid;
       if (opts.json) {
         validateIo.stdout(`${JSON.stringify({ valid: code === 0, file: result.config?.file ?? opts.config, problems: result.problems }, null, 2)}\n`);

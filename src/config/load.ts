@@ -156,6 +156,15 @@ export function configFromTree(file: string, tree: unknown, env: ConfigEnv = pro
     ocsp: c.ocsp,
     functions: c.functions,
     kvs: c.kvs,
+    postgres: c.postgres,
+    cluster: {
+      heartbeatIntervalMs: c.cluster.heartbeatIntervalMs,
+      staleAfterMs: c.cluster.staleAfterMs,
+      changeRetentionSeconds: c.cluster.changeRetentionSeconds,
+      ...(c.cluster.snapshotFile === undefined ? {} : { snapshotFile: resolve(baseDir, c.cluster.snapshotFile) }),
+      snapshotIntervalMs: c.cluster.snapshotIntervalMs,
+      storeRetryMs: c.cluster.storeRetryMs,
+    },
     listenOverrides: c.listenOverrides,
     resources: stripUndefined(c.resources),
   };

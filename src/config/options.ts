@@ -8,6 +8,7 @@ import { resolveFunctionLimits } from '../functions/index.js';
 import type { KvsLimits } from '../kvs/index.js';
 import { resolveKvsLimits } from '../kvs/index.js';
 import type { OcspCacheOptions, RevocationCheckerOptions } from '../revocation/index.js';
+import type { NodeStoreSpec, StoreSpec } from '../store/index.js';
 import type { NodeConfig } from './schema.js';
 
 /**
@@ -53,4 +54,26 @@ export function functionLimitsFromConfig(cfg: Pick<NodeConfig, 'functions'>): Fu
  */
 export function kvsLimitsFromConfig(cfg: Pick<NodeConfig, 'kvs'>): KvsLimits {
   return resolveKvsLimits({ ...cfg.kvs });
+}
+
+/**
+ * The {@link StoreSpec} of the node's `store` (with `postgres.poolSize`): what every
+ * process of the node passes to store/ `openStore`.
+ */
+export function storeSpecFromConfig(cfg: Pick<NodeConfig, 'store' | 'dataDir' | 'postgres'>): StoreSpec {
+  return cfg.store.kind === 'sqlite'
+    ? { kind: 'sqlite', dataDir: cfg.dataDir }
+    : { kind: 'postgres', url: cfg.store.url, poolSize: cfg.postgres.poolSize };
+}
+
+/**
+ * The {@link NodeStoreSpec} of a serving node: its store plus the local snapshot
+ * (`cluster.snapshotFile`) and the retry interval while serving it (`cluster.storeRetryMs`).
+ */
+export function nodeStoreSpecFromConfig(cfg: Pick<NodeConfig, 'store' | 'dataDir' | 'postgres' | 'cluster'>): NodeStoreSpec {
+  return {
+    store: storeSpecFromConfig(cfg),
+    ...(cfg.cluster.snapshotFile !== undefined ? { snapshotFile: cfg.cluster.snapshotFile } : {}),
+    retryMs: cfg.cluster.storeRetryMs,
+  };
 }

@@ -47,6 +47,16 @@ export const CONFIG_DEFAULTS = Object.freeze({
   }),
   functions: Object.freeze({ ...DEFAULT_FUNCTION_LIMITS }),
   kvs: Object.freeze({ ...DEFAULT_KVS_LIMITS }),
+  /** PostgreSQL store options (used when `store` is a postgres:// URL). */
+  postgres: Object.freeze({ poolSize: 10 }),
+  /** Cluster-mode timings (issue 8): heartbeats, stale nodes, change-log retention, local snapshot. */
+  cluster: Object.freeze({
+    heartbeatIntervalMs: 1000,
+    staleAfterMs: 5000,
+    changeRetentionSeconds: 86_400,
+    snapshotIntervalMs: 5000,
+    storeRetryMs: 1000,
+  }),
   /** `useClientCertificateOcspEndpoint` of a declared trust store (CloudFront's default). */
   trustStoreOcsp: false,
   /** `publish` of a declared connection function: DEVELOPMENT only unless asked. */
@@ -167,6 +177,19 @@ export const nodeConfigSchema = z.strictObject({
   }).prefault({}).superRefine((k, ctx) => {
     if (k.defaultListKeys > k.maxListKeys) ctx.addIssue({ code: 'custom', path: ['defaultListKeys'], message: `must not exceed kvs.maxListKeys (${k.maxListKeys})` });
   }),
+  postgres: z.strictObject({
+    poolSize: int(1, 1000, 'connections').default(CONFIG_DEFAULTS.postgres.poolSize),
+  }).prefault({}),
+  cluster: z.strictObject({
+    heartbeatIntervalMs: int(100, 3_600_000, 'ms').default(CONFIG_DEFAULTS.cluster.heartbeatIntervalMs),
+    staleAfterMs: int(200, MAX_TIMER_MS, 'ms').default(CONFIG_DEFAULTS.cluster.staleAfterMs),
+    changeRetentionSeconds: int(60, 365 * 86_400, 'seconds').default(CONFIG_DEFAULTS.cluster.changeRetentionSeconds),
+    snapshotFile: path.optional(),
+    snapshotIntervalMs: int(100, MAX_TIMER_MS, 'ms').default(CONFIG_DEFAULTS.cluster.snapshotIntervalMs),
+    storeRetryMs: int(50, 3_600_000, 'ms').default(CONFIG_DEFAULTS.cluster.storeRetryMs),
+  }).prefault({}).superRefine((c, ctx) => {
+    if (c.staleAfterMs <= c.heartbeatIntervalMs) ctx.addIssue({ code: 'custom', path: ['staleAfterMs'], message: `must exceed cluster.heartbeatIntervalMs (${c.heartbeatIntervalMs})` });
+  }),
   listenOverrides: z.record(namePattern(RESOURCE_NAME_PATTERN, 'distribution'), listen).default({}),
   resources: z.strictObject({
     trustStores: uniqueNames(trustStore),
@@ -221,7 +244,7 @@ export interface ConfigDistribution {
   comment?: string;
 }
 
-/** Where the state lives: the embedded SQLite store in `dataDir`, or a PostgreSQL database (cluster issue). */
+/** Where the state lives: the embedded SQLite store in `dataDir`, or a PostgreSQL database shared by the nodes of a cluster. */
 export type ConfigStore = { kind: 'sqlite' } | { kind: 'postgres'; url: string };
 
 /**
@@ -232,7 +255,7 @@ export type ConfigStore = { kind: 'sqlite' } | { kind: 'postgres'; url: string }
 export interface NodeConfig {
   /** Absolute path of the file it was loaded from. */
   file: string;
-  /** This node's name (cluster issue); absent when not set. */
+  /** This node's name in the cluster (its row in the node table, `GET /v1/nodes`); absent when not set: the host name is used. */
   nodeName?: string;
   /** Absolute. */
   dataDir: string;
@@ -264,6 +287,31 @@ export interface NodeConfig {
   kvs: {
     maxKeyBytes: number; maxValueBytes: number; maxImportBytes: number; maxStoreBytes: number; maxBatchKeys: number;
     defaultListKeys: number; maxListKeys: number; maxCommentLength: number; importFetchTimeoutMs: number; staleProvisioningMs: number;
+  };
+  /** PostgreSQL store options (used when {@link store} is `postgres`). */
+  postgres: {
+    /** Connections per process (the serving process, each cluster worker and each function worker thread open their own pool). */
+    poolSize: number;
+  };
+  /** Cluster mode (issue 8). */
+  cluster: {
+    /** How often the node upserts its row in the node table (`GET /v1/nodes`), ms. */
+    heartbeatIntervalMs: number;
+    /** A node whose last heartbeat is older than this is listed as `stale`, ms. */
+    staleAfterMs: number;
+    /** Change records older than this are pruned (a replica further behind reloads everything), seconds. */
+    changeRetentionSeconds: number;
+    /**
+     * Absolute path of the local snapshot of the last applied state: written after
+     * changes (at most every snapshotIntervalMs) while the database is reachable, and
+     * served from when the node starts while the database is down. Unset: no snapshot;
+     * a node that cannot reach its database at start refuses to start.
+     */
+    snapshotFile?: string;
+    /** Smallest interval between two snapshot writes, ms. */
+    snapshotIntervalMs: number;
+    /** How often a node that started from its snapshot retries the database, ms. */
+    storeRetryMs: number;
   };
   /** Distribution name → `host:port` this node listens on instead of the distribution's `listen`. */
   listenOverrides: Record<string, string>;

@@ -14,7 +14,8 @@ import { compileFunction } from '../functions/index.js';
 import { isUrlSource, parseKvsImport } from '../kvs/index.js';
 import { parseTrustStoreBundle, splitCertificates, type TrustStoreLimits } from '../pki/index.js';
 import { findAliasConflicts, type DistributionDocument, type DistributionListenClaim } from '../resources/index.js';
-import { SQLITE_FILE_NAME, openSqliteStore, type Store } from '../store/index.js';
+import { SQLITE_FILE_NAME, describeStoreSpec, openStore, type Store } from '../store/index.js';
+import { storeSpecFromConfig } from './options.js';
 import { loadConfig, type ConfigEnv } from './load.js';
 import { functionLimitsFromConfig, kvsLimitsFromConfig } from './options.js';
 import type { NodeConfig } from './schema.js';
@@ -33,10 +34,12 @@ export interface ConfigValidation {
 export interface ValidateConfigOptions {
   /**
    * The store whose resources count as existing. Default: the embedded store of the
-   * config's dataDir when its database file exists (opened and closed again); none for
-   * a PostgreSQL store (the cluster issue adds it). `null`: do not look at any store.
+   * config's dataDir when its database file exists (opened and closed again), or the
+   * PostgreSQL database when reachable. `null`: do not look at any store.
    */
   store?: Store | null;
+  /** Told when the PostgreSQL database could not be opened (names are then checked against the config only). */
+  onStoreUnavailable?: (message: string) => void;
   /** Trust-store bundle limits (default pki/ `DEFAULT_TRUST_STORE_LIMITS`). */
   trustStoreLimits?: Partial<TrustStoreLimits>;
 }
@@ -142,11 +145,15 @@ export async function validateConfig(file: string, env: ConfigEnv = process.env,
   const problems: ConfigProblem[] = [];
   let store = options.store ?? undefined;
   let opened: Store | undefined;
-  if (options.store === undefined && config.store.kind === 'sqlite' && existsSync(join(config.dataDir, SQLITE_FILE_NAME))) {
+  // The embedded store only when it exists (validate never creates one); a PostgreSQL
+  // store is opened when reachable — unreachable is no config problem (serve says so).
+  if (options.store === undefined && (config.store.kind === 'postgres' || existsSync(join(config.dataDir, SQLITE_FILE_NAME)))) {
+    const spec = storeSpecFromConfig(config);
     try {
-      store = opened = await openSqliteStore({ dataDir: config.dataDir });
+      store = opened = await openStore(spec);
     } catch (err) {
-      problems.push({ path: 'dataDir', message: `cannot open the store in ${config.dataDir}: ${message(err)}` });
+      if (config.store.kind === 'sqlite') problems.push({ path: 'dataDir', message: `cannot open the store in ${config.dataDir}: ${message(err)}` });
+      else options.onStoreUnavailable?.(`${describeStoreSpec(spec)} could not be opened (${message(err)}); names were checked against the config only`);
     }
   }
   try {

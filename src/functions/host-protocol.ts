@@ -6,6 +6,7 @@
  */
 import { FunctionCompileError, FunctionSizeLimitExceededError, InvalidArgumentError, PortcullisError } from '../errors.js';
 import type { CompileOptions, FunctionLimits } from './runtime.js';
+import type { NodeStoreSpec } from '../store/index.js';
 
 /**
  * Indexes into the shared Int32Array the watchdog reads: `job` counts units of
@@ -53,6 +54,12 @@ export type FunctionHostEvent =
  */
 export interface FunctionHostStatus {
   appliedSequence: number;
+  /**
+   * Why the worker's replicas may be stale (cluster issue): its change feed cannot be
+   * read or applied, or its store serves the local snapshot because the database was
+   * unreachable at start. Absent when neither.
+   */
+  degraded?: string;
   functions: { name: string; id: string; etag: string; invocations: number; errors: number; memoryBytes: number }[];
   kvs: { name: string; itemCount: number; totalSize: number; version: number }[];
   restarts: number;
@@ -63,7 +70,8 @@ export type ToWorker =
   | [typeof OP_INVOKE, ...(number | string | undefined)[]]
   | {
     t: 'init'; mode: 'host' | 'isolated'; slots: SharedArrayBuffer; epoch: number;
-    dataDir?: string; pollIntervalMs?: number; limits?: Partial<FunctionLimits>;
+    /** Host mode: the store the worker opens (store/ `openNodeStore`). */
+    store?: NodeStoreSpec; limits?: Partial<FunctionLimits>;
     /** [name, LIVE etag, reason]: versions not to compile (their top-level code hung a worker). */
     refused?: [string, string, string][];
   }

@@ -27,6 +27,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { FunctionCompileError } from '../errors.js';
+import type { NodeStoreSpec } from '../store/index.js';
 import {
   deserializeError, JOB_COMPILE, OP_INVOKE, SLOT, SLOT_COUNT,
   type FunctionHostEvent, type FunctionHostStatus, type SerializedError, type ToWorker,
@@ -297,9 +298,14 @@ function abortedResult(name: string, info: AbortInfo): FunctionResult {
 
 /** Options of {@link FunctionHost.start}. */
 export interface FunctionHostOptions {
-  /** SQLite data directory; the worker opens its own store (`openSqliteStore({ dataDir, pollIntervalMs })`). */
-  dataDir: string;
-  /** Change-feed poll interval of the worker's store, ms (default the store's, 50). */
+  /**
+   * The store the worker opens for itself (store/ `openNodeStore`: the database, or
+   * the node's local snapshot while the database is unreachable). Give this or `dataDir`.
+   */
+  store?: NodeStoreSpec;
+  /** Shorthand for `store: { store: { kind: 'sqlite', dataDir, pollIntervalMs } }`. */
+  dataDir?: string;
+  /** Change-feed poll interval of the worker's SQLite store given by `dataDir`, ms (default the store's, 50). */
   pollIntervalMs?: number;
   /** Limits of every sandbox (SPEC section 4 defaults). */
   limits?: Partial<FunctionLimits>;
@@ -393,12 +399,23 @@ export class FunctionHost {
     return host;
   }
 
+  /** The worker's {@link NodeStoreSpec}. @throws Error when neither `store` nor `dataDir` is given. */
+  private storeSpec(): NodeStoreSpec {
+    if (this.options.store) return this.options.store;
+    if (this.options.dataDir === undefined) throw new Error('FunctionHost: give `store` or `dataDir`');
+    return {
+      store: {
+        kind: 'sqlite', dataDir: this.options.dataDir,
+        ...(this.options.pollIntervalMs !== undefined ? { pollIntervalMs: this.options.pollIntervalMs } : {}),
+      },
+    };
+  }
+
   private spawn(): WorkerLink {
     const link = new WorkerLink({
       mode: 'host',
       init: {
-        dataDir: this.options.dataDir,
-        ...(this.options.pollIntervalMs !== undefined ? { pollIntervalMs: this.options.pollIntervalMs } : {}),
+        store: this.storeSpec(),
         ...(this.options.limits ? { limits: this.options.limits } : {}),
         refused: [...this.refused.values()],
       },

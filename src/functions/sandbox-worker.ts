@@ -6,7 +6,7 @@
  * terminates the thread.
  *
  * Two modes, chosen by the first message:
- * - `host`: opens its own store (`openSqliteStore({ dataDir, pollIntervalMs })`), a
+ * - `host`: opens its own store (store/ `openNodeStore(spec)`), a
  *   kvs/ `KvsReplica` and a {@link FunctionRegistry} (both following the change feed),
  *   and answers invocations by function name with the connection object as JSON text.
  * - `isolated`: compiles code on request and runs one-off invocations of it (the
@@ -21,7 +21,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { openSqliteStore, type Store } from '../store/index.js';
+import { fallbackStatus, openNodeStore, type Store } from '../store/index.js';
 import { KvsReplica } from '../kvs/index.js';
 import { FunctionCompileError } from '../errors.js';
 import { FunctionRegistry } from './registry.js';
@@ -80,8 +80,10 @@ let backlog: ToWorker[] | undefined = [];
 async function startHost(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   const refused = new Map((init.refused ?? []).map(([name, etag, why]) => [`${name}\u0000${etag}`, why]));
   const qjs = await loadQuickJs();
-  const store = await openSqliteStore({ dataDir: init.dataDir as string, ...(init.pollIntervalMs !== undefined ? { pollIntervalMs: init.pollIntervalMs } : {}) });
+  if (!init.store) throw new Error('host mode needs a store spec');
   const feedError = (err: unknown): void => event({ type: 'feed-error', error: message(err), message: `change feed: ${message(err)}` });
+  // The parent's node logs the snapshot and reconnection events; only failures are told here.
+  const store = await openNodeStore(init.store);
   const kvs = await KvsReplica.open(store, { onError: feedError });
   /** LIVE etag of the last compile attempt per function (the registry's onError does not say). */
   const attempted = new Map<string, string>();
@@ -231,6 +233,9 @@ function invokeHosted(id: number, name: string, json: string, now: number | unde
   invokeReply(id, r, fn.id, fn.etag);
 }
 
+/** KVS name → TotalSizeInBytes as last read from the store. */
+const lastTotalSize = new Map<string, number>();
+
 async function hostStatus(): Promise<FunctionHostStatus> {
   const h = host as HostState;
   const functions = h.registry.names().map((name) => {
@@ -241,12 +246,17 @@ async function hostStatus(): Promise<FunctionHostStatus> {
       memoryBytes: fn?.memoryUsageBytes() ?? 0,
     };
   });
-  const records = new Map((await h.store.kvs.listStores()).map((r) => [r.name, r]));
+  // The status must answer while the database is down: totalSize then is the last one read.
+  for (const r of (await h.store.kvs.listStores().catch(() => undefined)) ?? []) lastTotalSize.set(r.name, r.totalSize);
   const kvs = h.kvs.storeNames().map((name) => {
     const snap = h.kvs.snapshot(name);
-    return { name, itemCount: snap?.meta().keyCount ?? 0, totalSize: records.get(name)?.totalSize ?? 0, version: snap?.version ?? 0 };
+    return { name, itemCount: snap?.meta().keyCount ?? 0, totalSize: lastTotalSize.get(name) ?? 0, version: snap?.version ?? 0 };
   });
-  return { appliedSequence: Math.min(h.registry.sequence, h.kvs.sequence), functions, kvs, restarts: 0 };
+  const fb = fallbackStatus(h.store);
+  const degraded = fb && !fb.connected
+    ? `serving the local snapshot at sequence ${fb.snapshotSeq} (the database was unreachable at start)`
+    : h.kvs.degraded || h.registry.degraded ? 'change feed unreachable; serving the last applied state' : undefined;
+  return { appliedSequence: Math.min(h.registry.sequence, h.kvs.sequence), ...(degraded ? { degraded } : {}), functions, kvs, restarts: 0 };
 }
 
 // ---- isolated mode --------------------------------------------------------------

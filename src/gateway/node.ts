@@ -8,12 +8,12 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Logger } from 'pino';
 import { Registry, Gauge } from 'prom-client';
 import {
-  functionLimitsFromConfig, ocspCacheOptionsFromConfig, revocationOptionsFromConfig, type NodeConfig,
+  functionLimitsFromConfig, nodeStoreSpecFromConfig, ocspCacheOptionsFromConfig, revocationOptionsFromConfig, type NodeConfig,
 } from '../config/index.js';
 import { FunctionHost } from '../functions/index.js';
 import { OcspCache, RevocationChecker } from '../revocation/index.js';
 import { Gateway, OriginProxy } from '../edge/index.js';
-import { openSqliteStore, type Store } from '../store/index.js';
+import { fallbackStatus, openNodeStore, type Store } from '../store/index.js';
 import { ConfigError } from '../errors.js';
 
 /** A running data path. */
@@ -22,6 +22,13 @@ export interface GatewayNode {
   readonly functions: FunctionHost;
   readonly revocation: RevocationChecker;
   readonly registry: Registry;
+  /** This process's store (the database, or the local snapshot until the database returns). */
+  readonly store: Store;
+  /**
+   * What this process's replicas have applied: the lower of the edge state's and the
+   * function host's sequence, and why either may be stale (empty when neither).
+   */
+  progress(): Promise<{ appliedSeq: number; degraded: string[] }>;
   /** Listeners as bound (distribution, address, port). */
   listeners(): { distribution: string; address: string; port: number }[];
   /** Stops accepting, lets admitted connections finish (bounded), closes everything. */
@@ -39,26 +46,32 @@ export interface GatewayNodeOptions {
 }
 
 /**
- * Opens the store, starts the function host, the revocation checker, the proxy and the
- * edge. Expects the declared resources to be applied already (the primary does that once).
- * @throws ConfigError for a PostgreSQL store (not supported yet); the store's and the
- *   edge's errors (e.g. an address in use) with what failed.
+ * Opens the store (store/ `openNodeStore`: the database, or the local snapshot when the
+ * database is unreachable and one is configured), starts the function host, the
+ * revocation checker, the proxy and the edge. Expects the declared resources to be
+ * applied already (the primary does that once).
+ * @throws StoreUnavailableError when the database is unreachable and there is no
+ *   usable snapshot; the edge's errors (e.g. an address in use) with what failed.
  */
 export async function startGatewayNode(options: GatewayNodeOptions): Promise<GatewayNode> {
   const { config, logger } = options;
-  if (config.store.kind !== 'sqlite') {
-    throw new ConfigError(`${config.file}: store: PostgreSQL is not supported yet (cluster mode is a later issue); use "sqlite"`);
-  }
   const registry = options.registry ?? new Registry();
   const closers: (() => Promise<unknown>)[] = [];
   const closeAll = async (): Promise<void> => {
     for (const c of closers.splice(0).reverse()) await c().catch((err: unknown) => logger.warn({ err }, 'error while closing'));
   };
   try {
-    const store: Store = await openSqliteStore({ dataDir: config.dataDir });
+    const spec = nodeStoreSpecFromConfig(config);
+    const store: Store = await openNodeStore(spec, {
+      onEvent: (e) => {
+        if (e.type === 'connected') logger.info('database reachable: following its change feed from the snapshot\'s sequence');
+        else if (e.type === 'snapshot') logger.warn({ err: e.error }, `database unreachable at start: serving the local snapshot ${spec.snapshotFile} at sequence ${e.seq}`);
+        else logger.debug({ err: e.error }, 'database still unreachable');
+      },
+    });
     closers.push(() => store.close());
     const functions = await FunctionHost.start({
-      dataDir: config.dataDir,
+      store: spec,
       limits: functionLimitsFromConfig(config),
       onEvent: (e) => {
         const level = e.type === 'loaded' || e.type === 'worker-restarted' ? 'info' : 'warn';
@@ -88,8 +101,25 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       listenOverrides: config.listenOverrides,
     });
     closers.push(() => gateway.close());
+    let lastFunctionSeq = 0;
+    const progress = async (): Promise<{ appliedSeq: number; degraded: string[] }> => {
+      const degraded: string[] = [];
+      const fb = fallbackStatus(store);
+      if (fb && !fb.connected) degraded.push(`serving the local snapshot at sequence ${fb.snapshotSeq} (the database was unreachable at start)`);
+      const edge = gateway.state;
+      if (edge.degraded) degraded.push(`edge: change feed unreachable; serving the last applied state at sequence ${edge.sequence}`);
+      const fs = await functions.status().catch((err: unknown) => err as Error);
+      if (fs instanceof Error) {
+        // Never claim more than the function host last said it applied.
+        degraded.push(`function host status unavailable: ${fs.message}`);
+        return { appliedSeq: Math.min(edge.sequence, lastFunctionSeq), degraded };
+      }
+      lastFunctionSeq = fs.appliedSequence;
+      if (fs.degraded && !(fb && !fb.connected)) degraded.push(`function host: ${fs.degraded}`);
+      return { appliedSeq: Math.min(edge.sequence, fs.appliedSequence), degraded };
+    };
     return {
-      gateway, functions, revocation, registry,
+      gateway, functions, revocation, registry, store, progress,
       listeners: () => gateway.listeners(),
       close: closeAll,
     };

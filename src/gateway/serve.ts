@@ -10,15 +10,17 @@ import { pino, type Logger } from 'pino';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { resolve } from 'node:path';
 import {
-  applyResources, configFromTree, functionLimitsFromConfig, kvsLimitsFromConfig, loadConfig, validateConfig, type NodeConfig,
+  applyResources, configFromTree, functionLimitsFromConfig, kvsLimitsFromConfig, loadConfig, nodeStoreSpecFromConfig, validateConfig,
+  type NodeConfig,
 } from '../config/index.js';
 import {
   resolveAdminToken, startAdminServer, type AdminApiOptions, type AdminServer, type OcspCacheControl, type Readiness,
 } from '../admin/index.js';
 import type { OcspCache, OcspCacheEntryInfo, OcspCachePurgeFilter } from '../revocation/index.js';
-import { openSqliteStore, type Store } from '../store/index.js';
+import { fallbackStatus, openNodeStore, type Store } from '../store/index.js';
 import { startGatewayNode, type GatewayNode } from './node.js';
-import { ConfigError } from '../errors.js';
+import { NodeAgent, type NodeProgress } from './cluster.js';
+import { ConfigError, PortcullisError } from '../errors.js';
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -57,9 +59,48 @@ function localOcspCache(cache: OcspCache): OcspCacheControl {
   return { list: async () => cache.list(), purge: async (filter) => cache.purge(filter) };
 }
 
+/** A worker's report of what its replicas have applied (sent every {@link PROGRESS_INTERVAL_MS}). */
+interface WorkerProgress { type: 'portcullis:progress'; appliedSeq: number; degraded: string[] }
+
+/** How often a cluster worker reports its progress to the primary, ms. */
+const PROGRESS_INTERVAL_MS = 250;
+
 /** The admin API's dependencies: its own store handle (closed by the caller), the config's limits. */
 function adminApi(config: NodeConfig, store: Store, ocspCache: OcspCacheControl): AdminApiOptions {
-  return { store, kvsLimits: kvsLimitsFromConfig(config), functionLimits: functionLimitsFromConfig(config), ocspCache };
+  return {
+    store, kvsLimits: kvsLimitsFromConfig(config), functionLimits: functionLimitsFromConfig(config), ocspCache,
+    nodeStaleAfterMs: config.cluster.staleAfterMs,
+  };
+}
+
+/** Codes of a write that lost a race with another node applying the same declaration. */
+const RACE_CODES = new Set(['EntityAlreadyExists', 'PreconditionFailed', 'CNAMEAlreadyExists']);
+
+function raceCode(err: unknown): string | undefined {
+  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) {
+    if (e instanceof PortcullisError && RACE_CODES.has(e.code)) return e.code;
+  }
+  return undefined;
+}
+
+/**
+ * Applies the declared resources; when another node applies the same declarations at
+ * the same moment (cluster start), a lost race is retried: the second pass finds them
+ * created and compares.
+ */
+async function applyDeclared(store: Store, config: NodeConfig, logger: Logger): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const report = await applyResources(store, config);
+      for (const e of report.entries) logger.info({ resource: e }, `${e.kind} "${e.name}": ${e.action}${e.published ? ' (published)' : ''}${e.warning ? ` — ${e.warning}` : ''}`);
+      return;
+    } catch (err) {
+      const code = raceCode(err);
+      if (code === undefined || attempt >= 5) throw err;
+      logger.info({ code }, `resources: another node applied a declaration at the same time (${code}); applying again`);
+      await new Promise((r) => setTimeout(r, 50 * attempt + Math.random() * 100));
+    }
+  }
 }
 
 const WORKER_CONFIG_ENV = 'PORTCULLIS_WORKER_CONFIG';
@@ -102,50 +143,81 @@ export async function serve(options: ServeOptions): Promise<RunningServe | undef
   const config = await readConfig(options.configFile, env);
   const logger = options.logger ?? createLogger(config.logging.level);
   if (options.configFile === undefined) logger.info('no --config given: running on the embedded defaults (see examples/portcullis.yaml)');
-  if (config.store.kind !== 'sqlite') {
-    throw new ConfigError(`${config.file}: store: PostgreSQL is not supported yet (cluster mode is a later issue); use "sqlite"`);
-  }
-  const store = await openSqliteStore({ dataDir: config.dataDir });
+  // The serving process's store: the admin API's and the node agent's. The database,
+  // or — unreachable, with a local snapshot configured — the snapshot until it returns;
+  // unreachable without one: refuse to start rather than serve empty state.
+  const spec = nodeStoreSpecFromConfig(config);
+  const store = await openNodeStore(spec, {
+    onEvent: (e) => {
+      if (e.type === 'snapshot') logger.warn({ err: e.error, snapshotFile: spec.snapshotFile }, `database unreachable at start: serving the local snapshot at sequence ${e.seq}; retrying the database every ${config.cluster.storeRetryMs} ms`);
+      else if (e.type === 'connected') logger.info('database reachable: the node follows its change feed again');
+    },
+  });
   try {
-    const report = await applyResources(store, config);
-    for (const e of report.entries) logger.info({ resource: e }, `${e.kind} "${e.name}": ${e.action}${e.published ? ' (published)' : ''}${e.warning ? ` — ${e.warning}` : ''}`);
-  } finally {
+    if (fallbackStatus(store)) logger.warn('resources: not applied (the database is unreachable); they are applied at the next start');
+    else await applyDeclared(store, config, logger);
+  } catch (err) {
     await store.close();
+    throw err;
   }
-  const token = await resolveAdminToken(config.admin.token, config.dataDir);
+  return serveWith(config, logger, store, options);
+}
+
+async function serveWith(config: NodeConfig, logger: Logger, store: Store, options: ServeOptions): Promise<RunningServe> {
+  let token: Awaited<ReturnType<typeof resolveAdminToken>>;
+  try {
+    token = await resolveAdminToken(config.admin.token, config.dataDir);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   if (token.origin === 'generated') logger.warn({ tokenFile: token.file }, `admin token generated into ${token.file} (mode 0600); send it as "Authorization: Bearer <token>"`);
   else if (token.origin === 'file') logger.info({ tokenFile: token.file }, `admin token read from ${token.file}`);
   if (token.repairedMode !== undefined) logger.warn({ tokenFile: token.file }, `admin token file ${token.file} was readable by others (mode ${token.repairedMode.toString(8)}); set to 0600`);
 
-  if (config.workers <= 1) return runSingle(config, logger, token.token, options);
-  return runPrimary(config, logger, token.token, options);
+  try {
+    if (config.workers <= 1) return await runSingle(config, logger, token.token, store, options);
+    return await runPrimary(config, logger, token.token, store, options);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 }
 
-async function runSingle(config: NodeConfig, logger: Logger, token: string, options: ServeOptions): Promise<RunningServe> {
+async function runSingle(config: NodeConfig, logger: Logger, token: string, store: Store, options: ServeOptions): Promise<RunningServe> {
   const registry = new Registry();
   const node: GatewayNode = await startGatewayNode({ config, logger, registry, ...(options.stdout ? { stdout: options.stdout } : {}) });
-  let admin: AdminServer;
-  let store: Store | undefined;
+  let admin: AdminServer | undefined;
+  const agent = new NodeAgent({
+    config, logger, store,
+    progress: async (): Promise<NodeProgress> => {
+      const p = await node.progress();
+      return { appliedSeq: p.appliedSeq, degraded: p.degraded, starting: [], details: { listeners: node.listeners() } };
+    },
+    listeners: () => node.listeners(),
+    adminAddress: () => (admin ? `${admin.address.host}:${admin.address.port}` : undefined),
+  });
   try {
-    store = await openSqliteStore({ dataDir: config.dataDir });
+    await agent.tick();
     admin = await startAdminServer({
       listen: config.admin.listen, token,
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
-      readiness: () => ({ ready: true, status: 'ok', reasons: [], details: { listeners: node.listeners() } }),
+      readiness: () => agent.readiness(),
       onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
       api: adminApi(config, store, localOcspCache(node.revocation.cache)),
     });
   } catch (err) {
-    await store?.close();
+    await agent.close();
     await node.close();
     throw err;
   }
-  const adminStore = store;
-  logStarted(logger, node.listeners(), admin);
+  const adminServer = admin;
+  agent.start();
+  logStarted(logger, node.listeners(), adminServer);
   return {
-    config, logger, admin,
+    config, logger, admin: adminServer,
     listeners: () => node.listeners(),
-    close: async () => { await admin.close(); await adminStore.close(); await node.close(); },
+    close: async () => { await agent.close(); await adminServer.close(); await store.close(); await node.close(); },
   };
 }
 
@@ -172,7 +244,19 @@ async function runWorker(configFile: string, options: ServeOptions): Promise<voi
   }
   const ready: WorkerReady = { type: 'portcullis:ready', listeners: node.listeners() };
   process.send?.(ready);
+  // What this worker's replicas have applied, for the primary's heartbeat.
+  let reporting = false;
+  const progressTimer = setInterval(() => {
+    if (reporting) return;
+    reporting = true;
+    node.progress()
+      .then((p) => { const m: WorkerProgress = { type: 'portcullis:progress', ...p }; process.send?.(m); })
+      .catch((err: unknown) => logger.warn({ err }, 'could not collect the replicas\' progress'))
+      .finally(() => { reporting = false; });
+  }, PROGRESS_INTERVAL_MS);
+  progressTimer.unref();
   const stop = (): void => {
+    clearInterval(progressTimer);
     node.close().finally(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
@@ -191,9 +275,10 @@ async function runWorker(configFile: string, options: ServeOptions): Promise<voi
   });
 }
 
-async function runPrimary(config: NodeConfig, logger: Logger, token: string, options: ServeOptions): Promise<RunningServe> {
+async function runPrimary(config: NodeConfig, logger: Logger, token: string, store: Store, options: ServeOptions): Promise<RunningServe> {
   const aggregator = new AggregatorRegistry();
   const ready = new Map<number, WorkerReady>();
+  const progress = new Map<number, WorkerProgress>();
   let stopping = false;
   const recentDeaths: number[] = [];
   const cacheReplies = new Map<number, (r: OcspCacheReply) => void>();
@@ -205,10 +290,12 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, opt
     const w = cluster.fork({ ...(options.env ?? process.env), [WORKER_CONFIG_ENV]: options.configFile === undefined ? EMBEDDED_DEFAULTS : config.file });
     w.on('message', (m: unknown) => {
       if ((m as WorkerReady)?.type === 'portcullis:ready') ready.set(w.id, m as WorkerReady);
+      if ((m as WorkerProgress)?.type === 'portcullis:progress') progress.set(w.id, m as WorkerProgress);
       if ((m as OcspCacheReply)?.type === 'portcullis:ocsp-cache-reply') cacheReplies.get((m as OcspCacheReply).id)?.((m as OcspCacheReply));
     });
     w.on('exit', (code, signal) => {
       ready.delete(w.id);
+      progress.delete(w.id);
       if (stopping) return;
       const now = Date.now();
       recentDeaths.push(now);
@@ -230,12 +317,28 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, opt
       if (recentDeaths.length >= config.workers) { clearInterval(timer); reject(new Error('workers failed to start; see the log above')); }
     }, 50);
   });
-  const readiness = (): Readiness => {
+  // The node's progress: the lowest sequence over every worker (a worker that has not
+  // reported yet counts as not there), and every worker's reasons.
+  const nodeProgress = async (): Promise<NodeProgress> => {
     const up = ready.size;
-    return up >= config.workers
-      ? { ready: true, status: 'ok', reasons: [], details: { workersReady: up, workers: config.workers } }
-      : { ready: up > 0, status: up > 0 ? 'degraded' : 'starting', reasons: [`${config.workers - up} of ${config.workers} workers not ready`], details: { workersReady: up, workers: config.workers } };
+    const reports = [...ready.keys()].map((id) => progress.get(id));
+    const known = reports.filter((r): r is WorkerProgress => r !== undefined);
+    const starting = up >= config.workers ? [] : [`${config.workers - up} of ${config.workers} workers not ready`];
+    if (known.length < reports.length) starting.push(`${reports.length - known.length} worker${reports.length - known.length === 1 ? '' : 's'} not reporting progress yet`);
+    return {
+      appliedSeq: known.length > 0 && known.length === reports.length ? Math.min(...known.map((r) => r.appliedSeq)) : undefined,
+      degraded: [...new Set(known.flatMap((r) => r.degraded))],
+      starting,
+      details: { workersReady: up, workers: config.workers },
+    };
   };
+  const bound: { admin?: AdminServer } = {};
+  const agent = new NodeAgent({
+    config, logger, store, progress: nodeProgress,
+    listeners: () => [...ready.values()][0]?.listeners ?? [],
+    adminAddress: () => (bound.admin ? `${bound.admin.address.host}:${bound.admin.address.port}` : undefined),
+  });
+  const readiness = (): Readiness => agent.readiness();
   // The OCSP cache lives in each worker: ask every ready worker over cluster IPC.
   const askWorkers = (op: OcspCacheRequest['op'], filter?: OcspCachePurgeFilter): Promise<{ worker: number; reply: OcspCacheReply }[]> =>
     Promise.all(Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && !w.isDead() && ready.has(w.id)).map((w) =>
@@ -253,28 +356,28 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, opt
     list: async () => (await askWorkers('list')).flatMap(({ worker, reply }) => (reply.entries ?? []).map((e) => ({ ...e, worker }))),
     purge: async (filter) => (await askWorkers('purge', filter)).reduce((n, { reply }) => n + (reply.purged ?? 0), 0),
   };
-  const store = await openSqliteStore({ dataDir: config.dataDir });
-  let admin: AdminServer;
-  try {
-    admin = await startAdminServer({
-      listen: config.admin.listen, token,
-      metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
-      readiness,
-      onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
-      api: adminApi(config, store, clusterCache),
-    });
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
+  // The first heartbeat once every worker has reported what it applied.
+  const reportedBy = Date.now() + 5000;
+  while (progress.size < ready.size && Date.now() < reportedBy) await new Promise((r) => setTimeout(r, 25));
+  await agent.tick();
+  const adminServer = await startAdminServer({
+    listen: config.admin.listen, token,
+    metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
+    readiness,
+    onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
+    api: adminApi(config, store, clusterCache),
+  });
+  bound.admin = adminServer;
+  agent.start();
   const first = (): WorkerReady['listeners'] => [...ready.values()][0]?.listeners ?? [];
-  logStarted(logger, first(), admin);
+  logStarted(logger, first(), adminServer);
   logger.info(`${config.workers} workers running`);
   return {
-    config, logger, admin, listeners: first,
+    config, logger, admin: adminServer, listeners: first,
     close: async () => {
       stopping = true;
-      await admin.close();
+      await agent.close();
+      await adminServer.close();
       await store.close();
       await Promise.all(Object.values(cluster.workers ?? {}).map((w) => new Promise<void>((resolve) => {
         if (!w || w.isDead()) return resolve();

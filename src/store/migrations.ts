@@ -10,7 +10,7 @@
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import { StoreUnavailableError } from '../errors.js';
 
-/** SQL dialects the store supports. `postgres` arrives with the cluster issue. */
+/** SQL dialects the store supports. */
 export type StoreDialect = 'sqlite' | 'postgres';
 
 /** Name of kysely's bookkeeping table for applied migrations. */
@@ -86,6 +86,26 @@ function migrations(dialect: StoreDialect): Record<string, Migration> {
           .addColumn('last_modified', bigint, (c) => c.notNull())
           .addPrimaryKeyConstraint('connection_functions_pk', ['name', 'stage'])
           .execute();
+      },
+    },
+    // Cluster mode (issue 8): one row per node, upserted by its heartbeat; and an
+    // index for change-log pruning by age.
+    '0002_nodes': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.createTable('nodes')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('started_at', bigint, (c) => c.notNull())
+          .addColumn('heartbeat_at', bigint, (c) => c.notNull())
+          .addColumn('applied_seq', bigint, (c) => c.notNull())
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('pid', 'integer', (c) => c.notNull())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('admin_address', 'text')
+          .addColumn('listeners', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('reasons', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('changes_committed_at').on('changes').column('committed_at').execute();
       },
     },
   };

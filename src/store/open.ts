@@ -5,7 +5,7 @@
  * thread, validate, the offline CLI) opens it through {@link openStore}, so a backend
  * is chosen in one place.
  */
-import { StoreUnavailableError } from '../errors.js';
+import { redactStoreUrl } from './redact.js';
 import { openSqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
@@ -16,7 +16,16 @@ import type { Store } from './types.js';
  */
 export type StoreSpec =
   | { kind: 'sqlite'; dataDir: string; pollIntervalMs?: number; busyTimeoutMs?: number }
-  | { kind: 'postgres'; url: string; poolSize?: number };
+  | {
+    kind: 'postgres';
+    url: string;
+    /** See `PostgresStoreOptions` (postgres.ts) for these and their defaults. */
+    poolSize?: number;
+    connectTimeoutMs?: number;
+    statementTimeoutMs?: number;
+    lockTimeoutMs?: number;
+    pollIntervalMs?: number;
+  };
 
 /**
  * Opens the store a {@link StoreSpec} names, bringing its schema up to date.
@@ -31,11 +40,16 @@ export async function openStore(spec: StoreSpec): Promise<Store> {
       ...(spec.busyTimeoutMs !== undefined ? { busyTimeoutMs: spec.busyTimeoutMs } : {}),
     });
   }
-  // Replaced by the PostgreSQL backend (issue 8, store/postgres.ts).
-  throw new StoreUnavailableError(`cannot open ${redactStoreUrl(spec.url)}: the PostgreSQL backend is not part of this build`);
+  // Loaded on demand: an embedded deployment never loads pg.
+  const { openPostgresStore } = await import('./postgres.js');
+  return openPostgresStore({
+    url: spec.url,
+    ...(spec.poolSize !== undefined ? { poolSize: spec.poolSize } : {}),
+    ...(spec.connectTimeoutMs !== undefined ? { connectTimeoutMs: spec.connectTimeoutMs } : {}),
+    ...(spec.statementTimeoutMs !== undefined ? { statementTimeoutMs: spec.statementTimeoutMs } : {}),
+    ...(spec.lockTimeoutMs !== undefined ? { lockTimeoutMs: spec.lockTimeoutMs } : {}),
+    ...(spec.pollIntervalMs !== undefined ? { pollIntervalMs: spec.pollIntervalMs } : {}),
+  });
 }
 
-/** `postgres://user:secret@host/db` → `postgres://user:…@host/db`, for messages and logs. */
-export function redactStoreUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@/]*@/, '$1:…@');
-}
+export { redactStoreUrl };

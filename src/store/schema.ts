@@ -1,7 +1,7 @@
 /**
  * The database schema as kysely table types (one interface per table). The same
- * schema is created by {@link ./migrations.ts} on SQLite and, in the cluster issue, on
- * PostgreSQL, so every query in {@link ./sql-store.ts} runs on both.
+ * schema is created by {@link ./migrations.ts} on SQLite and on PostgreSQL (int8
+ * columns, `COLLATE "C"` keys), so every query in {@link ./sql-store.ts} runs on both.
  *
  * Conventions: timestamps are INTEGER milliseconds since the Unix epoch (UTC);
  * JSON documents are TEXT; booleans are not used (SQLite has none).
@@ -71,6 +71,35 @@ export interface ConnectionFunctionsTable extends ResourceTable {
   stage: string;
 }
 
+/**
+ * One row per cluster node (issue 8), upserted by the node's heartbeat: what
+ * `GET /v1/nodes` shows. `listeners` and `reasons` are JSON arrays.
+ */
+export interface NodesTable {
+  /** The node's `nodeName` (or host name). Primary key. */
+  name: string;
+  /** When the node's current process started, ms since the epoch. */
+  started_at: number;
+  /** Last heartbeat, ms since the epoch. */
+  heartbeat_at: number;
+  /** Change sequence every replica of the node has applied (the minimum over them). */
+  applied_seq: number;
+  /** Portcullis version of the node. */
+  version: string;
+  /** Process id of the node's serving (primary) process. */
+  pid: number;
+  /** Host name of the machine. */
+  host: string;
+  /** The admin listener `host:port`, or null. */
+  admin_address: string | null;
+  /** JSON `[{"distribution","address","port"}]`: the edge listeners as bound. */
+  listeners: string;
+  /** `ok`, `degraded` or `starting`, as the node's `/readyz` said at the heartbeat. */
+  status: string;
+  /** JSON array of strings: why the node is not `ok`. */
+  reasons: string;
+}
+
 /** The whole database, for `Kysely<Database>`. */
 export interface Database {
   change_sequence: ChangeSequenceTable;
@@ -80,4 +109,5 @@ export interface Database {
   trust_stores: ResourceTable;
   connection_functions: ConnectionFunctionsTable;
   distributions: ResourceTable;
+  nodes: NodesTable;
 }

@@ -1,19 +1,19 @@
 /**
  * The Store implementation over kysely. Every query here is written in kysely's
  * builder (no raw SQL), so the SQLite backend (sqlite.ts) and the PostgreSQL backend
- * of the cluster issue share it; a backend supplies only the connection, the
+ * (postgres.ts) share it; a backend supplies only the connection, the
  * transaction modes and the wake-up mechanism ({@link SqlBackend}).
  */
 import type { Kysely, Selectable } from 'kysely';
 import {
-  CannotDeleteEntityWhileInUseError, EntityAlreadyExistsError, EntityNotFoundError, EntityNotReadyError, PreconditionFailedError,
-  ServiceQuotaExceededError,
+  CannotDeleteEntityWhileInUseError, EntityAlreadyExistsError, EntityNotFoundError, EntityNotReadyError, InvalidArgumentError,
+  PreconditionFailedError, ServiceQuotaExceededError,
 } from '../errors.js';
-import type { Database, KvStoresTable, ResourceTable } from './schema.js';
+import type { Database, KvStoresTable, NodesTable, ResourceTable } from './schema.js';
 import type { StoreDialect } from './migrations.js';
 import type {
   ChangePayload, ChangeRecord, ChangesPage, CreateKvsInput, FunctionRepository, FunctionStage, KvsChangeMeta,
-  KvsCrlState, KvsItem, KvsItemSource, KvsRecord, KvsRepository, KvsStatus, KvsWriteOutcome, ResourceRecord,
+  KvsCrlState, KvsItem, KvsItemSource, KvsRecord, KvsRepository, KvsStatus, KvsWriteOutcome, NodeRecord, NodeRepository, ResourceRecord,
   ResourceRepository, Store, UpdateKvsItemsInput,
 } from './types.js';
 
@@ -25,7 +25,9 @@ export interface SqlBackend {
   readonly db: Kysely<Database>;
   /**
    * Runs `fn` in a write transaction that holds the database's write lock from its
-   * first statement (SQLite `BEGIN IMMEDIATE`), commits durably, then wakes watchers.
+   * first statement (SQLite `BEGIN IMMEDIATE`; PostgreSQL `SELECT … FOR UPDATE` of the
+   * `change_sequence` row), commits durably, then wakes watchers. With `wait: false` it
+   * fails at once with StoreUnavailableError instead of waiting for another writer.
    * Rolls back and rethrows when `fn` throws.
    */
   writeTransaction<T>(fn: (tx: Kysely<Database>) => Promise<T>, opts?: { wait?: boolean }): Promise<T>;
@@ -56,6 +58,19 @@ function isCrlListed(source: KvsItemSource | undefined): boolean {
 /** Shortens a key for a message. */
 function short(key: string): string {
   return key.length > 60 ? `${key.slice(0, 60)}…` : key;
+}
+
+/**
+ * PostgreSQL `text` cannot hold U+0000 (SQLite can): refuse such items up front with a
+ * message naming the key, before anything is written.
+ * @throws InvalidArgumentError
+ */
+function refuseNul(dialect: StoreDialect, items: readonly KvsItem[]): void {
+  if (dialect !== 'postgres') return;
+  for (const it of items) {
+    if (it.key.includes('\u0000')) throw new InvalidArgumentError(`key "${short(it.key.split('\u0000').join('\\u0000'))}" contains the NUL character U+0000, which the PostgreSQL store cannot hold`);
+    if (it.value.includes('\u0000')) throw new InvalidArgumentError(`the value of key "${short(it.key)}" contains the NUL character U+0000, which the PostgreSQL store cannot hold`);
+  }
 }
 
 /** UTF-8 byte length of a key + value (the unit of TotalSizeInBytes). */
@@ -153,6 +168,7 @@ class SqlKvsRepository implements KvsRepository {
   }
 
   async completeImport(id: string, items: readonly KvsItem[], opts: { etag: string; now: number; maxStoreBytes: number }): Promise<KvsRecord> {
+    refuseNul(this.backend.dialect, items);
     let total = 0;
     for (const it of items) total += itemBytes(it.key, it.value);
     if (total > opts.maxStoreBytes) {
@@ -222,6 +238,7 @@ class SqlKvsRepository implements KvsRepository {
   }
 
   async updateItems(name: string, input: UpdateKvsItemsInput): Promise<KvsWriteOutcome> {
+    refuseNul(this.backend.dialect, input.puts);
     return this.write(async (tx) => {
       const current = await this.row(tx, name);
       if (!current) throw new EntityNotFoundError(`key value store "${name}" does not exist`);
@@ -544,6 +561,53 @@ class SqlFunctionRepository implements FunctionRepository {
   }
 }
 
+function toNodeRecord(row: Selectable<NodesTable>): NodeRecord {
+  return {
+    name: row.name,
+    startedAt: Number(row.started_at),
+    heartbeatAt: Number(row.heartbeat_at),
+    appliedSeq: Number(row.applied_seq),
+    version: row.version,
+    pid: Number(row.pid),
+    host: row.host,
+    adminAddress: row.admin_address,
+    listeners: JSON.parse(row.listeners) as NodeRecord['listeners'],
+    status: row.status as NodeRecord['status'],
+    reasons: JSON.parse(row.reasons) as string[],
+  };
+}
+
+/** The node table (cluster issue): heartbeats are plain upserts, no change record. */
+class SqlNodeRepository implements NodeRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async heartbeat(r: NodeRecord): Promise<void> {
+    const row = {
+      name: r.name, started_at: r.startedAt, heartbeat_at: r.heartbeatAt, applied_seq: r.appliedSeq, version: r.version,
+      pid: r.pid, host: r.host, admin_address: r.adminAddress, listeners: JSON.stringify(r.listeners), status: r.status,
+      reasons: JSON.stringify(r.reasons),
+    };
+    const { name: _name, ...update } = row;
+    // One atomic statement, outside the backend's write transaction: a heartbeat never
+    // takes (or waits for) the configuration write lock.
+    await this.db.insertInto('nodes').values(row).onConflict((oc) => oc.column('name').doUpdateSet(update)).execute();
+  }
+
+  async list(): Promise<NodeRecord[]> {
+    return (await this.db.selectFrom('nodes').selectAll().orderBy('name').execute()).map(toNodeRecord);
+  }
+
+  async remove(name: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('nodes').where('name', '=', name).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async sequenceCommittedBefore(time: number): Promise<number> {
+    const row = await this.db.selectFrom('changes').select((eb) => eb.fn.max('seq').as('seq')).where('committed_at', '<', time).executeTakeFirst();
+    return Number(row?.seq ?? 0);
+  }
+}
+
 /**
  * {@link Store} over a {@link SqlBackend}. Construct through a backend opener
  * (`openSqliteStore`), not directly.
@@ -555,6 +619,7 @@ export class SqlStore implements Store {
   readonly trustStores: ResourceRepository;
   readonly distributions: ResourceRepository;
   readonly functions: FunctionRepository;
+  readonly nodes: NodeRepository;
   private closed = false;
 
   constructor(private readonly backend: SqlBackend, private readonly db: Kysely<Database> = backend.db, inTx = false) {
@@ -564,6 +629,7 @@ export class SqlStore implements Store {
     this.trustStores = new SqlResourceRepository(db, backend, 'trust_stores', 'trust-store', 'trust store');
     this.distributions = new SqlResourceRepository(db, backend, 'distributions', 'distribution', 'distribution');
     this.functions = new SqlFunctionRepository(db, backend);
+    this.nodes = new SqlNodeRepository(db);
   }
 
   async changesAfter(seq: number, limit = 1000): Promise<ChangesPage> {

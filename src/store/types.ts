@@ -1,9 +1,9 @@
 /**
  * The Store interface: every piece of persistent state (key value stores and their
  * items, trust stores, connection functions with both stages, distributions) and the
- * change feed, behind one async interface. The SQLite backend implements it today;
- * the PostgreSQL backend of the cluster issue implements the same interface with the
- * same kysely queries.
+ * change feed, behind one async interface, implemented by the SQLite backend
+ * (sqlite.ts), the PostgreSQL backend (postgres.ts) with the same kysely queries
+ * (sql-store.ts), and read-only by a verified local snapshot (snapshot.ts).
  *
  * Semantics every backend guarantees:
  * - every write is one transaction; conditional writes compare the `If-Match` ETag
@@ -272,9 +272,54 @@ export interface ChangesPage {
   latestSeq: number;
 }
 
+/** One cluster node as recorded by its heartbeat (issue 8). Times in ms since the epoch. */
+export interface NodeRecord {
+  /** The node's `nodeName` (unique in the cluster). */
+  name: string;
+  /** When the node's current process started. */
+  startedAt: number;
+  /** When the node last reported. */
+  heartbeatAt: number;
+  /** The change sequence every replica of the node has applied (the lowest among them). */
+  appliedSeq: number;
+  /** Portcullis version. */
+  version: string;
+  /** Process id of the node's serving (primary) process. */
+  pid: number;
+  /** Host name of the machine. */
+  host: string;
+  /** The admin listener as `host:port`, or null when unknown. */
+  adminAddress: string | null;
+  /** The edge listeners as bound. */
+  listeners: { distribution: string; address: string; port: number }[];
+  /** The node's own readiness at the heartbeat (`/readyz` status). */
+  status: 'ok' | 'starting' | 'degraded';
+  /** Why the node is not `ok` (empty when it is). */
+  reasons: string[];
+}
+
+/**
+ * The cluster's node table (issue 8): every node upserts its row with
+ * {@link NodeRepository.heartbeat}; `GET /v1/nodes` lists them. Heartbeats append no
+ * change record (they are not configuration).
+ */
+export interface NodeRepository {
+  /** Inserts or replaces the row of `record.name`. @throws StoreUnavailableError when the database cannot be written. */
+  heartbeat(record: NodeRecord): Promise<void>;
+  /** Every node, ordered by name. */
+  list(): Promise<NodeRecord[]>;
+  /** Removes the row of `name` (a node taken out of the cluster); returns whether it existed. */
+  remove(name: string): Promise<boolean>;
+  /**
+   * The highest change sequence committed before `time` (ms since the epoch), 0 when
+   * none: what change-log pruning by age passes to {@link Store.pruneChanges}.
+   */
+  sequenceCommittedBefore(time: number): Promise<number>;
+}
+
 /** The one interface over all persistent state. Every method is async. */
 export interface Store {
-  /** Which backend: `sqlite` (embedded) or `postgres` (cluster, later issue). */
+  /** Which backend: `sqlite` (embedded; also a loaded local snapshot) or `postgres` (cluster). */
   readonly dialect: 'sqlite' | 'postgres';
   /** Where the data lives (file path for SQLite), for messages. */
   readonly location: string;
@@ -282,6 +327,11 @@ export interface Store {
   readonly trustStores: ResourceRepository;
   readonly distributions: ResourceRepository;
   readonly functions: FunctionRepository;
+  /**
+   * The cluster's node table (issue 8). Absent on stores that have none (a read-only
+   * local snapshot of the last applied state).
+   */
+  readonly nodes?: NodeRepository;
   /**
    * Changes with sequence > `seq`, in order, at most `limit` (default 1000).
    * `reset` when some of them were pruned away (see {@link pruneChanges}).
@@ -298,8 +348,12 @@ export interface Store {
   /**
    * Registers `listener` to be called (without arguments) whenever new changes may
    * have been committed: at once for writes through any Store instance of this process
-   * on the same database, and within the poll interval (SQLite: 50 ms by default) for
-   * writes by other processes. Calls may be spurious. Returns an unsubscribe function.
+   * on the same database; for writes by other processes, within the poll interval
+   * (SQLite: 50 ms by default) or, on PostgreSQL, on the commit's NOTIFY (the 1 s
+   * safety poll and every reconnection of the LISTEN connection also fire it, so a
+   * lost notification never loses a change). PostgreSQL also fires it when the
+   * database stops or starts answering, so subscribers notice an outage. Calls may be
+   * spurious. A snapshot store never fires. Returns an unsubscribe function.
    */
   watch(listener: () => void): () => void;
   /**

@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { configFromTree } from '../config/index.js';
+import { openSnapshotStore, openSqliteStore, type NodeRepository, type Store } from '../store/index.js';
+import { NodeAgent, PORTCULLIS_VERSION, type NodeProgress } from './cluster.js';
+
+test('node agent: heartbeats the applied sequence; a failing heartbeat turns /readyz degraded with the reason and recovers; writes the snapshot and prunes old changes only while the database is reachable', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = await openSqliteStore({ dataDir: join(dir, 'data') });
+  t.after(() => db.close());
+  // Two changes committed long ago (older than the retention), one now.
+  await db.trustStores.create({ id: 'old1', name: 'old1', etag: 'E', document: {}, now: 1000 });
+  await db.trustStores.create({ id: 'old2', name: 'old2', etag: 'E', document: {}, now: 2000 });
+  await db.trustStores.create({ id: 'new', name: 'new', etag: 'E', document: {}, now: Date.now() });
+  let down = false;
+  const nodes: NodeRepository = {
+    heartbeat: async (r) => { if (down) throw new Error('connect ECONNREFUSED'); return db.nodes!.heartbeat(r); },
+    list: () => db.nodes!.list(),
+    remove: (n) => db.nodes!.remove(n),
+    sequenceCommittedBefore: (time) => db.nodes!.sequenceCommittedBefore(time),
+  };
+  const store: Store = Object.assign(Object.create(Object.getPrototypeOf(db) as object) as Store, db, { nodes });
+  const snapshotFile = join(dir, 'snap.json');
+  const config = configFromTree(join(dir, 'portcullis.yaml'), {
+    nodeName: 'edge-1', cluster: { heartbeatIntervalMs: 100, changeRetentionSeconds: 60, snapshotFile, snapshotIntervalMs: 100 },
+  }, {});
+  let progress: NodeProgress = { appliedSeq: 3, degraded: [], starting: [] };
+  const agent = new NodeAgent({
+    config, logger: pino({ level: 'silent' }), store, progress: async () => progress,
+    listeners: () => [{ distribution: 'api', address: '127.0.0.1:8443', port: 8443 }], adminAddress: () => '127.0.0.1:9901',
+  });
+  t.after(() => agent.close());
+
+  await agent.tick();
+  const [row] = await db.nodes!.list();
+  assert.equal(row?.name, 'edge-1');
+  assert.equal(row?.appliedSeq, 3);
+  assert.equal(row?.status, 'ok');
+  assert.equal(row?.version, PORTCULLIS_VERSION);
+  assert.equal(row?.adminAddress, '127.0.0.1:9901');
+  assert.deepEqual(agent.readiness().status, 'ok');
+  assert.equal(agent.readiness().details?.appliedSequence, 3);
+  // Snapshot written from the database at its latest sequence.
+  assert.ok(existsSync(snapshotFile));
+  const snap = await openSnapshotStore(snapshotFile);
+  assert.equal(await snap.latestSequence(), 3);
+  await snap.close();
+  // Changes older than the retention pruned (through sequence 2), the recent one kept.
+  const page = await db.changesAfter(2);
+  assert.deepEqual(page.changes.map((c) => c.seq), [3]);
+  assert.equal((await db.changesAfter(0)).reset, true);
+
+  down = true;
+  await agent.tick();
+  const r = agent.readiness();
+  assert.equal(r.status, 'degraded');
+  assert.equal(r.ready, true, 'the edge keeps serving');
+  assert.equal(r.reasons.length, 1);
+  assert.match(r.reasons[0]!, /^the database has been unreachable since \d{4}-\d\d-\d\dT.* \(connect ECONNREFUSED\); serving the last applied state at sequence 3; writes are refused$/);
+  assert.ok(typeof r.details?.databaseUnreachableSince === 'string');
+
+  // Replica reasons are shown too; recovery clears the database reason.
+  progress = { appliedSeq: 3, degraded: ['edge: change feed unreachable; serving the last applied state at sequence 3'], starting: [] };
+  down = false;
+  await agent.tick();
+  assert.deepEqual(agent.readiness().reasons, ['edge: change feed unreachable; serving the last applied state at sequence 3']);
+  progress = { appliedSeq: 3, degraded: [], starting: [] };
+  await agent.tick();
+  assert.equal(agent.readiness().status, 'ok');
+
+  // A process not up yet: starting (not ready) while nothing reports, degraded once some serve.
+  progress = { appliedSeq: undefined, degraded: [], starting: ['1 of 2 workers not ready'], details: { workersReady: 0 } };
+  await agent.tick();
+  assert.deepEqual([agent.readiness().ready, agent.readiness().status], [false, 'starting']);
+  progress = { appliedSeq: 3, degraded: [], starting: ['1 of 2 workers not ready'], details: { workersReady: 1 } };
+  await agent.tick();
+  assert.deepEqual([agent.readiness().ready, agent.readiness().status], [true, 'degraded']);
+});
