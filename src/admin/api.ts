@@ -27,6 +27,7 @@ import { ParsedCertificate, chainView, parseTrustStoreBundle, splitCertificates,
 import type { OcspCacheEntryInfo, OcspCachePurgeFilter, RevocationStatus } from '../revocation/index.js';
 import type { Store, FunctionStage } from '../store/index.js';
 import { ApiError } from './errors.js';
+import { registerToolRoutes } from './tools.js';
 
 /**
  * The node's OCSP cache as the API sees it: the gateway node's cache in single-process
@@ -210,6 +211,25 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     return byId?.name ?? idOrName;
   }
 
+  /** The items of the KVS associated with the function's `stage` as they are now; undefined when none is. */
+  async function associatedKvsData(n: string, stage: FunctionStage): Promise<Map<string, string> | undefined> {
+    const doc = (await store.functions.get(n, stage))?.document as { keyValueStore?: { name: string } | null } | undefined;
+    const assoc = doc?.keyValueStore;
+    if (!assoc) return undefined;
+    const kvsData = new Map<string, string>();
+    const rec = await store.kvs.getStore(assoc.name);
+    if (rec) {
+      let after: string | undefined;
+      for (;;) {
+        const rows = await store.kvs.listItems(rec.id, { ...(after !== undefined ? { after } : {}), limit: 1000 });
+        for (const it of rows) kvsData.set(it.key, it.value);
+        if (rows.length < 1000) break;
+        after = rows[rows.length - 1]!.key;
+      }
+    }
+    return kvsData;
+  }
+
   // ---- trust stores ----
   app.post('/v1/trust-stores', async (req, reply) => {
     const b = parseBody(trustStoreCreate, req.body);
@@ -371,7 +391,6 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     const n = await functionName(param(req, 'id'));
     const stage = b.stage ?? 'DEVELOPMENT';
     const code = await functions.getCode(n, stage);
-    const doc = (await store.functions.get(n, stage))?.document as { keyValueStore?: { name: string } | null } | undefined;
     let json: string;
     if (b.connection !== undefined) {
       json = JSON.stringify(b.revocationStatus !== undefined ? { ...b.connection, revocationStatus: b.revocationStatus } : b.connection);
@@ -391,20 +410,8 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
       }));
     }
     // The associated KVS as it is now (the stage's association), so cf.kvs() sees real data.
-    const kvsData = new Map<string, string>();
-    const assoc = doc?.keyValueStore;
-    if (assoc) {
-      const rec = await store.kvs.getStore(assoc.name);
-      if (rec) {
-        let after: string | undefined;
-        for (;;) {
-          const rows = await store.kvs.listItems(rec.id, { ...(after !== undefined ? { after } : {}), limit: 1000 });
-          for (const it of rows) kvsData.set(it.key, it.value);
-          if (rows.length < 1000) break;
-          after = rows[rows.length - 1]!.key;
-        }
-      }
-    }
+    const kvsData = await associatedKvsData(n, stage);
+    const assoc = kvsData !== undefined;
     const fn = await sandbox.load(code.code, { ...functionLimits, name: n }, assoc ? { kvs: kvsData } : {});
     let r: FunctionResult;
     try {
@@ -464,6 +471,9 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     if (unknown.length > 0) throw new InvalidArgumentError(unknown.map((k) => `${k}: unknown query parameter`).join('; '));
     return { Purged: await cache().purge(filter), Filter: filter };
   });
+
+  // ---- console tools: certificate inspection, decision matrix (tools.ts) ----
+  registerToolRoutes(app, { functions, sandbox, functionLimits, functionName, associatedKvsData });
 
   return () => sandbox.close();
 }

@@ -12,7 +12,7 @@ import {
 } from '../config/index.js';
 import { FunctionHost } from '../functions/index.js';
 import { OcspCache, RevocationChecker } from '../revocation/index.js';
-import { Gateway, OriginProxy } from '../edge/index.js';
+import { ConnectionLogTap, Gateway, OriginProxy } from '../edge/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
 import { ConfigError } from '../errors.js';
 
@@ -22,6 +22,8 @@ export interface GatewayNode {
   readonly functions: FunctionHost;
   readonly revocation: RevocationChecker;
   readonly registry: Registry;
+  /** Every connection-log line this node writes, for live viewers (the admin API's stream). */
+  readonly connectionLogTap: ConnectionLogTap;
   /** Listeners as bound (distribution, address, port). */
   listeners(): { distribution: string; address: string; port: number }[];
   /** Stops accepting, lets admitted connections finish (bounded), closes everything. */
@@ -83,13 +85,14 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       closers.push(() => new Promise<void>((r) => file.end(() => r())));
     }
     registerHostGauges(registry, functions);
+    const connectionLogTap = new ConnectionLogTap();
     const gateway = await Gateway.start({
-      store, functions, revocation, handler: proxy, connectionLog, logger: logger.child({ component: 'edge' }), metrics: registry,
+      store, functions, revocation, handler: proxy, connectionLog, connectionLogTap, logger: logger.child({ component: 'edge' }), metrics: registry,
       listenOverrides: config.listenOverrides,
     });
     closers.push(() => gateway.close());
     return {
-      gateway, functions, revocation, registry,
+      gateway, functions, revocation, registry, connectionLogTap,
       listeners: () => gateway.listeners(),
       close: closeAll,
     };
