@@ -161,7 +161,9 @@ const functionTest = z.strictObject({
   clientCertificatePem: z.string().optional(),
   clientIp: z.string().min(1).optional(),
   revocationStatus: z.record(z.string(), z.unknown()).optional(),
+  ocspStatus: z.strictObject({ leaf: z.enum(['Good', 'Revoked', 'Unknown', 'Error']), intermediates: z.enum(['Good', 'Revoked', 'Unknown', 'Error']).optional() }).optional(),
 }).refine((b) => (b.connection === undefined) !== (b.clientCertificatePem === undefined), { error: 'give exactly one of connection, clientCertificatePem' })
+  .refine((b) => b.ocspStatus === undefined || (b.clientCertificatePem !== undefined && b.revocationStatus === undefined), { error: 'ocspStatus: applies to clientCertificatePem, instead of revocationStatus', path: ['ocspStatus'] })
   .refine((b) => b.connection === undefined || b.clientIp === undefined, { error: 'clientIp: applies to clientCertificatePem; a connection object holds its own clientIp', path: ['clientIp'] });
 
 /** Distribution create body: `name` plus the distribution document's fields. */
@@ -406,7 +408,8 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
       }
       json = connectionJson(buildConnection({
         clientIp: b.clientIp ?? '203.0.113.10', clientPort: 50000, endpoint: 'test.example.test', distributionId: 'test', certificates: chain,
-        revocationStatus: (b.revocationStatus as RevocationStatus | undefined) ?? syntheticRevocationStatus(chain, 'Good', 'Good', now()),
+        revocationStatus: (b.revocationStatus as RevocationStatus | undefined)
+          ?? syntheticRevocationStatus(chain, b.ocspStatus?.leaf ?? 'Good', b.ocspStatus?.intermediates ?? b.ocspStatus?.leaf ?? 'Good', now()),
       }));
     }
     // The associated KVS as it is now (the stage's association), so cf.kvs() sees real data.

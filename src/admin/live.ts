@@ -107,6 +107,8 @@ export interface CounterSample {
   byStatus: Record<string, number>;
   ocspCacheHits: number;
   ocspCacheMisses: number;
+  /** `portcullis_applied_change_sequence`, when exposed. */
+  appliedChangeSequence: number | null;
 }
 
 const LABEL = /(\w+)="((?:[^"\\]|\\.)*)"/g;
@@ -116,7 +118,7 @@ const LABEL = /(\w+)="((?:[^"\\]|\\.)*)"/g;
  * from Prometheus text exposition (format 0.0.4). Missing metrics count 0.
  */
 export function countersFromExposition(text: string, at: number): CounterSample {
-  const sample: CounterSample = { at, byStatus: {}, ocspCacheHits: 0, ocspCacheMisses: 0 };
+  const sample: CounterSample = { at, byStatus: {}, ocspCacheHits: 0, ocspCacheMisses: 0, appliedChangeSequence: null };
   for (const line of text.split('\n')) {
     if (line.startsWith('#') || line === '') continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
@@ -125,6 +127,7 @@ export function countersFromExposition(text: string, at: number): CounterSample 
     if (!Number.isFinite(value)) continue;
     if (m[1] === 'portcullis_ocsp_cache_hits_total') sample.ocspCacheHits += value;
     else if (m[1] === 'portcullis_ocsp_cache_misses_total') sample.ocspCacheMisses += value;
+    else if (m[1] === 'portcullis_applied_change_sequence') sample.appliedChangeSequence = value;
     else if (m[1] === 'portcullis_edge_connections_total') {
       let status = '';
       for (const l of (m[2] ?? '').matchAll(LABEL)) if (l[1] === 'status') status = l[2]!.replace(/\\(.)/g, '$1');
@@ -145,6 +148,8 @@ export interface StatsView {
   ocspCache: { hits: number; misses: number; hitRate: number | null };
   /** Counts since the node started. */
   totals: { allowed: number; denied: number; ocspCacheHits: number; ocspCacheMisses: number };
+  /** The change-feed sequence the data path has applied (cluster: the lowest among workers); null when not exposed. */
+  appliedChangeSequence: number | null;
 }
 
 function allowedDenied(byStatus: Record<string, number>): { allowed: number; denied: number } {
@@ -165,7 +170,7 @@ function allowedDenied(byStatus: Record<string, number>): { allowed: number; den
 export function statsBetween(samples: readonly CounterSample[], latest: CounterSample): StatsView {
   let base: CounterSample | undefined;
   for (const s of samples) if (s.at <= latest.at - STATS_WINDOW_MS) base = s;
-  base ??= samples[0] ?? { at: latest.at, byStatus: {}, ocspCacheHits: 0, ocspCacheMisses: 0 };
+  base ??= samples[0] ?? { at: latest.at, byStatus: {}, ocspCacheHits: 0, ocspCacheMisses: 0, appliedChangeSequence: null };
   const delta = (now: number, then: number): number => (now >= then ? now - then : now);
   const byStatus: Record<string, number> = {};
   for (const [s, n] of Object.entries(latest.byStatus)) {
@@ -181,6 +186,7 @@ export function statsBetween(samples: readonly CounterSample[], latest: CounterS
     connections: { ...allowedDenied(byStatus), byStatus },
     ocspCache: { hits, misses, hitRate: hits + misses > 0 ? hits / (hits + misses) : null },
     totals: { ...totals, ocspCacheHits: latest.ocspCacheHits, ocspCacheMisses: latest.ocspCacheMisses },
+    appliedChangeSequence: latest.appliedChangeSequence,
   };
 }
 
