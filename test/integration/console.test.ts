@@ -325,16 +325,15 @@ describe('web console', () => {
       await p.getByRole('heading', { name: 'Overview' }).waitFor();
       await p.getByRole('row', { name: /web/ }).waitFor();
       await shot(p, 'overview-phone');
-      const pages: [string, string, string][] = [
-        ['trust-stores', 'console-ca', 'trust-stores-phone'],
-        ['kvs/revoked-serials', 'revoked-serials', 'kvs-phone'],
-        ['functions/kvs-revoke', 'kvs-revoke', 'functions-phone'],
-        ['connections', 'Connections', 'connections-phone'],
+      const pages: [string, (p: Page) => Promise<void>, string][] = [
+        ['trust-stores', (p) => p.getByText('CN=Console Root CA').first().waitFor(), 'trust-stores-phone'],
+        ['kvs/revoked-serials', (p) => p.getByText('deadbeef', { exact: true }).waitFor(), 'kvs-phone'],
+        ['functions/kvs-revoke', (p) => p.locator('.cm-content').waitFor(), 'functions-phone'],
+        ['connections', (p) => p.getByText('live', { exact: true }).waitFor(), 'connections-phone'],
       ];
-      for (const [hash, heading, name] of pages) {
+      for (const [hash, loaded, name] of pages) {
         await p.goto(`${gw.adminUrl}/console/#/${hash}`);
-        await p.getByRole('heading', { name: heading, exact: true }).first().waitFor();
-        await p.waitForLoadState('networkidle').catch(() => {});
+        await loaded(p);
         await shot(p, name);
       }
       // The menu opens with the keyboard and leads to the pages.

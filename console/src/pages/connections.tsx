@@ -131,19 +131,19 @@ export function ConnectionsPage() {
       <ErrorBox error={error} />
       <p class="muted small">Newest first; the last {MAX_ROWS} lines are kept. Lines appear as connections end.</p>
       <div class="table-wrap">
-        <table class="log">
+        <table class="log cards-sm" role="table">
           <caption class="sr-only">Connection log, live</caption>
-          <thead><tr><th scope="col">Time</th><th scope="col">Distribution</th><th scope="col">Status</th><th scope="col">Client</th><th scope="col">Certificate</th><th scope="col">Reason</th></tr></thead>
-          <tbody>
-            {lines.length === 0 && <tr><td colSpan={6} class="muted">Waiting for connections…</td></tr>}
+          <thead role="rowgroup"><tr role="row"><th scope="col" role="columnheader">Time</th><th scope="col" role="columnheader">Distribution</th><th scope="col" role="columnheader">Status</th><th scope="col" role="columnheader">Client</th><th scope="col" role="columnheader">Certificate</th><th scope="col" role="columnheader">Reason</th></tr></thead>
+          <tbody role="rowgroup">
+            {lines.length === 0 && <tr role="row"><td role="cell" colSpan={6} class="muted">Waiting for connections…</td></tr>}
             {lines.map((l) => (
-              <tr key={l.connectionId} data-status={l.connectionStatus}>
-                <td class="nowrap">{l.eventTimestamp.slice(11, 23)}</td>
-                <td>{l.distributionName ?? l.distributionId ?? '—'}{l.tlsSni && <div class="muted small">{l.tlsSni}</div>}</td>
-                <td>{l.connectionStatus === 'Success' ? <Badge kind="ok">allowed</Badge> : <Badge kind="bad">{l.connectionStatus.replace(/^Failed:/, '')}</Badge>}</td>
-                <td class="nowrap">{l.clientIp ?? '—'}</td>
-                <td>{l.clientLeafCertSubject ? <span class="wrap">{l.clientLeafCertSubject}</span> : '—'}{l.clientLeafCertSerialNumber && <div class="muted small"><code class="wrap">{l.clientLeafCertSerialNumber}</code></div>}</td>
-                <td><span class="wrap">{l.reason ?? ''}</span>{l.connectionLogCustomData && <div class="muted small">{l.connectionLogCustomData}</div>}</td>
+              <tr role="row" key={l.connectionId} data-status={l.connectionStatus}>
+                <td role="cell" data-label="Time" class="nowrap">{l.eventTimestamp.slice(11, 23)}</td>
+                <td role="cell" data-label="Distribution">{l.distributionName ?? l.distributionId ?? '—'}{l.tlsSni && <div class="muted small">{l.tlsSni}</div>}</td>
+                <td role="cell" data-label="Status">{l.connectionStatus === 'Success' ? <Badge kind="ok">allowed</Badge> : <Badge kind="bad">{l.connectionStatus.replace(/^Failed:/, '')}</Badge>}</td>
+                <td role="cell" data-label="Client" class="nowrap">{l.clientIp ?? '—'}</td>
+                <td role="cell" data-label="Certificate">{l.clientLeafCertSubject ? <span class="wrap">{l.clientLeafCertSubject}</span> : '—'}{l.clientLeafCertSerialNumber && <div class="muted small"><code class="wrap">{l.clientLeafCertSerialNumber}</code></div>}</td>
+                <td role="cell" data-label="Reason"><span class="wrap">{l.reason ?? ''}</span>{l.connectionLogCustomData && <div class="muted small">{l.connectionLogCustomData}</div>}</td>
               </tr>
             ))}
           </tbody>

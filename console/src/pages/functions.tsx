@@ -316,7 +316,7 @@ function DiffTab({ stages }: { stages: Stages }) {
   );
 }
 
-function FunctionDetail({ name }: { name: string }) {
+function FunctionDetail({ name, onChanged }: { name: string; onChanged: () => void }) {
   const stages = useLoad((signal) => loadStages(name, signal), [name]);
   const [tab, setTab] = useState<Tab>('code');
   const [form, setForm] = useState<TestForm>({ pem: '', clientIp: '', leaf: 'Good', intermediates: '', stage: 'DEVELOPMENT' });
@@ -336,7 +336,7 @@ function FunctionDetail({ name }: { name: string }) {
       <Tabs tab={tab} setTab={setTab} />
       {s && TABS.map((t) => (
         <div key={t.id} id={`panel-${t.id}`} role="tabpanel" aria-labelledby={`tab-${t.id}`} hidden={tab !== t.id} class="tabpanel">
-          {t.id === 'code' && <CodeTab name={name} stages={s} onSaved={stages.reload} />}
+          {t.id === 'code' && <CodeTab name={name} stages={s} onSaved={() => { stages.reload(); onChanged(); }} />}
           {t.id === 'test' && tab === 'test' && <TestTab name={name} form={form} setForm={setForm} published={s.live !== undefined} />}
           {t.id === 'matrix' && tab === 'matrix' && <MatrixTab name={name} pem={form.pem} published={s.live !== undefined} />}
           {t.id === 'diff' && tab === 'diff' && <DiffTab stages={s} />}
@@ -385,7 +385,7 @@ export function FunctionsPage({ selected }: { selected: string | undefined }) {
         <ErrorBox error={error} />
       </aside>
       <section class="main-col">
-        {current ? <FunctionDetail key={current} name={current} /> : (list.data && <PageHeader title="Connection functions" />)}
+        {current ? <FunctionDetail key={current} name={current} onChanged={list.reload} /> : (list.data && <PageHeader title="Connection functions" />)}
         {list.data?.length === 0 && <p class="muted">No connection functions yet: create one.</p>}
       </section>
     </div>

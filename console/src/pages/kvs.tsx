@@ -177,15 +177,15 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
         {keys && keys.items.length === 0 && <p class="muted">{prefix ? `No key starts with "${prefix}".` : 'The store is empty.'}</p>}
         {keys && keys.items.length > 0 && (
           <div class="table-wrap">
-            <table>
+            <table class="cards-sm" role="table">
               <caption class="sr-only">Keys of {name}</caption>
-              <thead><tr><th scope="col">Key</th><th scope="col">Value</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
-              <tbody>
+              <thead role="rowgroup"><tr role="row"><th scope="col" role="columnheader">Key</th><th scope="col" role="columnheader">Value</th><th scope="col" role="columnheader"><span class="sr-only">Actions</span></th></tr></thead>
+              <tbody role="rowgroup">
                 {keys.items.map((it) => (
-                  <tr key={it.Key}>
-                    <td><code class="wrap">{it.Key}</code></td>
-                    <td><span class="wrap value">{it.Value.length > 200 ? `${it.Value.slice(0, 200)}…` : it.Value}</span></td>
-                    <td class="nowrap">
+                  <tr role="row" key={it.Key}>
+                    <td role="cell" data-label="Key"><code class="wrap">{it.Key}</code></td>
+                    <td role="cell" data-label="Value"><span class="wrap value">{it.Value.length > 200 ? `${it.Value.slice(0, 200)}…` : it.Value}</span></td>
+                    <td role="cell" class="nowrap actions-cell">
                       <button type="button" class="small" aria-label={`Edit ${it.Key}`} onClick={() => { setEditKey(it.Key); setEditValue(it.Value); document.getElementById('kv-value')?.focus(); }}>Edit</button>{' '}
                       <button type="button" class="small danger" aria-label={`Delete ${it.Key}`} disabled={busy} onClick={() => deleteKey(it.Key)}>Delete</button>
                     </td>

@@ -79,14 +79,14 @@ function Nodes({ appliedSequence }: { appliedSequence: number | null | undefined
         <div class="table-wrap">
           <table>
             <caption class="sr-only">Nodes and their applied change sequence (latest {n.view.latestSequence})</caption>
-            <thead><tr><th scope="col">Node</th><th scope="col">Status</th><th scope="col">Applied sequence</th><th scope="col">Last heartbeat</th></tr></thead>
-            <tbody>
+            <thead role="rowgroup"><tr role="row"><th scope="col" role="columnheader">Node</th><th scope="col" role="columnheader">Status</th><th scope="col" role="columnheader">Applied sequence</th><th scope="col" role="columnheader">Last heartbeat</th></tr></thead>
+            <tbody role="rowgroup">
               {n.view.nodes.map((x) => (
-                <tr key={x.name}>
-                  <td>{x.name}</td>
-                  <td>{x.inSync === false ? <Badge kind="warn">behind</Badge> : <Badge kind="ok">{x.status ?? 'in sync'}</Badge>}</td>
-                  <td>{x.appliedSequence ?? '—'} / {n.view.latestSequence}</td>
-                  <td>{x.lastHeartbeat ? new Date(x.lastHeartbeat).toLocaleString() : '—'}</td>
+                <tr role="row" key={x.name}>
+                  <td role="cell">{x.name}</td>
+                  <td role="cell">{x.inSync === false ? <Badge kind="warn">behind</Badge> : <Badge kind="ok">{x.status ?? 'in sync'}</Badge>}</td>
+                  <td role="cell">{x.appliedSequence ?? '—'} / {n.view.latestSequence}</td>
+                  <td role="cell">{x.lastHeartbeat ? new Date(x.lastHeartbeat).toLocaleString() : '—'}</td>
                 </tr>
               ))}
             </tbody>
@@ -119,11 +119,11 @@ export function OverviewPage() {
         {d && d.distributions.length === 0 && <p class="muted">No distributions yet.</p>}
         {d && d.distributions.length > 0 && (
           <div class="table-wrap">
-            <table>
-              <thead>
-                <tr><th scope="col">Name</th><th scope="col">Listener</th><th scope="col">Mode</th><th scope="col">Trust store</th><th scope="col">OCSP</th><th scope="col">Function</th></tr>
+            <table class="cards-sm" role="table">
+              <thead role="rowgroup">
+                <tr role="row"><th scope="col" role="columnheader">Name</th><th scope="col" role="columnheader">Listener</th><th scope="col" role="columnheader">Mode</th><th scope="col" role="columnheader">Trust store</th><th scope="col" role="columnheader">OCSP</th><th scope="col" role="columnheader">Function</th></tr>
               </thead>
-              <tbody>
+              <tbody role="rowgroup">
                 {d.distributions.map((x) => {
                   const c = x.DistributionConfig;
                   const ts = d.trustStores.find((t) => t.Name === c.viewerMtls.trustStore);
@@ -131,13 +131,13 @@ export function OverviewPage() {
                   const live = d.live.find((f) => f.Name === fnName);
                   const dev = d.dev.find((f) => f.Name === fnName);
                   return (
-                    <tr key={x.Id}>
-                      <th scope="row">{x.Name}{c.aliases.length > 0 && <div class="muted small">{c.aliases.join(', ')}</div>}</th>
-                      <td><code>{c.listen}</code></td>
-                      <td>{c.viewerMtls.mode}</td>
-                      <td>{c.viewerMtls.trustStore ? <a href="#/trust-stores">{c.viewerMtls.trustStore}</a> : '—'}</td>
-                      <td>{ts ? (ts.UseClientCertificateOcspEndpoint ? <Badge kind="ok">on</Badge> : <Badge kind="muted">off</Badge>) : '—'}</td>
-                      <td>
+                    <tr role="row" key={x.Id}>
+                      <th scope="row" role="rowheader">{x.Name}{c.aliases.length > 0 && <div class="muted small">{c.aliases.join(', ')}</div>}</th>
+                      <td role="cell" data-label="Listener"><code>{c.listen}</code></td>
+                      <td role="cell" data-label="Mode">{c.viewerMtls.mode}</td>
+                      <td role="cell" data-label="Trust store">{c.viewerMtls.trustStore ? <a href="#/trust-stores">{c.viewerMtls.trustStore}</a> : '—'}</td>
+                      <td role="cell" data-label="OCSP">{ts ? (ts.UseClientCertificateOcspEndpoint ? <Badge kind="ok">on</Badge> : <Badge kind="muted">off</Badge>) : '—'}</td>
+                      <td role="cell" data-label="Function">
                         {fnName ? (
                           <>
                             <a href={`#/functions/${encodeURIComponent(fnName)}`}>{fnName}</a>{' '}

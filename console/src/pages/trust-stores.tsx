@@ -44,16 +44,16 @@ function TrustStoreCard({ ts, onChanged }: { ts: TrustStore; onChanged: () => vo
       <ErrorBox error={certs.error} onReload={certs.reload} />
       {certs.data && (
         <div class="table-wrap">
-          <table>
+          <table class="cards-sm" role="table">
             <caption class="sr-only">Certificates in {ts.Name}</caption>
-            <thead><tr><th scope="col">Subject</th><th scope="col">Expires</th><th scope="col">Key</th><th scope="col">Serial</th></tr></thead>
-            <tbody>
+            <thead role="rowgroup"><tr role="row"><th scope="col" role="columnheader">Subject</th><th scope="col" role="columnheader">Expires</th><th scope="col" role="columnheader">Key</th><th scope="col" role="columnheader">Serial</th></tr></thead>
+            <tbody role="rowgroup">
               {certs.data.map((c) => (
-                <tr key={c.Sha256Fingerprint}>
-                  <td><span class="wrap">{c.Subject}</span>{c.Subject !== c.Issuer && <div class="muted small">issued by {c.Issuer}</div>}</td>
-                  <td class="nowrap">{c.NotAfter.slice(0, 10)} {expiryBadge(c.NotAfter)}</td>
-                  <td class="nowrap">{c.KeyType}</td>
-                  <td><code class="wrap">{c.SerialNumber}</code></td>
+                <tr role="row" key={c.Sha256Fingerprint}>
+                  <td role="cell" data-label="Subject"><span class="wrap">{c.Subject}</span>{c.Subject !== c.Issuer && <div class="muted small">issued by {c.Issuer}</div>}</td>
+                  <td role="cell" data-label="Expires" class="nowrap">{c.NotAfter.slice(0, 10)} {expiryBadge(c.NotAfter)}</td>
+                  <td role="cell" data-label="Key" class="nowrap">{c.KeyType}</td>
+                  <td role="cell" data-label="Serial"><code class="wrap">{c.SerialNumber}</code></td>
                 </tr>
               ))}
             </tbody>
