@@ -329,7 +329,14 @@ describe('web console', () => {
         ['trust-stores', (p) => p.getByText('CN=Console Root CA').first().waitFor(), 'trust-stores-phone'],
         ['kvs/revoked-serials', (p) => p.getByText('deadbeef', { exact: true }).waitFor(), 'kvs-phone'],
         ['functions/kvs-revoke', (p) => p.locator('.cm-content').waitFor(), 'functions-phone'],
-        ['connections', (p) => p.getByText('live', { exact: true }).waitFor(), 'connections-phone'],
+        ['connections', async (p) => {
+          await p.getByText('live', { exact: true }).waitFor();
+          const base = { host: HOST, port, cacert: files['root.pem']! };
+          await curlThrough({ ...base, cert: files['good-chain.pem']!, key: files['good.key']! });
+          await curlThrough({ ...base, cert: files['revoked-chain.pem']!, key: files['revoked.key']! });
+          await p.locator('table.log tbody tr[data-status^="Failed"]').first().waitFor();
+          await p.locator('table.log tbody tr[data-status="Success"]').first().waitFor();
+        }, 'connections-phone'],
       ];
       for (const [hash, loaded, name] of pages) {
         await p.goto(`${gw.adminUrl}/console/#/${hash}`);
