@@ -180,3 +180,30 @@ test('ConnectionLogTap: activity callback on first and last subscriber; a throwi
   assert.deepEqual(got, ['x']);
   assert.equal(tap.active, false);
 });
+
+test('a stream client that does not read is disconnected once 1 MiB is queued for it; publishing never waits', async (t) => {
+  const { request } = await import('node:http');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-live-'));
+  const store = await openSqliteStore({ dataDir: dir });
+  const tap = new ConnectionLogTap();
+  const admin = await startAdminServer({
+    listen: '127.0.0.1:0', token: TOKEN, metrics: async () => ({ contentType: 'text/plain', body: '' }),
+    readiness: () => ({ ready: true, status: 'ok', reasons: [] }), api: { store }, connectionLog: tap,
+  });
+  t.after(async () => { await admin.close(); await store.close(); rmSync(dir, { recursive: true, force: true }); });
+  // A client that reads the headers and then nothing.
+  const req = request({ host: '127.0.0.1', port: admin.address.port, path: '/v1/connection-log/stream', headers: { authorization: `Bearer ${TOKEN}` } });
+  req.on('response', (res) => { res.pause(); res.on('error', () => {}); });
+  req.on('error', () => {});
+  req.end();
+  while (tap.size === 0) await new Promise((r) => setTimeout(r, 10));
+  const big = line({ reason: 'x'.repeat(4000) });
+  const json = JSON.stringify(big);
+  // Up to 64 MiB offered; each publish returns at once (the write is buffered or the client dropped).
+  for (let i = 0; i < 16_000 && tap.size > 0; i++) {
+    tap.publish(big, json);
+    if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(tap.size, 0, 'the slow client was dropped');
+  req.destroy();
+});
