@@ -47,7 +47,7 @@ function SignIn({ onSignedIn, reason }: { onSignedIn: () => void; reason?: strin
       onSignedIn();
     } catch (err) {
       setError(err instanceof ApiError && err.status === 401
-        ? new ApiError(401, 'AccessDenied', 'the admin API refused this token. Use the token from the admin.token file in the data directory (or the PORTCULLIS_ADMIN_TOKEN the server was started with).')
+        ? new ApiError(401, 'AccessDenied', 'the admin API refused this token. Use admin.token from the node config, or the contents of the admin-token file in its data directory.')
         : err);
     } finally {
       setBusy(false);
