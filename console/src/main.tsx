@@ -2,7 +2,7 @@
 // the pages — overview, trust stores, key value stores, connection functions,
 // connections. Hash routes (#/kvs/NAME) so any /console/ URL loads the same page.
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, getToken, setToken, setUnauthorizedHandler, type Readiness } from './api';
 import { ErrorBox } from './ui';
 import { OverviewPage } from './pages/overview';
@@ -89,6 +89,13 @@ function App() {
   useEffect(() => {
     document.title = `${PAGES.find((p) => p.id === route.page)?.label ?? 'Portcullis'} · Portcullis console`;
   }, [route.page]);
+  // After navigating, move keyboard and screen-reader focus to the new page's heading.
+  const firstRoute = useRef(true);
+  useEffect(() => {
+    if (firstRoute.current) { firstRoute.current = false; return; }
+    const t = setTimeout(() => document.getElementById('page-title')?.focus(), 50);
+    return () => clearTimeout(t);
+  }, [route.page, route.arg]);
   if (!signedIn) return <SignIn reason={reason} onSignedIn={() => { setReason(undefined); setSignedIn(true); }} />;
   const signOut = () => { setToken(null); setReason(undefined); setSignedIn(false); };
   let page;

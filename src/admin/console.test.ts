@@ -65,8 +65,12 @@ test('console files: no token needed, content types, CSP with a nonce on the pag
     assert.notEqual(r.statusCode, 200, url);
     assert.doesNotMatch(r.body, /TOP-SECRET-CONTENT/, url);
   }
-  // The API is not opened by the console exemption.
+  // The API is not opened by the console exemption, however the path is spelled.
   assert.equal((await a.inject({ method: 'GET', url: '/v1/trust-stores' })).statusCode, 401);
+  for (const url of ['/console/../v1/trust-stores', '/console/%2e%2e/v1/trust-stores', '/console/..%2fv1%2ftrust-stores', '/console?/../v1/trust-stores']) {
+    const r = await a.inject({ method: 'GET', url });
+    assert.doesNotMatch(r.body, /"Items"/, url);
+  }
   assert.equal((await a.inject({ method: 'GET', url: '/consolex' })).statusCode, 401);
 });
 
