@@ -87,7 +87,7 @@ test('openapi.json lists exactly the registered routes', async (t) => {
   }
   // The routes registerApiRoutes adds, collected from fastify itself.
   const probe = Fastify();
-  const registered = new Set<string>(['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /v1/openapi.json']);
+  const registered = new Set<string>(['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /v1/openapi.json', 'GET /v1/stats', 'GET /v1/connection-log/stream']);
   probe.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') registered.add(`${m} ${r.url.replace(/:(\w+)/g, '{$1}')}`);
   });

@@ -27,6 +27,7 @@ import { ParsedCertificate, chainView, parseTrustStoreBundle, splitCertificates,
 import type { OcspCacheEntryInfo, OcspCachePurgeFilter, RevocationStatus } from '../revocation/index.js';
 import type { Store, FunctionStage } from '../store/index.js';
 import { ApiError } from './errors.js';
+import { registerToolRoutes } from './tools.js';
 
 /**
  * The node's OCSP cache as the API sees it: the gateway node's cache in single-process
@@ -186,7 +187,9 @@ const functionTest = z.strictObject({
   clientCertificatePem: z.string().optional(),
   clientIp: z.string().min(1).optional(),
   revocationStatus: z.record(z.string(), z.unknown()).optional(),
+  ocspStatus: z.strictObject({ leaf: z.enum(['Good', 'Revoked', 'Unknown', 'Error']), intermediates: z.enum(['Good', 'Revoked', 'Unknown', 'Error']).optional() }).optional(),
 }).refine((b) => (b.connection === undefined) !== (b.clientCertificatePem === undefined), { error: 'give exactly one of connection, clientCertificatePem' })
+  .refine((b) => b.ocspStatus === undefined || (b.clientCertificatePem !== undefined && b.revocationStatus === undefined), { error: 'ocspStatus: applies to clientCertificatePem, instead of revocationStatus', path: ['ocspStatus'] })
   .refine((b) => b.connection === undefined || b.clientIp === undefined, { error: 'clientIp: applies to clientCertificatePem; a connection object holds its own clientIp', path: ['clientIp'] });
 
 /** Distribution create body: `name` plus the distribution document's fields. */
@@ -234,6 +237,25 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     if (await store.functions.get(idOrName, 'DEVELOPMENT')) return idOrName;
     const byId = (await store.functions.list()).find((f) => f.id === idOrName);
     return byId?.name ?? idOrName;
+  }
+
+  /** The items of the KVS associated with the function's `stage` as they are now; undefined when none is. */
+  async function associatedKvsData(n: string, stage: FunctionStage): Promise<Map<string, string> | undefined> {
+    const doc = (await store.functions.get(n, stage))?.document as { keyValueStore?: { name: string } | null } | undefined;
+    const assoc = doc?.keyValueStore;
+    if (!assoc) return undefined;
+    const kvsData = new Map<string, string>();
+    const rec = await store.kvs.getStore(assoc.name);
+    if (rec) {
+      let after: string | undefined;
+      for (;;) {
+        const rows = await store.kvs.listItems(rec.id, { ...(after !== undefined ? { after } : {}), limit: 1000 });
+        for (const it of rows) kvsData.set(it.key, it.value);
+        if (rows.length < 1000) break;
+        after = rows[rows.length - 1]!.key;
+      }
+    }
+    return kvsData;
   }
 
   // ---- trust stores ----
@@ -397,7 +419,6 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     const n = await functionName(param(req, 'id'));
     const stage = b.stage ?? 'DEVELOPMENT';
     const code = await functions.getCode(n, stage);
-    const doc = (await store.functions.get(n, stage))?.document as { keyValueStore?: { name: string } | null } | undefined;
     let json: string;
     if (b.connection !== undefined) {
       json = JSON.stringify(b.revocationStatus !== undefined ? { ...b.connection, revocationStatus: b.revocationStatus } : b.connection);
@@ -413,24 +434,13 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
       }
       json = connectionJson(buildConnection({
         clientIp: b.clientIp ?? '203.0.113.10', clientPort: 50000, endpoint: 'test.example.test', distributionId: 'test', certificates: chain,
-        revocationStatus: (b.revocationStatus as RevocationStatus | undefined) ?? syntheticRevocationStatus(chain, 'Good', 'Good', now()),
+        revocationStatus: (b.revocationStatus as RevocationStatus | undefined)
+          ?? syntheticRevocationStatus(chain, b.ocspStatus?.leaf ?? 'Good', b.ocspStatus?.intermediates ?? b.ocspStatus?.leaf ?? 'Good', now()),
       }));
     }
     // The associated KVS as it is now (the stage's association), so cf.kvs() sees real data.
-    const kvsData = new Map<string, string>();
-    const assoc = doc?.keyValueStore;
-    if (assoc) {
-      const rec = await store.kvs.getStore(assoc.name);
-      if (rec) {
-        let after: string | undefined;
-        for (;;) {
-          const rows = await store.kvs.listItems(rec.id, { ...(after !== undefined ? { after } : {}), limit: 1000 });
-          for (const it of rows) kvsData.set(it.key, it.value);
-          if (rows.length < 1000) break;
-          after = rows[rows.length - 1]!.key;
-        }
-      }
-    }
+    const kvsData = await associatedKvsData(n, stage);
+    const assoc = kvsData !== undefined;
     const fn = await sandbox.load(code.code, { ...functionLimits, name: n }, assoc ? { kvs: kvsData } : {});
     let r: FunctionResult;
     try {
@@ -547,6 +557,9 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     if (unknown.length > 0) throw new InvalidArgumentError(unknown.map((k) => `${k}: unknown query parameter`).join('; '));
     return { Purged: await cache().purge(filter), Filter: filter };
   });
+
+  // ---- console tools: certificate inspection, decision matrix (tools.ts) ----
+  registerToolRoutes(app, { functions, sandbox, functionLimits, functionName, associatedKvsData });
 
   return () => sandbox.close();
 }

@@ -94,6 +94,23 @@ export function openApiDocument(): Json {
         parameters: [id('function')],
         post: { summary: 'Run one stage once in an isolated sandbox worker (with the associated KVS\'s current data)', requestBody: body(ref('FunctionTest')), responses: { 200: ok('the result (ETag: the stage tested)', ref('FunctionTestResult')), ...errors(400, 401, 404) } },
       },
+      '/v1/connection-functions/{id}/matrix': {
+        parameters: [id('function')],
+        post: { summary: 'Decision matrix of one stage: leaf × intermediate OCSP status (Good, Revoked, Unknown, Error) × KVS hit/miss (the leaf serial\'s key added to or removed from the associated KVS\'s current data) × client IP, in an isolated sandbox worker; rows that admit a revoked certificate have revokedAllowed', requestBody: { required: false, ...json(ref('FunctionMatrix')) }, responses: { 200: ok('the rows (ETag: the stage run)', ref('FunctionMatrixResult')), ...errors(400, 401, 404, 413) } },
+      },
+      '/v1/certificates/inspect': {
+        post: { summary: 'Describe the certificates of a PEM text (nothing is stored or logged): serial as the connection object shows it and its revocation-list KVS key', requestBody: body({ type: 'object', required: ['pem'], additionalProperties: false, properties: { pem: str } }), responses: { 200: ok('the certificates in PEM order', listOf('InspectedCertificate'), false), ...errors(400, 401) } },
+      },
+      '/v1/stats': {
+        get: { summary: 'Live counters of this node (cluster: summed over workers): connections allowed (Success) and denied (Failed:*) and the OCSP cache hit rate over the last minute (windowSeconds is less while the node is younger), and totals since start', responses: { 200: ok('the counters', ref('Stats'), false), ...errors(401) } },
+      },
+      '/v1/connection-log/stream': {
+        get: {
+          summary: 'Live tail of the connection log as server-sent events: "ready" once subscribed (data: the filter), then one "connection" event per line (data: the SPEC section 7 JSON line). A client that falls 1 MiB behind is disconnected. Send the bearer header (use fetch() streaming in a browser; never put the token in the URL)',
+          parameters: [query('distribution', 'distribution name or id'), query('status', 'allowed, denied, Success or Failed:<Code>'), query('serial', 'hex digits of the leaf serial (":" allowed), any part')],
+          responses: { 200: { description: 'the event stream', content: { 'text/event-stream': { schema: str } } }, ...errors(400, 401, 402, 501) },
+        },
+      },
       '/v1/distributions': {
         post: { summary: 'Create a distribution: name plus the distribution document (defaults filled in)', requestBody: body({ type: 'object', required: ['name', 'listen', 'certificates', 'origin'], properties: { name: str }, additionalProperties: true }), responses: { 201: ok('created', ref('Distribution')), ...errors(400, 401, 404, 409) } },
         get: { summary: 'List distributions', responses: { 200: ok('distributions', listOf('Distribution'), false), ...errors(401) } },
@@ -134,7 +151,7 @@ export function openApiDocument(): Json {
         [401, 'AccessDenied: no valid bearer token'], [402, 'ServiceQuotaExceeded: the KVS would exceed its total size'],
         [404, 'EntityNotFound'], [409, 'EntityAlreadyExists, CannotDeleteEntityWhileInUse, CNAMEAlreadyExists or EntityNotReady'],
         [412, 'PreconditionFailed: the If-Match ETag is stale'], [413, 'EntitySizeLimitExceeded or FunctionSizeLimitExceeded'],
-        [501, 'NotImplemented: the OCSP cache is not reachable from this server'],
+        [501, 'NotImplemented: the OCSP cache (or the connection-log stream) is not reachable from this server'],
         [503, 'StoreUnavailable: the database is unreachable (writes are refused; the edge keeps serving its last applied state)'],
       ].map(([s, d]) => [`E${s}`, { description: d, ...json(ref('Error')) }])),
       schemas: {
@@ -149,8 +166,12 @@ export function openApiDocument(): Json {
         FunctionCreate: { type: 'object', required: ['name', 'code'], additionalProperties: false, properties: { name: str, comment: str, runtime: { type: 'string', enum: ['cloudfront-js-2.0'] }, code: str, keyValueStore: { type: 'string', nullable: true } } },
         FunctionUpdate: { type: 'object', additionalProperties: false, properties: { name: str, comment: str, runtime: { type: 'string', enum: ['cloudfront-js-2.0'] }, code: str, keyValueStore: { type: 'string', nullable: true } } },
         Function: { type: 'object', properties: { Name: str, Id: str, Status: { type: 'string', enum: ['UNPUBLISHED', 'UNASSOCIATED', 'DEPLOYED'] }, Stage: { type: 'string', enum: ['DEVELOPMENT', 'LIVE'] }, ETag: str, FunctionConfig: { type: 'object' }, CreatedTime: str, LastModifiedTime: str } },
-        FunctionTest: { type: 'object', additionalProperties: false, description: 'exactly one of connection, clientCertificatePem', properties: { stage: { type: 'string', enum: ['DEVELOPMENT', 'LIVE'] }, connection: { type: 'object' }, clientCertificatePem: str, clientIp: str, revocationStatus: { type: 'object' } } },
+        FunctionTest: { type: 'object', additionalProperties: false, description: 'exactly one of connection, clientCertificatePem', properties: { stage: { type: 'string', enum: ['DEVELOPMENT', 'LIVE'] }, connection: { type: 'object' }, clientCertificatePem: str, clientIp: str, revocationStatus: { type: 'object' }, ocspStatus: { type: 'object', description: 'with clientCertificatePem, instead of revocationStatus: a synthetic OCSP result per certificate (default Good for all; intermediates default to the leaf\'s)', properties: { leaf: { type: 'string', enum: ['Good', 'Revoked', 'Unknown', 'Error'] }, intermediates: { type: 'string', enum: ['Good', 'Revoked', 'Unknown', 'Error'] } } } } },
         FunctionTestResult: { type: 'object', properties: { decision: { type: 'string', enum: ['allow', 'deny'] }, implicit: { type: 'boolean' }, customData: { type: 'string', nullable: true }, logs: { type: 'array', items: str }, computeUtilization: { type: 'number' }, error: { type: 'string', nullable: true } } },
+        FunctionMatrix: { type: 'object', additionalProperties: false, properties: { stage: { type: 'string', enum: ['DEVELOPMENT', 'LIVE'] }, clientCertificatePem: { type: 'string', description: 'the chain every row presents (default: the built-in sample chain)' }, clientIps: { type: 'array', items: str, maxItems: 16, description: 'default 10.0.3.7, 192.0.2.10, 198.51.100.7, 8.8.8.8' } } },
+        FunctionMatrixResult: { type: 'object', properties: { name: str, stage: str, etag: str, revokedAllowed: { type: 'integer', description: 'rows that admit a revoked certificate' }, rows: { type: 'array', items: { type: 'object', properties: { leafStatus: str, intermediateStatus: str, kvs: { type: 'string', enum: ['hit', 'miss'] }, clientIp: str, decision: { type: 'string', enum: ['allow', 'deny'] }, implicit: { type: 'boolean' }, customData: str, error: str, revokedAllowed: { type: 'boolean' } } } } } },
+        InspectedCertificate: { type: 'object', properties: { Index: { type: 'integer' }, SerialNumber: { type: 'string', description: 'lowercase colon hex, as connection.clientCertificate.certificates.leaf.serialNumber' }, KvsKey: { type: 'string', description: 'the revocation-list key: colon-less lowercase hex' }, Subject: str, Issuer: str, NotBefore: str, NotAfter: str, KeyType: str, IsCA: { type: 'boolean' }, Sha256Fingerprint: str, EncodingProblem: str } },
+        Stats: { type: 'object', properties: { sampledAt: str, windowSeconds: { type: 'integer' }, connections: { type: 'object', properties: { allowed: { type: 'integer' }, denied: { type: 'integer' }, byStatus: { type: 'object', additionalProperties: { type: 'integer' } } } }, ocspCache: { type: 'object', properties: { hits: { type: 'integer' }, misses: { type: 'integer' }, hitRate: { type: 'number', nullable: true } } }, totals: { type: 'object' }, appliedChangeSequence: { type: 'integer', nullable: true, description: 'change-feed sequence the data path has applied (cluster: the lowest among workers)' } } },
         Distribution: { type: 'object', properties: { Id: str, Name: str, ETag: str, CreatedTime: str, LastModifiedTime: str, DistributionConfig: { type: 'object' } } },
         Node: { type: 'object', properties: { Name: str, Status: { type: 'string', enum: ['ok', 'starting', 'degraded', 'stale'] }, Reasons: { type: 'array', items: str }, LastHeartbeat: str, HeartbeatAgeMs: { type: 'integer' }, AppliedSequence: { type: 'integer' }, InSync: { type: 'boolean' }, Stale: { type: 'boolean' }, StartedTime: str, Version: str, Host: str, Pid: { type: 'integer' }, AdminAddress: { type: 'string', nullable: true }, Listeners: { type: 'array', items: { type: 'object', properties: { distribution: str, address: str, port: { type: 'integer' } } } } } },
         OcspCacheEntry: { type: 'object', properties: { key: str, responderUrl: str, serialNumber: str, issuerNameHash: str, issuerKeyHash: str, state: { type: 'string', enum: ['good', 'revoked', 'unknown', 'failure'] }, errorType: str, errorDetail: str, thisUpdate: str, nextUpdate: str, fetchedAt: str, expiresAt: str, hits: { type: 'integer' }, lastRefreshError: str, refreshing: { type: 'boolean' }, worker: { type: 'integer' } } },

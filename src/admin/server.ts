@@ -11,6 +11,8 @@ import { mapError } from './errors.js';
 import { InvalidArgumentError } from '../errors.js';
 import { describeDuplicateMember, findDuplicateMember } from '../kvs/index.js';
 import { openApiDocument } from './openapi.js';
+import { isConsoleUrl, registerConsoleRoutes } from './console.js';
+import { registerLiveRoutes, type ConnectionLogSource } from './live.js';
 
 /** Readiness as reported by `GET /readyz`. */
 export interface Readiness {
@@ -37,6 +39,14 @@ export interface AdminServerOptions {
   api?: AdminApiOptions;
   /** Largest request body, bytes (default 12 MiB: an inline KVS import of 5 MB with JSON escaping). */
   bodyLimit?: number;
+  /** Live connection-log lines for `GET /v1/connection-log/stream` (live.ts); without it that route answers 501. */
+  connectionLog?: ConnectionLogSource;
+  /**
+   * The built web console served at `/console/` (console.ts) when the API is enabled:
+   * default: found next to this module (`dist/console`); `null`: the console pages say
+   * it is not built.
+   */
+  consoleDir?: string | null;
 }
 
 /** A running admin listener. */
@@ -107,6 +117,8 @@ export async function createAdminApp(options: Omit<AdminServerOptions, 'listen'>
   });
   app.addHook('onRequest', async (req, reply) => {
     if (req.url === '/healthz' || req.url.startsWith('/healthz?')) return;
+    // The console's static files; its API calls carry the token like any client's.
+    if (options.api && isConsoleUrl(req.url)) return;
     if (!bearerMatches(req.headers.authorization, options.token)) {
       await reply.code(401).header('www-authenticate', 'Bearer').send({ error: { code: 'AccessDenied', message: 'a valid "Authorization: Bearer <token>" header is required' } });
     }
@@ -124,6 +136,9 @@ export async function createAdminApp(options: Omit<AdminServerOptions, 'listen'>
     const closeApi = registerApiRoutes(app, options.api);
     app.addHook('onClose', async () => { await closeApi(); });
     app.get('/v1/openapi.json', async () => openApiDocument());
+    const closeLive = registerLiveRoutes(app, { metrics: options.metrics, ...(options.connectionLog ? { connectionLog: options.connectionLog } : {}) });
+    app.addHook('preClose', async () => { closeLive(); });
+    registerConsoleRoutes(app, options.consoleDir);
   }
   app.setNotFoundHandler(async (req, reply) => {
     const path = req.url.replace(/\?.*$/, '');

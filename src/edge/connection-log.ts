@@ -128,26 +128,90 @@ export function revocationLogEntries(status: RevocationStatus): ConnectionLogRev
 }
 
 /**
+ * Receives each connection-log line as it is written: the parsed line (do not modify
+ * it) and its JSON text (no trailing newline). Called synchronously on the data path:
+ * it must be cheap and must not throw (a throw is swallowed).
+ */
+export type ConnectionLogListener = (line: Readonly<ConnectionLogLine>, json: string) => void;
+
+/**
+ * A tap on the connection log for live viewers (the admin API's connection-log stream).
+ * Costs one `size` check per line while nobody is subscribed. Listeners are called in
+ * subscription order; one that throws is skipped for that line, the others still run.
+ */
+export class ConnectionLogTap {
+  readonly #listeners = new Set<ConnectionLogListener>();
+  readonly #onActivity: ((active: boolean) => void) | undefined;
+
+  /** @param onActivity told `true` when the first listener subscribes and `false` when the last one leaves. */
+  constructor(onActivity?: (active: boolean) => void) {
+    this.#onActivity = onActivity;
+  }
+
+  /** True while at least one listener is subscribed. */
+  get active(): boolean {
+    return this.#listeners.size > 0;
+  }
+
+  /** Number of subscribed listeners. */
+  get size(): number {
+    return this.#listeners.size;
+  }
+
+  /** Adds `listener`; returns its unsubscribe function (idempotent). */
+  subscribe(listener: ConnectionLogListener): () => void {
+    const wrapped: ConnectionLogListener = (l, j) => listener(l, j);
+    this.#listeners.add(wrapped);
+    if (this.#listeners.size === 1) this.#onActivity?.(true);
+    return () => {
+      if (this.#listeners.delete(wrapped) && this.#listeners.size === 0) this.#onActivity?.(false);
+    };
+  }
+
+  /** Hands one line to every listener (no-op without listeners). */
+  publish(line: Readonly<ConnectionLogLine>, json: string): void {
+    if (this.#listeners.size === 0) return;
+    for (const l of [...this.#listeners]) {
+      try {
+        l(line, json);
+      } catch {
+        // A viewer's problem never reaches the data path.
+      }
+    }
+  }
+}
+
+/**
  * Writes connection-log lines to a stream, one `JSON.stringify(line) + '\n'` each. A
  * write error is reported once to `onError` and later lines are dropped (logging must
  * never stop the data path); back-pressure is not awaited (lines are small and the
- * stream buffers them).
+ * stream buffers them). Every line also goes to `tap` when one is given and has
+ * listeners (even after the stream failed).
  */
 export class ConnectionLogWriter {
   #failed = false;
-  constructor(private readonly stream: NodeJS.WritableStream, private readonly onError: (err: unknown) => void = () => {}) {
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly onError: (err: unknown) => void = () => {},
+    private readonly tap?: ConnectionLogTap,
+  ) {
     stream.on?.('error', (err: unknown) => this.#fail(err));
   }
 
   /** Writes one line (sets `eventTimestamp` to now when it is empty). */
   write(line: ConnectionLogLine): void {
-    if (this.#failed) return;
+    const tapped = this.tap?.active === true;
+    if (this.#failed && !tapped) return;
     if (!line.eventTimestamp) line.eventTimestamp = new Date().toISOString();
-    try {
-      this.stream.write(`${JSON.stringify(line)}\n`);
-    } catch (err) {
-      this.#fail(err);
+    const json = JSON.stringify(line);
+    if (!this.#failed) {
+      try {
+        this.stream.write(`${json}\n`);
+      } catch (err) {
+        this.#fail(err);
+      }
     }
+    if (tapped) this.tap!.publish(line, json);
   }
 
   #fail(err: unknown): void {

@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { RevocationChecker } from '../revocation/index.js';
 import type { Store } from '../store/index.js';
 import { compareListenSockets, resolveListenAddress as resolveSharedListenAddress, type ListenSocket } from '../resources/index.js';
-import { ConnectionLogWriter, connectionStatus, emptyLogLine } from './connection-log.js';
+import { ConnectionLogWriter, connectionStatus, emptyLogLine, type ConnectionLogTap } from './connection-log.js';
 import type { ConnectionFailureCode } from './decision.js';
 import { Gate, type GateListener } from './gate.js';
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js';
@@ -33,6 +33,8 @@ export interface GatewayOptions {
   handler: ConnectionHandler;
   /** Where connection-log lines go (stdout, or a file stream opened with flags `a`). Not closed by the gateway. */
   connectionLog: NodeJS.WritableStream;
+  /** Live viewers of the connection log (the admin API's stream); every written line is published to it. */
+  connectionLogTap?: ConnectionLogTap;
   logger: Logger;
   /** Registry for the edge metrics (see metrics.ts); default: a private registry. */
   metrics?: Registry;
@@ -344,7 +346,7 @@ export class Gateway implements GatewayInternals {
     this.alpnProtocols = opts.alpnProtocols ?? ['h2', 'http/1.1'];
     this.metrics = createEdgeMetrics(opts.metrics ?? new Registry());
     this.metrics.observeOcspCache(opts.revocation.cache);
-    this.log = new ConnectionLogWriter(opts.connectionLog, (err) => opts.logger.error({ err }, 'edge: connection log write failed; further lines are dropped'));
+    this.log = new ConnectionLogWriter(opts.connectionLog, (err) => opts.logger.error({ err }, 'edge: connection log write failed; further lines are dropped'), opts.connectionLogTap);
   }
 
   /**

@@ -16,9 +16,9 @@ export type { GateFacts, GateStep, ConnectionFailureCode } from './decision.js';
 export { selectBySni, normalizeServername } from './sni.js';
 export type { SniCandidate } from './sni.js';
 export {
-  ConnectionLogWriter, emptyLogLine, connectionStatus, revocationLogEntries, CONNECTION_LOG_SPEC_FIELDS,
+  ConnectionLogWriter, ConnectionLogTap, emptyLogLine, connectionStatus, revocationLogEntries, CONNECTION_LOG_SPEC_FIELDS,
 } from './connection-log.js';
-export type { ConnectionLogLine, ConnectionLogRevocationEntry } from './connection-log.js';
+export type { ConnectionLogLine, ConnectionLogRevocationEntry, ConnectionLogListener } from './connection-log.js';
 export { createEdgeMetrics } from './metrics.js';
 export type { EdgeMetrics } from './metrics.js';
 export { OriginProxy, registerOriginMetrics } from './proxy.js';

@@ -279,6 +279,7 @@ export function demoInstructions(env: DemoEnvironment, cli = 'portcullis'): stri
   const lines = [
     `Portcullis demo — files in ${env.dir}`,
     `  gateway   ${env.gatewayUrl}  (mTLS required; admin API ${env.adminUrl}, token in ${join(env.dataDir, 'admin-token')})`,
+    `  console   ${env.adminUrl}console/  (web console: sign in with the admin token)`,
     `  origin    ${env.originUrl}  (echoes each request and its headers as JSON)`,
     `  OCSP      ${rootOcsp} (root CA), ${intermediateOcsp} (intermediate CA): real \`openssl ocsp\` responders`,
     `  function  ${env.functionFile}: serial in the ${env.kvsName} KVS → deny; leaf Revoked by OCSP → deny; else allow`,

@@ -12,7 +12,7 @@ import {
 } from '../config/index.js';
 import { FunctionHost } from '../functions/index.js';
 import { OcspCache, RevocationChecker } from '../revocation/index.js';
-import { Gateway, OriginProxy } from '../edge/index.js';
+import { ConnectionLogTap, Gateway, OriginProxy } from '../edge/index.js';
 import { fallbackStatus, openNodeStore, type Store } from '../store/index.js';
 import { ConfigError } from '../errors.js';
 
@@ -29,6 +29,8 @@ export interface GatewayNode {
    * function host's sequence, and why either may be stale (empty when neither).
    */
   progress(): Promise<{ appliedSeq: number; degraded: string[] }>;
+  /** Every connection-log line this node writes, for live viewers (the admin API's stream). */
+  readonly connectionLogTap: ConnectionLogTap;
   /** Listeners as bound (distribution, address, port). */
   listeners(): { distribution: string; address: string; port: number }[];
   /** Stops accepting, lets admitted connections finish (bounded), closes everything. */
@@ -96,8 +98,9 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       closers.push(() => new Promise<void>((r) => file.end(() => r())));
     }
     registerHostGauges(registry, functions);
+    const connectionLogTap = new ConnectionLogTap();
     const gateway = await Gateway.start({
-      store, functions, revocation, handler: proxy, connectionLog, logger: logger.child({ component: 'edge' }), metrics: registry,
+      store, functions, revocation, handler: proxy, connectionLog, connectionLogTap, logger: logger.child({ component: 'edge' }), metrics: registry,
       listenOverrides: config.listenOverrides,
     });
     closers.push(() => gateway.close());
@@ -119,7 +122,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       return { appliedSeq: Math.min(edge.sequence, fs.appliedSequence), degraded };
     };
     return {
-      gateway, functions, revocation, registry, store, progress,
+      gateway, functions, revocation, registry, store, progress, connectionLogTap,
       listeners: () => gateway.listeners(),
       close: closeAll,
     };

@@ -17,6 +17,7 @@ import {
   resolveAdminToken, startAdminServer, type AdminApiOptions, type AdminServer, type OcspCacheControl, type Readiness,
 } from '../admin/index.js';
 import type { OcspCache, OcspCacheEntryInfo, OcspCachePurgeFilter } from '../revocation/index.js';
+import { ConnectionLogTap, type ConnectionLogLine } from '../edge/index.js';
 import { fallbackStatus, openNodeStore, type Store } from '../store/index.js';
 import { startGatewayNode, type GatewayNode } from './node.js';
 import { NodeAgent, type NodeProgress } from './cluster.js';
@@ -50,6 +51,13 @@ interface WorkerReady { type: 'portcullis:ready'; listeners: { distribution: str
 /** Admin API → worker: list or purge the worker's OCSP cache; the worker answers {@link OcspCacheReply}. */
 interface OcspCacheRequest { type: 'portcullis:ocsp-cache'; id: number; op: 'list' | 'purge'; filter?: OcspCachePurgeFilter }
 interface OcspCacheReply { type: 'portcullis:ocsp-cache-reply'; id: number; entries?: OcspCacheEntryInfo[]; purged?: number }
+
+/** Primary → worker: forward connection-log lines (someone watches the stream) or stop. */
+interface LogTapControl { type: 'portcullis:log-tap'; on: boolean }
+/** Worker → primary: one connection-log line (its JSON text) while the tap is on. */
+interface LogTapLine { type: 'portcullis:log-line'; json: string }
+/** Lines a worker may have sent and not yet seen leave its IPC channel; beyond, lines are dropped for the viewers (never for the log file). */
+const LOG_TAP_MAX_IN_FLIGHT = 512;
 
 /** How long the admin API waits for each worker's OCSP cache answer, ms. */
 const OCSP_CACHE_IPC_TIMEOUT_MS = 5000;
@@ -205,6 +213,7 @@ async function runSingle(config: NodeConfig, logger: Logger, token: string, stor
       readiness: () => agent.readiness(),
       onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
       api: adminApi(config, store, localOcspCache(node.revocation.cache)),
+      connectionLog: node.connectionLogTap,
     });
   } catch (err) {
     await agent.close();
@@ -261,9 +270,28 @@ async function runWorker(configFile: string, options: ServeOptions): Promise<voi
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', () => { /* the primary decides */ });
+  // Connection-log lines go to the primary only while a viewer is subscribed there,
+  // with a bound on lines in flight: a slow channel drops lines, never blocks the gate.
+  let untap: (() => void) | undefined;
+  let inFlight = 0;
+  const forward = (_line: unknown, json: string): void => {
+    if (inFlight >= LOG_TAP_MAX_IN_FLIGHT || !process.connected) return;
+    inFlight++;
+    const msg: LogTapLine = { type: 'portcullis:log-line', json };
+    try {
+      process.send?.(msg, undefined, {}, () => { inFlight--; });
+    } catch {
+      inFlight--;
+    }
+  };
   process.on('message', (m: unknown) => {
     const type = (m as { type?: string })?.type;
     if (type === 'portcullis:stop') stop();
+    if (type === 'portcullis:log-tap') {
+      const on = (m as LogTapControl).on;
+      if (on && !untap) untap = node.connectionLogTap.subscribe(forward);
+      if (!on && untap) { untap(); untap = undefined; }
+    }
     if (type === 'portcullis:ocsp-cache') {
       const req = m as OcspCacheRequest;
       const cache = node.revocation.cache;
@@ -283,14 +311,33 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, sto
   const recentDeaths: number[] = [];
   const cacheReplies = new Map<number, (r: OcspCacheReply) => void>();
   let nextCacheRequest = 1;
+  // The admin API's connection-log stream: workers forward lines only while it has subscribers.
+  const tellWorkers = (w: Worker, on: boolean): void => {
+    const msg: LogTapControl = { type: 'portcullis:log-tap', on };
+    if (!w.isDead() && w.isConnected()) w.send(msg);
+  };
+  const logTap = new ConnectionLogTap((active) => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w && ready.has(w.id)) tellWorkers(w, active);
+  });
   // Workers run the same entry point (the CLI) as `serve --config FILE`; the
   // environment variable tells them to start only the data path.
   cluster.setupPrimary({ args: options.configFile === undefined ? ['serve'] : ['serve', '--config', config.file] });
   const fork = (): Worker => {
     const w = cluster.fork({ ...(options.env ?? process.env), [WORKER_CONFIG_ENV]: options.configFile === undefined ? EMBEDDED_DEFAULTS : config.file });
     w.on('message', (m: unknown) => {
-      if ((m as WorkerReady)?.type === 'portcullis:ready') ready.set(w.id, m as WorkerReady);
+      if ((m as WorkerReady)?.type === 'portcullis:ready') {
+        ready.set(w.id, m as WorkerReady);
+        if (logTap.active) tellWorkers(w, true);
+      }
       if ((m as WorkerProgress)?.type === 'portcullis:progress') progress.set(w.id, m as WorkerProgress);
+      if ((m as LogTapLine)?.type === 'portcullis:log-line' && logTap.active) {
+        try {
+          const json = (m as LogTapLine).json;
+          logTap.publish(JSON.parse(json) as ConnectionLogLine, json);
+        } catch {
+          // not a line: ignore
+        }
+      }
       if ((m as OcspCacheReply)?.type === 'portcullis:ocsp-cache-reply') cacheReplies.get((m as OcspCacheReply).id)?.((m as OcspCacheReply));
     });
     w.on('exit', (code, signal) => {
@@ -366,6 +413,7 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, sto
     readiness,
     onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
     api: adminApi(config, store, clusterCache),
+    connectionLog: logTap,
   });
   bound.admin = adminServer;
   agent.start();

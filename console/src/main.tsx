@@ -1,0 +1,131 @@
+// The Portcullis web console: sign-in with the admin token (session storage only) and
+// the pages — overview, trust stores, key value stores, connection functions,
+// connections. Hash routes (#/kvs/NAME) so any /console/ URL loads the same page.
+import { render } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, getToken, setToken, setUnauthorizedHandler, type Readiness } from './api';
+import { ErrorBox } from './ui';
+import { OverviewPage } from './pages/overview';
+import { TrustStoresPage } from './pages/trust-stores';
+import { KvsPage } from './pages/kvs';
+import { FunctionsPage } from './pages/functions';
+import { ConnectionsPage } from './pages/connections';
+import './style.css';
+
+interface Route { page: string; arg: string | undefined }
+
+function parseHash(): Route {
+  const parts = location.hash.replace(/^#\/?/, '').split('/');
+  const page = parts[0] || 'overview';
+  const arg = parts[1] !== undefined && parts[1] !== '' ? decodeURIComponent(parts[1]) : undefined;
+  return { page, arg };
+}
+
+const PAGES: { id: string; label: string }[] = [
+  { id: 'overview', label: 'Overview' },
+  { id: 'trust-stores', label: 'Trust stores' },
+  { id: 'kvs', label: 'Key value stores' },
+  { id: 'functions', label: 'Connection functions' },
+  { id: 'connections', label: 'Connections' },
+];
+
+function SignIn({ onSignedIn, reason }: { onSignedIn: () => void; reason?: string }) {
+  const [token, setTokenText] = useState('');
+  const [error, setError] = useState<unknown>(undefined);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api.get<Readiness>('/readyz', { token: token.trim() }).catch((err: unknown) => {
+        // 503 (not ready) still proves the token is good.
+        if (err instanceof ApiError && err.status === 503) return;
+        throw err;
+      });
+      setToken(token.trim());
+      onSignedIn();
+    } catch (err) {
+      setError(err instanceof ApiError && err.status === 401
+        ? new ApiError(401, 'AccessDenied', 'the admin API refused this token. Use admin.token from the node config, or the contents of the admin-token file in its data directory.')
+        : err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <main class="signin" id="main">
+      <form class="card signin-card" onSubmit={submit} aria-labelledby="signin-title">
+        <h1 id="signin-title">Portcullis console</h1>
+        <p class="muted">Sign in with the admin token. It is kept in this tab's session storage only and sent as a bearer header.</p>
+        {reason && <div class="msg msg-warn" role="status">{reason}</div>}
+        <label for="token">Admin token</label>
+        <input id="token" name="token" type="password" autocomplete="current-password" required value={token}
+          onInput={(e) => setTokenText((e.target as HTMLInputElement).value)} />
+        <ErrorBox error={error} />
+        <button type="submit" class="primary" disabled={busy || token.trim() === ''}>{busy ? 'Signing in…' : 'Sign in'}</button>
+      </form>
+    </main>
+  );
+}
+
+function App() {
+  const [signedIn, setSignedIn] = useState(() => getToken() !== null);
+  const [reason, setReason] = useState<string | undefined>(undefined);
+  const [route, setRoute] = useState(parseHash);
+  const [menuOpen, setMenuOpen] = useState(false);
+  useEffect(() => {
+    const on = () => { setRoute(parseHash()); setMenuOpen(false); };
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  useEffect(() => {
+    setUnauthorizedHandler(() => {
+      setToken(null);
+      setReason('The admin API no longer accepts the stored token; sign in again.');
+      setSignedIn(false);
+    });
+  }, []);
+  useEffect(() => {
+    document.title = `${PAGES.find((p) => p.id === route.page)?.label ?? 'Portcullis'} · Portcullis console`;
+  }, [route.page]);
+  // After navigating, move keyboard and screen-reader focus to the new page's heading.
+  const firstRoute = useRef(true);
+  useEffect(() => {
+    if (firstRoute.current) { firstRoute.current = false; return; }
+    const t = setTimeout(() => document.getElementById('page-title')?.focus(), 50);
+    return () => clearTimeout(t);
+  }, [route.page, route.arg]);
+  if (!signedIn) return <SignIn reason={reason} onSignedIn={() => { setReason(undefined); setSignedIn(true); }} />;
+  const signOut = () => { setToken(null); setReason(undefined); setSignedIn(false); };
+  let page;
+  switch (route.page) {
+    case 'trust-stores': page = <TrustStoresPage />; break;
+    case 'kvs': page = <KvsPage selected={route.arg} />; break;
+    case 'functions': page = <FunctionsPage selected={route.arg} />; break;
+    case 'connections': page = <ConnectionsPage />; break;
+    default: page = <OverviewPage />;
+  }
+  return (
+    <div class="shell">
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
+      <header class="topbar">
+        <span class="brand" aria-hidden="true">▦</span><span class="brand-name">Portcullis</span>
+        <button type="button" class="menu-toggle" aria-expanded={menuOpen} aria-controls="nav" onClick={() => setMenuOpen(!menuOpen)}>Menu</button>
+        <button type="button" class="signout" onClick={signOut}>Sign out</button>
+      </header>
+      <nav id="nav" class={menuOpen ? 'nav open' : 'nav'} aria-label="Console pages">
+        <ul>
+          {PAGES.map((p) => (
+            <li key={p.id}>
+              <a href={`#/${p.id}`} aria-current={route.page === p.id || (p.id === 'overview' && !PAGES.some((x) => x.id === route.page)) ? 'page' : undefined}>{p.label}</a>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <main id="main" class="content" tabIndex={-1}>{page}</main>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById('app')!);

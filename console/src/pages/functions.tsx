@@ -1,0 +1,393 @@
+// Connection functions: editor (save to DEVELOPMENT, compile errors at their line),
+// publish to LIVE, diff between stages, Test tab (PEM, client IP, OCSP statuses) and
+// Matrix tab (decision table, unsafe rows highlighted).
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, enc, type FunctionSummary, type Kvs, type List, type MatrixResult, type TestResult } from '../api';
+import { Badge, ErrorBox, Notice, PageHeader, shortEtag, useLoad } from '../ui';
+import type { CodeEditor } from '../editor';
+
+const TEMPLATE = `import cf from 'cloudfront';
+
+async function connectionHandler(connection) {
+  // connection.clientCertificate.certificates.leaf.serialNumber, .subject, …
+  return connection.allow();
+}
+`;
+
+type Tab = 'code' | 'test' | 'matrix' | 'diff';
+const TABS: { id: Tab; label: string }[] = [
+  { id: 'code', label: 'Code' }, { id: 'test', label: 'Test' }, { id: 'matrix', label: 'Matrix' }, { id: 'diff', label: 'Diff' },
+];
+const STATUSES = ['Good', 'Revoked', 'Unknown', 'Error'] as const;
+
+interface Stages { dev: FunctionSummary; devEtag: string; devCode: string; live?: FunctionSummary; liveCode?: string }
+
+async function loadStages(name: string, signal: AbortSignal): Promise<Stages> {
+  const [dev, devCode] = await Promise.all([
+    api.get<FunctionSummary>(`/v1/connection-functions/${enc(name)}?stage=DEVELOPMENT`, { signal }),
+    api.get<{ Code: string; ETag: string }>(`/v1/connection-functions/${enc(name)}/code?stage=DEVELOPMENT`, { signal }),
+  ]);
+  let live: FunctionSummary | undefined;
+  let liveCode: string | undefined;
+  try {
+    live = (await api.get<FunctionSummary>(`/v1/connection-functions/${enc(name)}?stage=LIVE`, { signal })).data;
+    liveCode = (await api.get<{ Code: string }>(`/v1/connection-functions/${enc(name)}/code?stage=LIVE`, { signal })).data.Code;
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) throw e;
+  }
+  return { dev: dev.data, devEtag: devCode.data.ETag, devCode: devCode.data.Code, ...(live ? { live } : {}), ...(liveCode !== undefined ? { liveCode } : {}) };
+}
+
+/** Line and column of a compile error message ("… (line 3, column 7)"). */
+export function compileErrorPosition(message: string): { line: number; column?: number } | undefined {
+  const m = /line (\d+)(?:, column (\d+))?/.exec(message);
+  if (!m) return undefined;
+  return { line: Number(m[1]), ...(m[2] ? { column: Number(m[2]) } : {}) };
+}
+
+function Tabs({ tab, setTab }: { tab: Tab; setTab: (t: Tab) => void }) {
+  const onKey = (e: KeyboardEvent) => {
+    const i = TABS.findIndex((t) => t.id === tab);
+    let j = -1;
+    if (e.key === 'ArrowRight') j = (i + 1) % TABS.length;
+    else if (e.key === 'ArrowLeft') j = (i + TABS.length - 1) % TABS.length;
+    else if (e.key === 'Home') j = 0;
+    else if (e.key === 'End') j = TABS.length - 1;
+    if (j < 0) return;
+    e.preventDefault();
+    setTab(TABS[j]!.id);
+    document.getElementById(`tab-${TABS[j]!.id}`)?.focus();
+  };
+  return (
+    <div class="tabs" role="tablist" aria-label="Function views" onKeyDown={onKey}>
+      {TABS.map((t) => (
+        <button key={t.id} id={`tab-${t.id}`} type="button" role="tab" aria-selected={tab === t.id} aria-controls={`panel-${t.id}`}
+          tabIndex={tab === t.id ? 0 : -1} onClick={() => setTab(t.id)}>{t.label}</button>
+      ))}
+    </div>
+  );
+}
+
+function CodeTab({ name, stages, onSaved }: { name: string; stages: Stages; onSaved: () => void }) {
+  const host = useRef<HTMLDivElement>(null);
+  const editor = useRef<CodeEditor | undefined>(undefined);
+  const [code, setCode] = useState(stages.devCode);
+  const [error, setError] = useState<unknown>(undefined);
+  const [notice, setNotice] = useState<string | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+  const [loadError, setLoadError] = useState<unknown>(undefined);
+  const kvsList = useLoad(async (signal) => (await api.get<List<Kvs>>('/v1/key-value-stores', { signal })).data.Items, []);
+  const currentKvs = stages.dev.FunctionConfig.KeyValueStoreAssociations.Items[0]?.KeyValueStoreName ?? '';
+  const [kvs, setKvs] = useState(currentKvs);
+  const dirty = code !== stages.devCode || kvs !== currentKvs;
+
+  useEffect(() => {
+    let cancelled = false;
+    import('../editor').then((m) => {
+      if (cancelled || !host.current) return;
+      editor.current = m.createEditor(host.current, stages.devCode, setCode, `Code of ${name} (DEVELOPMENT)`);
+    }, setLoadError);
+    return () => { cancelled = true; editor.current?.destroy(); editor.current = undefined; };
+  }, [name]);
+  useEffect(() => {
+    // A reload brought new DEVELOPMENT code: show it.
+    setCode(stages.devCode);
+    setKvs(currentKvs);
+    if (editor.current && editor.current.getCode() !== stages.devCode) editor.current.setCode(stages.devCode);
+  }, [stages.devEtag]);
+
+  const save = async () => {
+    setBusy(true);
+    setError(undefined);
+    setNotice(undefined);
+    editor.current?.showError(undefined);
+    try {
+      await api.put(`/v1/connection-functions/${enc(name)}`, { code, ...(kvs !== currentKvs ? { keyValueStore: kvs === '' ? null : kvs } : {}) }, { ifMatch: stages.devEtag });
+      setNotice('Saved to DEVELOPMENT.');
+      onSaved();
+    } catch (e) {
+      setError(e);
+      if (e instanceof ApiError && e.code === 'InvalidFunctionCode') {
+        const pos = compileErrorPosition(e.message);
+        if (pos) editor.current?.showError({ ...pos, message: e.message });
+      }
+    } finally {
+      setBusy(false);
+    }
+  };
+  const publish = async () => {
+    setBusy(true);
+    setError(undefined);
+    setNotice(undefined);
+    try {
+      const r = await api.post<FunctionSummary>(`/v1/connection-functions/${enc(name)}/publish`, undefined, { ifMatch: stages.devEtag });
+      setNotice(`Published: LIVE is now ETag ${r.data.ETag}.`);
+      onSaved();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const pos = error instanceof ApiError && error.code === 'InvalidFunctionCode' ? compileErrorPosition(error.message) : undefined;
+  return (
+    <div>
+      <div class="toolbar">
+        <label for="fn-kvs">Key value store</label>
+        <select id="fn-kvs" value={kvs} onChange={(e) => setKvs((e.target as HTMLSelectElement).value)}>
+          <option value="">none</option>
+          {kvsList.data?.map((k) => <option key={k.Id} value={k.Name}>{k.Name}</option>)}
+        </select>
+        <span class="spacer" />
+        <button type="button" class="primary" disabled={busy || !dirty} onClick={save}>Save (DEVELOPMENT)</button>
+        <button type="button" disabled={busy || dirty} title={dirty ? 'Save first' : undefined} onClick={publish}>Publish (LIVE)</button>
+      </div>
+      {pos && <div class="msg msg-error" role="alert"><strong>Compile error at line {pos.line}{pos.column ? `, column ${pos.column}` : ''}</strong>: {(error as ApiError).message}</div>}
+      {!pos && <ErrorBox error={error} onReload={onSaved} />}
+      {notice && <Notice>{notice}</Notice>}
+      <ErrorBox error={loadError} />
+      <div ref={host} class="editor-host" />
+      {dirty && <p class="muted small">Unsaved changes.</p>}
+    </div>
+  );
+}
+
+interface TestForm { pem: string; clientIp: string; leaf: string; intermediates: string; stage: 'DEVELOPMENT' | 'LIVE' }
+
+function TestTab({ name, form, setForm, published }: { name: string; form: TestForm; setForm: (f: TestForm) => void; published: boolean }) {
+  const [result, setResult] = useState<TestResult | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const [busy, setBusy] = useState(false);
+  const run = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    setResult(undefined);
+    try {
+      const body = {
+        stage: form.stage, clientCertificatePem: form.pem, ...(form.clientIp.trim() ? { clientIp: form.clientIp.trim() } : {}),
+        ocspStatus: { leaf: form.leaf, ...(form.intermediates ? { intermediates: form.intermediates } : {}) },
+      };
+      setResult((await api.post<TestResult>(`/v1/connection-functions/${enc(name)}/test`, body)).data);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const set = (k: keyof TestForm) => (e: Event) => setForm({ ...form, [k]: (e.target as HTMLInputElement).value });
+  return (
+    <div class="two-col">
+      <form class="stack" onSubmit={run}>
+        <label for="test-pem">Client certificate or chain (PEM, leaf first)</label>
+        <textarea id="test-pem" class="mono" rows={10} spellcheck={false} required value={form.pem} onInput={set('pem')} placeholder="-----BEGIN CERTIFICATE-----" />
+        <div class="grid-2">
+          <div class="stack">
+            <label for="test-ip">Client IP (optional)</label>
+            <input id="test-ip" value={form.clientIp} onInput={set('clientIp')} placeholder="203.0.113.10" inputMode="decimal" />
+          </div>
+          <div class="stack">
+            <label for="test-stage">Stage</label>
+            <select id="test-stage" value={form.stage} onChange={set('stage')}>
+              <option value="DEVELOPMENT">DEVELOPMENT</option>
+              <option value="LIVE" disabled={!published}>LIVE{published ? '' : ' (not published)'}</option>
+            </select>
+          </div>
+          <div class="stack">
+            <label for="test-leaf">OCSP status of the leaf</label>
+            <select id="test-leaf" value={form.leaf} onChange={set('leaf')}>{STATUSES.map((s) => <option key={s} value={s}>{s}</option>)}</select>
+          </div>
+          <div class="stack">
+            <label for="test-int">OCSP status of intermediates</label>
+            <select id="test-int" value={form.intermediates} onChange={set('intermediates')}>
+              <option value="">same as the leaf</option>
+              {STATUSES.map((s) => <option key={s} value={s}>{s}</option>)}
+            </select>
+          </div>
+        </div>
+        <div><button type="submit" class="primary" disabled={busy || form.pem.trim() === ''}>{busy ? 'Running…' : 'Run test'}</button></div>
+      </form>
+      <section aria-labelledby="result-title" aria-live="polite">
+        <h2 id="result-title">Result</h2>
+        <ErrorBox error={error} />
+        {!result && !error && <p class="muted">Run the function to see its decision.</p>}
+        {result && (
+          <div class="result">
+            <p class="decision">
+              Decision: <span data-testid="decision" class={`badge badge-${result.decision === 'allow' ? 'ok' : 'bad'} big`}>{result.decision}</span>
+              {result.implicit && <span class="muted"> (implicit: the handler returned without allow() or deny())</span>}
+            </p>
+            <dl class="facts">
+              <div><dt>Custom data</dt><dd>{result.customData ?? <span class="muted">none</span>}</dd></div>
+              <div><dt>Compute utilization</dt><dd>{result.computeUtilization} %</dd></div>
+              <div><dt>Error</dt><dd>{result.error ? <span class="text-bad">{result.error}</span> : <span class="muted">none</span>}</dd></div>
+            </dl>
+            <h3>Console</h3>
+            {result.logs.length === 0 ? <p class="muted">No console output.</p> : <pre class="console-out">{result.logs.join('\n')}</pre>}
+          </div>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function MatrixTab({ name, pem, published }: { name: string; pem: string; published: boolean }) {
+  const [stage, setStage] = useState<'DEVELOPMENT' | 'LIVE'>('DEVELOPMENT');
+  const [useTestPem, setUseTestPem] = useState(pem.trim() !== '');
+  const [onlyUnsafe, setOnlyUnsafe] = useState(false);
+  const [result, setResult] = useState<MatrixResult | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const [busy, setBusy] = useState(false);
+  const run = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      setResult((await api.post<MatrixResult>(`/v1/connection-functions/${enc(name)}/matrix`, { stage, ...(useTestPem && pem.trim() ? { clientCertificatePem: pem } : {}) })).data);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const rows = result ? (onlyUnsafe ? result.rows.filter((r) => r.revokedAllowed) : result.rows) : [];
+  return (
+    <div>
+      <div class="toolbar">
+        <label for="matrix-stage">Stage</label>
+        <select id="matrix-stage" value={stage} onChange={(e) => setStage((e.target as HTMLSelectElement).value as 'DEVELOPMENT' | 'LIVE')}>
+          <option value="DEVELOPMENT">DEVELOPMENT</option>
+          <option value="LIVE" disabled={!published}>LIVE</option>
+        </select>
+        <input id="matrix-pem" type="checkbox" checked={useTestPem} disabled={pem.trim() === ''} onChange={(e) => setUseTestPem((e.target as HTMLInputElement).checked)} />
+        <label for="matrix-pem">Use the certificate from the Test tab{pem.trim() === '' ? ' (none: the sample chain is used)' : ''}</label>
+        <span class="spacer" />
+        <button type="button" class="primary" disabled={busy} onClick={run}>{busy ? 'Running…' : 'Run matrix'}</button>
+      </div>
+      <ErrorBox error={error} />
+      {result && (
+        <>
+          <p role="status" class={result.revokedAllowed > 0 ? 'msg msg-error' : 'msg msg-ok'}>
+            {result.rows.length} rows; {result.revokedAllowed === 0 ? 'no row admits a revoked certificate.' : <strong>{result.revokedAllowed} rows admit a revoked certificate (highlighted).</strong>}
+          </p>
+          <div class="toolbar">
+            <input id="only-unsafe" type="checkbox" checked={onlyUnsafe} onChange={(e) => setOnlyUnsafe((e.target as HTMLInputElement).checked)} />
+            <label for="only-unsafe">Show only unsafe rows</label>
+          </div>
+          <div class="table-wrap">
+            <table class="matrix">
+              <caption class="sr-only">Decision matrix of {name} ({result.stage})</caption>
+              <thead><tr><th scope="col">Leaf</th><th scope="col">Intermediates</th><th scope="col">KVS</th><th scope="col">Client IP</th><th scope="col">Decision</th><th scope="col">Custom data / error</th><th scope="col">Safety</th></tr></thead>
+              <tbody>
+                {rows.map((r, i) => (
+                  <tr key={i} class={r.revokedAllowed ? 'unsafe' : undefined}>
+                    <td>{r.leafStatus}</td><td>{r.intermediateStatus}</td><td>{r.kvs}</td><td>{r.clientIp}</td>
+                    <td><Badge kind={r.decision === 'allow' ? 'ok' : 'bad'}>{r.decision}</Badge>{r.implicit && <span class="muted small"> implicit</span>}</td>
+                    <td>{r.error ? <span class="text-bad">error: {r.error}</span> : r.customData ?? ''}</td>
+                    <td>{r.revokedAllowed ? <strong class="text-bad">⚠ revoked allowed</strong> : ''}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </div>
+  );
+}
+
+function DiffTab({ stages }: { stages: Stages }) {
+  const host = useRef<HTMLDivElement>(null);
+  const [loadError, setLoadError] = useState<unknown>(undefined);
+  useEffect(() => {
+    if (stages.liveCode === undefined) return;
+    let d: { destroy(): void } | undefined;
+    let cancelled = false;
+    import('../editor').then((m) => { if (!cancelled && host.current) d = m.createDiff(host.current, stages.liveCode ?? '', stages.devCode); }, setLoadError);
+    return () => { cancelled = true; d?.destroy(); };
+  }, [stages.devEtag, stages.live?.ETag]);
+  if (stages.liveCode === undefined) return <p class="muted">Not published yet: there is no LIVE stage to compare with.</p>;
+  return (
+    <div>
+      <ErrorBox error={loadError} />
+      <p class="muted small">{stages.liveCode === stages.devCode ? 'DEVELOPMENT and LIVE have the same code.' : 'Left: LIVE · Right: DEVELOPMENT (saved).'}</p>
+      <div class="diff-labels" aria-hidden="true"><span>LIVE</span><span>DEVELOPMENT</span></div>
+      <div ref={host} class="diff-host" />
+    </div>
+  );
+}
+
+function FunctionDetail({ name, onChanged }: { name: string; onChanged: () => void }) {
+  const stages = useLoad((signal) => loadStages(name, signal), [name]);
+  const [tab, setTab] = useState<Tab>('code');
+  const [form, setForm] = useState<TestForm>({ pem: '', clientIp: '', leaf: 'Good', intermediates: '', stage: 'DEVELOPMENT' });
+  const s = stages.data;
+  return (
+    <div class="detail">
+      <PageHeader title={name}><button type="button" onClick={stages.reload}>Reload</button></PageHeader>
+      <ErrorBox error={stages.error} onReload={stages.reload} />
+      {s && (
+        <dl class="facts">
+          <div><dt>Status</dt><dd><span data-testid="fn-status" class={`badge badge-${s.dev.Status === 'UNPUBLISHED' ? 'warn' : 'ok'}`}>{s.dev.Status}</span></dd></div>
+          <div><dt>DEVELOPMENT</dt><dd><code title={s.devEtag}>{shortEtag(s.devEtag)}</code></dd></div>
+          <div><dt>LIVE</dt><dd data-testid="live-etag">{s.live ? <code title={s.live.ETag}>{shortEtag(s.live.ETag)}</code> : <span class="muted">not published</span>}</dd></div>
+          <div><dt>Stages</dt><dd>{s.liveCode === undefined ? 'DEVELOPMENT only' : s.liveCode === s.devCode ? <Badge kind="ok">LIVE = DEVELOPMENT</Badge> : <Badge kind="warn">DEVELOPMENT has unpublished changes</Badge>}</dd></div>
+        </dl>
+      )}
+      <Tabs tab={tab} setTab={setTab} />
+      {s && TABS.map((t) => (
+        <div key={t.id} id={`panel-${t.id}`} role="tabpanel" aria-labelledby={`tab-${t.id}`} hidden={tab !== t.id} class="tabpanel">
+          {t.id === 'code' && <CodeTab name={name} stages={s} onSaved={() => { stages.reload(); onChanged(); }} />}
+          {t.id === 'test' && tab === 'test' && <TestTab name={name} form={form} setForm={setForm} published={s.live !== undefined} />}
+          {t.id === 'matrix' && tab === 'matrix' && <MatrixTab name={name} pem={form.pem} published={s.live !== undefined} />}
+          {t.id === 'diff' && tab === 'diff' && <DiffTab stages={s} />}
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export function FunctionsPage({ selected }: { selected: string | undefined }) {
+  const list = useLoad(async (signal) => (await api.get<List<FunctionSummary>>('/v1/connection-functions', { signal })).data.Items, []);
+  const [newName, setNewName] = useState('');
+  const [error, setError] = useState<unknown>(undefined);
+  const current = selected ?? list.data?.[0]?.Name;
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      await api.post('/v1/connection-functions', { name: newName, code: TEMPLATE });
+      list.reload();
+      location.hash = `#/functions/${encodeURIComponent(newName)}`;
+      setNewName('');
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <div class="split">
+      <aside class="side card" aria-labelledby="fns-title">
+        <h2 id="fns-title">Functions</h2>
+        <ErrorBox error={list.error} onReload={list.reload} />
+        <ul class="pick-list">
+          {list.data?.map((f) => (
+            <li key={f.Id}>
+              <a href={`#/functions/${encodeURIComponent(f.Name)}`} aria-current={f.Name === current ? 'true' : undefined}>
+                <span>{f.Name}</span> <span class="muted small">{f.Status.toLowerCase()}</span>
+              </a>
+            </li>
+          ))}
+        </ul>
+        <form class="stack" onSubmit={create}>
+          <label for="new-fn">New function name</label>
+          <input id="new-fn" value={newName} onInput={(e) => setNewName((e.target as HTMLInputElement).value)} />
+          <button type="submit" disabled={newName === ''}>Create function</button>
+        </form>
+        <ErrorBox error={error} />
+      </aside>
+      <section class="main-col">
+        {current ? <FunctionDetail key={current} name={current} onChanged={list.reload} /> : (list.data && <PageHeader title="Connection functions" />)}
+        {list.data?.length === 0 && <p class="muted">No connection functions yet: create one.</p>}
+      </section>
+    </div>
+  );
+}

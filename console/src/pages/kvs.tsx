@@ -1,0 +1,294 @@
+// Key value stores: counts and size, keys by prefix, add/edit/delete a key (ETag
+// conflicts explained, with a reload), JSON and CRL import, revoke a certificate by PEM.
+import { useEffect, useState } from 'preact/hooks';
+import { api, enc, type InspectedCertificate, type Kvs, type KvsWrite, type List, type TrustStore } from '../api';
+import { Badge, ErrorBox, Notice, PageHeader, formatBytes, readBase64, readText, shortEtag, useLoad } from '../ui';
+
+interface KeyItem { Key: string; Value: string }
+interface KeysPage { Items: KeyItem[]; NextToken?: string }
+
+/** Keys starting with `prefix`, scanning the byte-ordered listing from `token`; stops past the prefix or after `limit` matches. */
+async function scanKeys(name: string, prefix: string, token: string | undefined, limit: number): Promise<{ items: KeyItem[]; next?: string; etag?: string }> {
+  const items: KeyItem[] = [];
+  let next = token;
+  let etag: string | undefined;
+  for (;;) {
+    const r = await api.get<KeysPage>(`/v1/key-value-stores/${enc(name)}/keys?maxResults=50${next ? `&nextToken=${enc(next)}` : ''}`);
+    etag = r.etag;
+    let past = false;
+    for (const it of r.data.Items) {
+      if (it.Key.startsWith(prefix)) items.push(it);
+      else if (it.Key > prefix) { past = true; break; }
+    }
+    next = r.data.NextToken;
+    if (past || !next) return { items, etag };
+    if (items.length >= limit) return { items, next, etag };
+  }
+}
+
+function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () => void }) {
+  const desc = useLoad(async (signal) => api.get<Kvs>(`/v1/key-value-stores/${enc(name)}`, { signal }), [name]);
+  const [etag, setEtag] = useState<string | undefined>(undefined);
+  const [prefix, setPrefix] = useState('');
+  const [keys, setKeys] = useState<{ items: KeyItem[]; next?: string } | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const [notice, setNotice] = useState<string | undefined>(undefined);
+  const [editKey, setEditKey] = useState('');
+  const [editValue, setEditValue] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [pem, setPem] = useState('');
+  const [inspected, setInspected] = useState<InspectedCertificate | undefined>(undefined);
+  const trustStores = useLoad(async (signal) => (await api.get<List<TrustStore>>('/v1/trust-stores', { signal })).data.Items, []);
+  const [crlTrustStore, setCrlTrustStore] = useState('');
+  const store = desc.data?.data;
+
+  useEffect(() => { if (desc.data) setEtag(desc.data.etag); }, [desc.data]);
+
+  const search = async (more = false) => {
+    setError(undefined);
+    try {
+      const r = await scanKeys(name, prefix, more ? keys?.next : undefined, 50);
+      setKeys({ items: more ? [...(keys?.items ?? []), ...r.items] : r.items, ...(r.next ? { next: r.next } : {}) });
+      if (r.etag && !more) setEtag(r.etag);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  useEffect(() => { setKeys(undefined); setPrefix(''); setNotice(undefined); setError(undefined); setInspected(undefined); }, [name]);
+  useEffect(() => { if (keys === undefined) void search(); }, [name, keys]);
+
+  const reloadAll = () => { setError(undefined); setNotice(undefined); desc.reload(); setKeys(undefined); onListChanged(); };
+  /** Runs one write; true when it succeeded (the form keeps its input otherwise). */
+  const write = async (what: string, f: () => Promise<{ data: KvsWrite }>): Promise<boolean> => {
+    setBusy(true);
+    setError(undefined);
+    setNotice(undefined);
+    try {
+      const r = await f();
+      setEtag(r.data.ETag);
+      setNotice(what);
+      desc.reload();
+      setKeys(undefined);
+      onListChanged();
+      return true;
+    } catch (e) {
+      setError(e);
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+  const putKey = (e: Event) => {
+    e.preventDefault();
+    const k = editKey;
+    void write(`Saved key "${k}".`, () => api.put<KvsWrite>(`/v1/key-value-stores/${enc(name)}/keys/${enc(k)}`, { value: editValue }, { ifMatch: etag ?? '' }))
+      .then((ok) => { if (ok) { setEditKey(''); setEditValue(''); } });
+  };
+  const deleteKey = (k: string) => {
+    if (!confirm(`Delete key "${k}" from ${name}?`)) return;
+    void write(`Deleted key "${k}".`, () => api.del<KvsWrite>(`/v1/key-value-stores/${enc(name)}/keys/${enc(k)}`, { ifMatch: etag ?? '' }));
+  };
+  const inspect = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    setInspected(undefined);
+    try {
+      const r = await api.post<List<InspectedCertificate>>('/v1/certificates/inspect', { pem });
+      setInspected(r.data.Items[0]);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const revoke = () => {
+    if (!inspected) return;
+    const k = inspected.KvsKey;
+    void write(`Revoked serial ${inspected.SerialNumber} (key "${k}").`, () => api.put<KvsWrite>(`/v1/key-value-stores/${enc(name)}/keys/${enc(k)}`, { value: 'revoked' }, { ifMatch: etag ?? '' }))
+      .then((ok) => { if (ok) { setPem(''); setInspected(undefined); } });
+  };
+  const importJson = async (file: File | undefined) => {
+    if (!file) return;
+    setError(undefined);
+    setNotice(undefined);
+    let items: KeyItem[];
+    try {
+      const doc = JSON.parse(await readText(file)) as { data?: { key: unknown; value: unknown }[] };
+      if (!Array.isArray(doc.data)) throw new Error(`${file.name}: expected {"data":[{"key":"…","value":"…"}]}`);
+      items = doc.data.map((d, i) => {
+        if (typeof d.key !== 'string' || typeof d.value !== 'string') throw new Error(`${file.name}: data[${i}]: key and value must be strings`);
+        return { Key: d.key, Value: d.value };
+      });
+    } catch (e) {
+      setError(e);
+      return;
+    }
+    setBusy(true);
+    let current = etag ?? '';
+    let done = 0;
+    try {
+      for (let i = 0; i < items.length; i += 50) {
+        const chunk = items.slice(i, i + 50);
+        const r = await api.post<KvsWrite>(`/v1/key-value-stores/${enc(name)}/keys`, { puts: chunk.map((c) => ({ key: c.Key, value: c.Value })) }, { ifMatch: current });
+        current = r.data.ETag;
+        done += chunk.length;
+        setEtag(current);
+      }
+      setNotice(`Imported ${done} keys from ${file.name}.`);
+    } catch (e) {
+      setError(e);
+      if (done > 0) setNotice(`${done} of ${items.length} keys were imported before the error (batches of 50 are applied one by one).`);
+    } finally {
+      setBusy(false);
+      desc.reload();
+      setKeys(undefined);
+      onListChanged();
+    }
+  };
+  const importCrl = async (file: File | undefined) => {
+    if (!file) return;
+    if (!crlTrustStore) { setError(new Error('Choose the trust store that verifies the CRL first.')); return; }
+    const text = await readText(file);
+    const body = /-----BEGIN X509 CRL-----/.test(text) ? { crlPem: text, trustStore: crlTrustStore } : { crlDerBase64: await readBase64(file), trustStore: crlTrustStore };
+    void write(`Imported the CRL ${file.name}.`, () => api.post<KvsWrite>(`/v1/key-value-stores/${enc(name)}/import-crl`, body, { ifMatch: etag ?? '' }));
+  };
+
+  return (
+    <div class="detail">
+      <PageHeader title={name}><button type="button" onClick={reloadAll}>Reload</button></PageHeader>
+      <ErrorBox error={desc.error} onReload={desc.reload} />
+      {store && (
+        <dl class="facts">
+          <div><dt>Status</dt><dd><Badge kind={store.Status === 'READY' ? 'ok' : store.Status === 'FAILED' ? 'bad' : 'info'}>{store.Status}</Badge></dd></div>
+          <div><dt>Items</dt><dd data-testid="item-count">{store.ItemCount}</dd></div>
+          <div><dt>Size</dt><dd>{formatBytes(store.TotalSizeInBytes)}</dd></div>
+          <div><dt>ETag</dt><dd><code title={etag}>{shortEtag(etag)}</code></dd></div>
+        </dl>
+      )}
+      {store?.FailureReason && <p class="msg msg-error">{store.FailureReason}</p>}
+      <ErrorBox error={error} onReload={reloadAll} />
+      {notice && <Notice>{notice}</Notice>}
+
+      <section class="card" aria-labelledby="keys-title">
+        <h2 id="keys-title">Keys</h2>
+        <form class="inline-form" role="search" onSubmit={(e) => { e.preventDefault(); void search(); }}>
+          <label for="prefix">Key prefix</label>
+          <input id="prefix" type="search" value={prefix} onInput={(e) => setPrefix((e.target as HTMLInputElement).value)} placeholder="e.g. 00a7" />
+          <button type="submit">Search</button>
+        </form>
+        {keys && keys.items.length === 0 && <p class="muted">{prefix ? `No key starts with "${prefix}".` : 'The store is empty.'}</p>}
+        {keys && keys.items.length > 0 && (
+          <div class="table-wrap">
+            <table class="cards-sm" role="table">
+              <caption class="sr-only">Keys of {name}</caption>
+              <thead role="rowgroup"><tr role="row"><th scope="col" role="columnheader">Key</th><th scope="col" role="columnheader">Value</th><th scope="col" role="columnheader"><span class="sr-only">Actions</span></th></tr></thead>
+              <tbody role="rowgroup">
+                {keys.items.map((it) => (
+                  <tr role="row" key={it.Key}>
+                    <td role="cell" data-label="Key"><code class="wrap">{it.Key}</code></td>
+                    <td role="cell" data-label="Value"><span class="wrap value">{it.Value.length > 200 ? `${it.Value.slice(0, 200)}…` : it.Value}</span></td>
+                    <td role="cell" class="nowrap actions-cell">
+                      <button type="button" class="small" aria-label={`Edit ${it.Key}`} onClick={() => { setEditKey(it.Key); setEditValue(it.Value); document.getElementById('kv-value')?.focus(); }}>Edit</button>{' '}
+                      <button type="button" class="small danger" aria-label={`Delete ${it.Key}`} disabled={busy} onClick={() => deleteKey(it.Key)}>Delete</button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+        {keys?.next && <button type="button" onClick={() => void search(true)}>Load more</button>}
+      </section>
+
+      <section class="card" aria-labelledby="put-title">
+        <h2 id="put-title">Add or edit a key</h2>
+        <form class="stack" onSubmit={putKey}>
+          <label for="kv-key">Key</label>
+          <input id="kv-key" required value={editKey} onInput={(e) => setEditKey((e.target as HTMLInputElement).value)} />
+          <label for="kv-value">Value</label>
+          <textarea id="kv-value" rows={3} value={editValue} onInput={(e) => setEditValue((e.target as HTMLTextAreaElement).value)} />
+          <div><button type="submit" class="primary" disabled={busy || editKey === ''}>Save key</button></div>
+        </form>
+      </section>
+
+      <section class="card" aria-labelledby="revoke-title">
+        <h2 id="revoke-title">Revoke a certificate</h2>
+        <p class="muted small">Paste the client certificate (PEM). Its serial number becomes a key (colon-less lowercase hex, as <code>leaf.serialNumber.replaceAll(':', '')</code>) with the value <code>revoked</code>.</p>
+        <form class="stack" onSubmit={inspect}>
+          <label for="revoke-pem">Certificate PEM</label>
+          <textarea id="revoke-pem" rows={5} class="mono" value={pem} spellcheck={false} onInput={(e) => { setPem((e.target as HTMLTextAreaElement).value); setInspected(undefined); }} placeholder="-----BEGIN CERTIFICATE-----" />
+          <div><button type="submit" disabled={pem.trim() === ''}>Compute key</button></div>
+        </form>
+        {inspected && (
+          <div class="inspected">
+            <dl class="facts">
+              <div><dt>Subject</dt><dd>{inspected.Subject}</dd></div>
+              <div><dt>Serial</dt><dd><code>{inspected.SerialNumber}</code></dd></div>
+              <div><dt>Key</dt><dd><code data-testid="revoke-key">{inspected.KvsKey}</code></dd></div>
+            </dl>
+            <button type="button" class="danger" disabled={busy} onClick={revoke}>Revoke (add key {inspected.KvsKey})</button>
+          </div>
+        )}
+      </section>
+
+      <section class="card" aria-labelledby="import-title">
+        <h2 id="import-title">Import</h2>
+        <div class="stack">
+          <label for="import-json">JSON file (<code>{'{"data":[{"key":"…","value":"…"}]}'}</code>)</label>
+          <input id="import-json" type="file" accept=".json,application/json" disabled={busy} onChange={(e) => { const f = (e.target as HTMLInputElement).files?.[0]; (e.target as HTMLInputElement).value = ''; void importJson(f); }} />
+          <label for="crl-ts">Trust store that signed the CRL</label>
+          <select id="crl-ts" value={crlTrustStore} onChange={(e) => setCrlTrustStore((e.target as HTMLSelectElement).value)}>
+            <option value="">Choose…</option>
+            {trustStores.data?.map((t) => <option key={t.Id} value={t.Name}>{t.Name}</option>)}
+          </select>
+          <label for="import-crl">CRL file (PEM or DER)</label>
+          <input id="import-crl" type="file" accept=".crl,.pem,.der" disabled={busy} onChange={(e) => { const f = (e.target as HTMLInputElement).files?.[0]; (e.target as HTMLInputElement).value = ''; void importCrl(f); }} />
+        </div>
+      </section>
+    </div>
+  );
+}
+
+export function KvsPage({ selected }: { selected: string | undefined }) {
+  const list = useLoad(async (signal) => (await api.get<List<Kvs>>('/v1/key-value-stores', { signal })).data.Items, []);
+  const [newName, setNewName] = useState('');
+  const [error, setError] = useState<unknown>(undefined);
+  const current = selected ?? list.data?.[0]?.Name;
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      await api.post('/v1/key-value-stores', { name: newName });
+      list.reload();
+      location.hash = `#/kvs/${encodeURIComponent(newName)}`;
+      setNewName('');
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <div class="split">
+      <aside class="side card" aria-labelledby="stores-title">
+        <h2 id="stores-title">Stores</h2>
+        <ErrorBox error={list.error} onReload={list.reload} />
+        <ul class="pick-list">
+          {list.data?.map((s) => (
+            <li key={s.Id}>
+              <a href={`#/kvs/${encodeURIComponent(s.Name)}`} aria-current={s.Name === current ? 'true' : undefined}>
+                <span>{s.Name}</span> <span class="muted small">{s.ItemCount} items</span>
+              </a>
+            </li>
+          ))}
+        </ul>
+        <form class="stack" onSubmit={create}>
+          <label for="new-kvs">New store name</label>
+          <input id="new-kvs" value={newName} onInput={(e) => setNewName((e.target as HTMLInputElement).value)} />
+          <button type="submit" disabled={newName === ''}>Create store</button>
+        </form>
+        <ErrorBox error={error} />
+      </aside>
+      <section class="main-col">
+        {current ? <StoreDetail name={current} onListChanged={list.reload} /> : (list.data && <PageHeader title="Key value stores" />)}
+        {list.data?.length === 0 && <p class="muted">No key value stores yet: create one.</p>}
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,358 @@
+/**
+ * The web console (issue 9) in a real browser: Debian's `chromium` driven by
+ * playwright-core against a real `portcullis serve` (test/helpers/gateway.ts) with a
+ * trust store, a revocation KVS, the kvs-serial-revocation example function and a
+ * distribution that runs it. Covers: a wrong token shows an error (not a blank page),
+ * sign-in, creating a KVS key and seeing it listed, revoking a certificate by pasting
+ * its PEM, the Test tab (`deny` for the revoked serial, `allow` for a good one), the
+ * Matrix tab (unsafe rows highlighted), a compile error at its line, publishing a
+ * function (the stage changes), the live connection log (SSE) and the security
+ * headers of the console's files. Screenshots of every page, desktop (1280 × 900) and
+ * phone (390 × 844), go to test-results/console/.
+ *
+ * Chromium must be installed (`.ci/run` installs it with apt-get): without it these
+ * tests fail, they do not skip.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { freePort } from '../../src/demo/index.js';
+import { OID } from '../../src/pki/index.js';
+import { startEchoOrigin, type EchoOrigin } from '../helpers/origin.js';
+import { buildChain, issueCertificate, type TestChain, type TestCert } from '../helpers/pki.js';
+import { REPO_ROOT, curlThrough, startGateway, type RunningGateway } from '../helpers/gateway.js';
+
+const CHROMIUM = process.env.PORTCULLIS_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run',
+  '--disable-component-update', '--disable-sync',
+];
+const SHOTS = join(REPO_ROOT, 'test-results', 'console');
+const HOST = 'web.console.test';
+const REVOKED_SERIAL_HEX = '1005c0ffee';
+
+let dir: string;
+let gw: RunningGateway;
+let origin: EchoOrigin;
+let browser: Browser;
+let desktop: BrowserContext;
+let page: Page;
+let chain: TestChain;
+let revokedLeaf: TestCert;
+let port: number;
+const files: Record<string, string> = {};
+
+async function shot(p: Page, name: string): Promise<void> {
+  await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Polls `check` every 100 ms until it is true; fails after `timeoutMs` naming `what`. (Not page.waitForFunction: the console's CSP forbids string evaluation, as it should.) */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function signIn(p: Page, token: string): Promise<void> {
+  await p.goto(`${gw.adminUrl}/console/`);
+  await p.getByLabel('Admin token').fill(token);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+}
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does) — the console browser tests cannot run without it`);
+  // The console must be built for /console/ (npm run build does it; from a checkout, build it here).
+  const built = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'ensure-console.mjs')], { cwd: REPO_ROOT, stdio: 'inherit' });
+  assert.equal(built.status, 0);
+  assert.ok(existsSync(join(REPO_ROOT, 'dist', 'console', 'index.html')), 'dist/console was not built');
+  mkdirSync(SHOTS, { recursive: true });
+
+  dir = mkdtempSync(join(tmpdir(), 'portcullis-console-'));
+  chain = await buildChain({ name: 'Console' });
+  const issuer = chain.intermediates[chain.intermediates.length - 1]!;
+  revokedLeaf = await issueCertificate({
+    subject: 'C=US,O=Portcullis Test,CN=Revoked Console Client', issuer, eku: [OID.kpClientAuth], serial: REVOKED_SERIAL_HEX,
+  });
+  const server = await issueCertificate({ subject: `CN=${HOST}`, issuer: chain.root, eku: [OID.kpServerAuth], san: { dns: [HOST] } });
+  const write = (name: string, text: string): string => { const f = join(dir, name); writeFileSync(f, text); files[name] = f; return f; };
+  write('root.pem', chain.root.pem);
+  write('server.pem', server.pem);
+  write('server.key', server.keyPem);
+  write('good-chain.pem', chain.presentedPem);
+  write('good.key', chain.leaf.keyPem);
+  write('revoked-chain.pem', [revokedLeaf, ...chain.presented.slice(1)].map((c) => c.pem).join(''));
+  write('revoked.key', revokedLeaf.keyPem);
+  write('revoked.json', JSON.stringify({ data: [{ key: 'deadbeef', value: 'an unrelated serial' }] }));
+
+  origin = await startEchoOrigin();
+  port = await freePort();
+  gw = await startGateway({
+    dir,
+    config: {
+      resources: {
+        trustStores: [{ name: 'console-ca', caBundleFile: files['root.pem'], useClientCertificateOcspEndpoint: false, comment: 'test PKI' }],
+        keyValueStores: [{ name: 'revoked-serials', comment: 'serials revoked by the operator', importFile: files['revoked.json'] }],
+        connectionFunctions: [
+          { name: 'kvs-revoke', codeFile: join(REPO_ROOT, 'examples/functions/kvs-serial-revocation.js'), keyValueStore: 'revoked-serials', publish: true },
+        ],
+        distributions: [{
+          name: 'web', listen: `127.0.0.1:${port}`, aliases: [HOST], certificates: [{ certFile: files['server.pem'], keyFile: files['server.key'] }],
+          origin: { url: origin.url }, viewerMtls: { mode: 'required', trustStore: 'console-ca' }, connectionFunction: 'kvs-revoke',
+        }],
+      },
+    },
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  desktop = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await desktop.newPage();
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await gw?.stop();
+  await origin?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('web console', () => {
+  test('the console files are served without a token, with CSP and nosniff; the API still needs the token', async () => {
+    const res = await fetch(`${gw.adminUrl}/console/`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    const html = await res.text();
+    const asset = /src="(\/console\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    assert.ok(asset, html);
+    const js = await fetch(`${gw.adminUrl}${asset}`);
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get('content-type') ?? '', /^text\/javascript/);
+    assert.match(js.headers.get('cache-control') ?? '', /immutable/);
+    assert.equal((await fetch(`${gw.adminUrl}/console/kvs/some-route`)).status, 200, 'SPA fallback');
+    assert.equal((await fetch(`${gw.adminUrl}/console/assets/missing.js`)).status, 404);
+    assert.equal((await fetch(`${gw.adminUrl}/console/..%2f..%2fpackage.json`)).status !== 200, true);
+    assert.equal((await fetch(`${gw.adminUrl}/v1/stats`)).status, 401);
+  });
+
+  test('a wrong token shows an error, not a blank page', async () => {
+    await signIn(page, 'not-the-token-0123456789');
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /refused this token/);
+    assert.ok(await page.getByLabel('Admin token').isVisible(), 'the sign-in form stays visible');
+    await shot(page, 'signin-wrong-token-desktop');
+  });
+
+  test('sign in: the overview shows the distribution, its function and the counters', async () => {
+    await page.getByLabel('Admin token').fill(gw.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    const row = page.getByRole('row', { name: /web/ });
+    await row.waitFor();
+    const text = await row.innerText();
+    assert.match(text, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.match(text, /required/);
+    assert.match(text, /console-ca/);
+    assert.match(text, /kvs-revoke/);
+    await page.getByTestId('allowed').filter({ hasText: /^\d+$/ }).waitFor();
+    assert.equal(await page.evaluate('location.href.includes(\'token\')'), false, 'the token is never in the URL');
+    await page.getByText(/Single node|Node/).first().waitFor();
+    await shot(page, 'overview-desktop');
+  });
+
+  test('trust stores: the bundle\'s certificates and the OCSP switch', async () => {
+    await page.getByRole('link', { name: 'Trust stores' }).click();
+    await page.getByRole('heading', { name: 'console-ca' }).waitFor();
+    await page.getByText('CN=Console Root CA', { exact: false }).first().waitFor();
+    const sw = page.getByLabel(/Check revocation with OCSP/);
+    assert.equal(await sw.isChecked(), false);
+    await sw.click();
+    await until('the OCSP switch to be on', () => page.getByLabel(/Check revocation with OCSP/).isChecked());
+    const ts = JSON.parse((await gw.admin('/v1/trust-stores/console-ca')).body) as { UseClientCertificateOcspEndpoint: boolean };
+    assert.equal(ts.UseClientCertificateOcspEndpoint, true);
+    await page.getByLabel(/Check revocation with OCSP/).click();
+    await until('the OCSP switch to be off', async () => !(await page.getByLabel(/Check revocation with OCSP/).isChecked()));
+    await shot(page, 'trust-stores-desktop');
+  });
+
+  test('key value stores: create a key and see it listed; revoke a certificate by pasting its PEM', async () => {
+    await page.getByRole('link', { name: 'Key value stores' }).click();
+    await page.getByRole('heading', { name: 'revoked-serials' }).waitFor();
+    await page.getByRole('cell', { name: 'deadbeef', exact: true }).waitFor();
+    await page.getByLabel('Key', { exact: true }).fill('console-key');
+    await page.getByLabel('Value', { exact: true }).fill('added from the console');
+    await page.getByRole('button', { name: 'Save key' }).click();
+    await page.getByText('Saved key "console-key".').waitFor();
+    await page.getByRole('cell', { name: 'console-key', exact: true }).waitFor();
+    assert.equal(JSON.parse((await gw.admin('/v1/key-value-stores/revoked-serials/keys/console-key')).body).Value, 'added from the console');
+
+    // Prefix search.
+    await page.getByLabel('Key prefix').fill('conso');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('cell', { name: 'deadbeef', exact: true }).waitFor({ state: 'detached' });
+    await page.getByRole('cell', { name: 'console-key', exact: true }).waitFor();
+
+    // Revoke by PEM: the key is computed by the server from the certificate.
+    await page.getByLabel('Certificate PEM').fill(revokedLeaf.pem);
+    await page.getByRole('button', { name: 'Compute key' }).click();
+    // The serial's first byte (0x10) has the high bit clear: no leading 00.
+    assert.equal(await page.getByTestId('revoke-key').innerText(), REVOKED_SERIAL_HEX);
+    await page.getByRole('button', { name: /^Revoke \(add key/ }).click();
+    await page.getByText(/Revoked serial/).waitFor();
+    assert.equal((await gw.admin(`/v1/key-value-stores/revoked-serials/keys/${REVOKED_SERIAL_HEX}`)).status, 200);
+    await page.getByLabel('Key prefix').fill('');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('cell', { name: REVOKED_SERIAL_HEX, exact: true }).waitFor();
+    await shot(page, 'kvs-desktop');
+  });
+
+  test('key value stores: a stale ETag is shown as a conflict with a reload', async () => {
+    // Someone else writes after the page loaded: the console's ETag is now stale.
+    const d = JSON.parse((await gw.admin('/v1/key-value-stores/revoked-serials')).body) as { ETag: string };
+    const r = await fetch(`${gw.adminUrl}/v1/key-value-stores/revoked-serials/keys/other-writer`, {
+      method: 'PUT', headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json', 'if-match': `"${d.ETag}"` }, body: JSON.stringify({ value: 'x' }),
+    });
+    assert.equal(r.status, 200);
+    await page.getByLabel('Key', { exact: true }).fill('late-key');
+    await page.getByLabel('Value', { exact: true }).fill('v');
+    await page.getByRole('button', { name: 'Save key' }).click();
+    const alert = page.getByRole('alert').filter({ hasText: 'Someone else changed this' });
+    await alert.waitFor();
+    await shot(page, 'kvs-conflict-desktop');
+    await alert.getByRole('button', { name: 'Reload' }).click();
+    await page.getByRole('cell', { name: 'other-writer', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Save key' }).click();
+    await page.getByText('Saved key "late-key".').waitFor();
+  });
+
+  test('functions: the Test tab answers deny for the revoked serial and allow for a good one; the matrix highlights unsafe rows', async () => {
+    await page.getByRole('link', { name: 'Connection functions' }).click();
+    await page.getByRole('heading', { name: 'kvs-revoke' }).waitFor();
+    await page.locator('.cm-content').waitFor();
+    await shot(page, 'functions-code-desktop');
+    await page.getByRole('tab', { name: 'Test' }).click();
+    await page.getByLabel(/Client certificate or chain/).fill([revokedLeaf, ...chain.presented.slice(1)].map((c) => c.pem).join(''));
+    await page.getByLabel(/Client IP/).fill('198.51.100.7');
+    await page.getByRole('button', { name: 'Run test' }).click();
+    await page.getByTestId('decision').waitFor();
+    assert.equal(await page.getByTestId('decision').innerText(), 'deny');
+    await page.getByText('revoked-by-kvs:10:05:c0:ff:ee').waitFor();
+    await shot(page, 'functions-test-deny-desktop');
+    await page.getByLabel(/Client certificate or chain/).fill(chain.presentedPem);
+    await page.getByRole('button', { name: 'Run test' }).click();
+    await until('decision allow', async () => (await page.getByTestId('decision').innerText()) === 'allow');
+    await shot(page, 'functions-test-allow-desktop');
+
+    await page.getByRole('tab', { name: 'Matrix' }).click();
+    await page.getByRole('button', { name: 'Run matrix' }).click();
+    await page.locator('table.matrix tbody tr').first().waitFor();
+    assert.equal(await page.locator('table.matrix tbody tr').count(), 128);
+    // kvs-serial-revocation looks only at the KVS: with OCSP Revoked and a KVS miss it allows.
+    const unsafe = await page.locator('table.matrix tbody tr.unsafe').count();
+    assert.ok(unsafe > 0, 'rows admitting a revoked certificate are highlighted');
+    assert.match(await page.locator('table.matrix tbody tr.unsafe').first().innerText(), /revoked allowed/);
+    await shot(page, 'functions-matrix-desktop');
+  });
+
+  test('functions: a compile error is shown at its line; publish changes the stage', async () => {
+    await page.getByLabel('New function name').fill('console-fn');
+    await page.getByRole('button', { name: 'Create function' }).click();
+    await page.getByRole('heading', { name: 'console-fn' }).waitFor();
+    assert.equal(await page.getByTestId('fn-status').innerText(), 'UNPUBLISHED');
+    const editor = page.locator('.cm-content');
+    await editor.waitFor();
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText("async function connectionHandler(connection) {\n  const x = ;\n  return connection.allow();\n}\n");
+    await page.getByRole('button', { name: 'Save (DEVELOPMENT)' }).click();
+    const err = page.getByRole('alert').filter({ hasText: 'Compile error at line 2' });
+    await err.waitFor();
+    await page.locator('.cm-lint-marker-error').first().waitFor();
+    await shot(page, 'functions-compile-error-desktop');
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText("async function connectionHandler(connection) {\n  console.log('hello from the console');\n  return connection.deny();\n}\n");
+    await page.getByRole('button', { name: 'Save (DEVELOPMENT)' }).click();
+    await page.getByText('Saved to DEVELOPMENT.').waitFor();
+    await page.getByRole('button', { name: 'Publish (LIVE)' }).click();
+    await page.getByText(/Published: LIVE is now ETag/).waitFor();
+    await until('the stage to change', async () => (await page.getByTestId('fn-status').innerText()) !== 'UNPUBLISHED');
+    assert.equal(await page.getByTestId('fn-status').innerText(), 'UNASSOCIATED');
+    assert.doesNotMatch(await page.getByTestId('live-etag').innerText(), /not published/);
+    const live = JSON.parse((await gw.admin('/v1/connection-functions/console-fn?stage=LIVE')).body) as { Stage: string };
+    assert.equal(live.Stage, 'LIVE');
+    await page.getByRole('tab', { name: 'Diff' }).click();
+    await page.getByText('DEVELOPMENT and LIVE have the same code.').waitFor();
+    await shot(page, 'functions-diff-desktop');
+  });
+
+  test('connections: the live tail shows an allowed and a denied connection, and filters by status', async () => {
+    await page.getByRole('link', { name: 'Connections' }).click();
+    await page.getByText('live', { exact: true }).waitFor();
+    const base = { host: HOST, port, cacert: files['root.pem']! };
+    const good = await curlThrough({ ...base, cert: files['good-chain.pem']!, key: files['good.key']! });
+    assert.equal(good.status, 200, good.stderr);
+    const bad = await curlThrough({ ...base, cert: files['revoked-chain.pem']!, key: files['revoked.key']! });
+    assert.equal(bad.status, 0);
+    await page.locator('table.log tbody tr[data-status="Success"]').first().waitFor();
+    await page.locator('table.log tbody tr[data-status^="Failed"]').first().waitFor();
+    await shot(page, 'connections-desktop');
+    await page.getByLabel('Status').selectOption('denied');
+    await page.getByRole('button', { name: 'Apply filter' }).click();
+    await page.getByText('live', { exact: true }).waitFor();
+    await curlThrough({ ...base, cert: files['good-chain.pem']!, key: files['good.key']! });
+    await curlThrough({ ...base, cert: files['revoked-chain.pem']!, key: files['revoked.key']! });
+    await page.locator('table.log tbody tr[data-status^="Failed"]').first().waitFor();
+    assert.equal(await page.locator('table.log tbody tr[data-status="Success"]').count(), 0);
+    // The overview's counters saw the connections.
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await until('the denied counter to count the connections', async () => Number(await page.getByTestId('denied').innerText()) >= 1, 20_000);
+  });
+
+  test('phone-size screenshots of every page', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    try {
+      const p = await phone.newPage();
+      await signIn(p, gw.token);
+      await p.getByRole('heading', { name: 'Overview' }).waitFor();
+      await p.getByRole('row', { name: /web/ }).waitFor();
+      await shot(p, 'overview-phone');
+      const pages: [string, (p: Page) => Promise<void>, string][] = [
+        ['trust-stores', (p) => p.getByText('CN=Console Root CA').first().waitFor(), 'trust-stores-phone'],
+        ['kvs/revoked-serials', (p) => p.getByText('deadbeef', { exact: true }).waitFor(), 'kvs-phone'],
+        ['functions/kvs-revoke', (p) => p.locator('.cm-content').waitFor(), 'functions-phone'],
+        ['connections', async (p) => {
+          await p.getByText('live', { exact: true }).waitFor();
+          const base = { host: HOST, port, cacert: files['root.pem']! };
+          await curlThrough({ ...base, cert: files['good-chain.pem']!, key: files['good.key']! });
+          await curlThrough({ ...base, cert: files['revoked-chain.pem']!, key: files['revoked.key']! });
+          await p.locator('table.log tbody tr[data-status^="Failed"]').first().waitFor();
+          await p.locator('table.log tbody tr[data-status="Success"]').first().waitFor();
+        }, 'connections-phone'],
+      ];
+      for (const [hash, loaded, name] of pages) {
+        await p.goto(`${gw.adminUrl}/console/#/${hash}`);
+        await loaded(p);
+        await shot(p, name);
+      }
+      // The menu opens with the keyboard and leads to the pages.
+      await p.getByRole('button', { name: 'Menu' }).focus();
+      await p.keyboard.press('Enter');
+      await p.getByRole('link', { name: 'Key value stores' }).waitFor();
+      await shot(p, 'menu-phone');
+      // No page is wider than the phone.
+      const wide = await p.evaluate('document.documentElement.scrollWidth') as number;
+      assert.ok(wide <= 390, `page is ${wide}px wide on a 390px phone`);
+    } finally {
+      await phone.close();
+    }
+  });
+});
