@@ -134,7 +134,13 @@ export interface Stats {
   appliedChangeSequence: number | null;
 }
 export interface Readiness { ready: boolean; status: string; reasons: string[]; details?: Record<string, unknown> }
+/** `GET /v1/nodes` (cluster deployed status). */
 export interface NodesView {
-  latestSequence: number;
-  nodes: { name: string; lastHeartbeat?: string; appliedSequence?: number; inSync?: boolean; status?: string }[];
+  LatestSequence: number;
+  AllInSync: boolean;
+  Quantity: number;
+  Items: {
+    Name: string; Status: 'ok' | 'starting' | 'degraded' | 'stale'; Reasons: string[]; LastHeartbeat: string;
+    HeartbeatAgeMs: number; AppliedSequence: number; InSync: boolean; Stale: boolean; Host?: string;
+  }[];
 }

@@ -96,6 +96,7 @@ before(async () => {
   gw = await startGateway({
     dir,
     config: {
+      nodeName: 'console-node-1',
       resources: {
         trustStores: [{ name: 'console-ca', caBundleFile: files['root.pem'], useClientCertificateOcspEndpoint: false, comment: 'test PKI' }],
         keyValueStores: [{ name: 'revoked-serials', comment: 'serials revoked by the operator', importFile: files['revoked.json'] }],
@@ -164,7 +165,10 @@ describe('web console', () => {
     assert.match(text, /kvs-revoke/);
     await page.getByTestId('allowed').filter({ hasText: /^\d+$/ }).waitFor();
     assert.equal(await page.evaluate('location.href.includes(\'token\')'), false, 'the token is never in the URL');
-    await page.getByText(/Single node|Node/).first().waitFor();
+    // Nodes (GET /v1/nodes): this node, by its nodeName, with its status and applied sequence.
+    const nodeRow = page.getByRole('row', { name: /console-node-1/ });
+    await nodeRow.waitFor();
+    assert.match(await nodeRow.innerText(), /ok[\s\S]*\d+ \/ \d+/);
     await shot(page, 'overview-desktop');
   });
 

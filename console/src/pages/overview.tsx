@@ -29,7 +29,8 @@ async function loadNodes(signal: AbortSignal): Promise<NodesState> {
   try {
     return { kind: 'cluster', view: (await api.get<NodesView>('/v1/nodes', { signal })).data };
   } catch (e) {
-    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+    // 404: a server without the nodes route; 503: the database is unreachable — show readiness instead.
+    if (!(e instanceof ApiError) || (e.status !== 404 && e.status !== 503)) throw e;
   }
   const r = await api.get<Readiness>('/readyz', { signal }).then((x) => x.data, (e: unknown) => {
     if (e instanceof ApiError && e.status === 503) return undefined;
@@ -76,22 +77,32 @@ function Nodes({ appliedSequence }: { appliedSequence: number | null | undefined
       <h2 id="nodes-title">Nodes</h2>
       <ErrorBox error={nodes.error} />
       {n?.kind === 'cluster' && (
-        <div class="table-wrap">
-          <table>
-            <caption class="sr-only">Nodes and their applied change sequence (latest {n.view.latestSequence})</caption>
-            <thead role="rowgroup"><tr role="row"><th scope="col" role="columnheader">Node</th><th scope="col" role="columnheader">Status</th><th scope="col" role="columnheader">Applied sequence</th><th scope="col" role="columnheader">Last heartbeat</th></tr></thead>
-            <tbody role="rowgroup">
-              {n.view.nodes.map((x) => (
-                <tr role="row" key={x.name}>
-                  <td role="cell">{x.name}</td>
-                  <td role="cell">{x.inSync === false ? <Badge kind="warn">behind</Badge> : <Badge kind="ok">{x.status ?? 'in sync'}</Badge>}</td>
-                  <td role="cell">{x.appliedSequence ?? '—'} / {n.view.latestSequence}</td>
-                  <td role="cell">{x.lastHeartbeat ? new Date(x.lastHeartbeat).toLocaleString() : '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <>
+          <p>
+            {n.view.AllInSync
+              ? <Badge kind="ok">all {n.view.Quantity} in sync</Badge>
+              : <Badge kind="warn">not every node has applied sequence {n.view.LatestSequence}</Badge>}
+          </p>
+          <div class="table-wrap">
+            <table>
+              <caption class="sr-only">Nodes and their applied change sequence (latest {n.view.LatestSequence})</caption>
+              <thead role="rowgroup"><tr role="row"><th scope="col" role="columnheader">Node</th><th scope="col" role="columnheader">Status</th><th scope="col" role="columnheader">Applied sequence</th><th scope="col" role="columnheader">Last heartbeat</th></tr></thead>
+              <tbody role="rowgroup">
+                {n.view.Items.map((x) => (
+                  <tr role="row" key={x.Name}>
+                    <td role="cell">{x.Name}{x.Host ? <span class="muted"> ({x.Host})</span> : null}</td>
+                    <td role="cell">
+                      <Badge kind={x.Status === 'ok' && x.InSync ? 'ok' : 'warn'}>{x.Status}{x.Status === 'ok' && !x.InSync ? ', behind' : ''}</Badge>
+                      {x.Reasons.length > 0 && <span class="muted"> {x.Reasons.join('; ')}</span>}
+                    </td>
+                    <td role="cell">{x.AppliedSequence} / {n.view.LatestSequence}</td>
+                    <td role="cell">{new Date(x.LastHeartbeat).toLocaleString()}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
       )}
       {n?.kind === 'single' && (
         <p>
