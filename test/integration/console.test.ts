@@ -298,6 +298,59 @@ describe('web console', () => {
     await shot(page, 'functions-diff-desktop');
   });
 
+  test('functions: unsaved edits are never discarded silently (conflict reload, header reload, navigation)', async () => {
+    await page.goto(`${gw.adminUrl}/console/#/functions/console-fn`);
+    await page.getByRole('tab', { name: 'Code' }).click();
+    const editor = page.locator('.cm-content');
+    await editor.waitFor();
+    const edited = "async function connectionHandler(connection) {\n  // my unsaved edit\n  return connection.deny();\n}\n";
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText(edited);
+    await page.getByTestId('unsaved').waitFor();
+    // Header Reload asks first; cancelling keeps the edit.
+    page.once('dialog', (d) => void d.dismiss());
+    await page.getByRole('button', { name: 'Reload', exact: true }).click();
+    await until('the edit to survive a cancelled reload', async () => (await editor.innerText()).includes('my unsaved edit'));
+    // Navigating away and back restores the draft, with a notice.
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    await page.goto(`${gw.adminUrl}/console/#/functions/console-fn`);
+    await page.getByTestId('draft-restored').waitFor();
+    await until('the restored edit in the editor', async () => (await page.locator('.cm-content').innerText()).includes('my unsaved edit'));
+    // Someone else saves: our Save conflicts; the conflict's Reload keeps our edit and asks.
+    const cur = JSON.parse((await gw.admin('/v1/connection-functions/console-fn/code?stage=DEVELOPMENT')).body) as { ETag: string };
+    const other = await fetch(`${gw.adminUrl}/v1/connection-functions/console-fn`, {
+      method: 'PUT', headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json', 'if-match': `"${cur.ETag}"` },
+      body: JSON.stringify({ code: "async function connectionHandler(connection) {\n  // other writer\n  return connection.allow();\n}\n" }),
+    });
+    assert.equal(other.status, 200);
+    await page.getByRole('button', { name: 'Save (DEVELOPMENT)' }).click();
+    const conflict = page.getByRole('alert').filter({ hasText: 'Someone else changed this' });
+    await conflict.waitFor();
+    assert.match(await conflict.innerText(), /your changes are still in the editor/);
+    await conflict.getByRole('button', { name: 'Reload' }).click();
+    await page.getByTestId('incoming-version').waitFor();
+    assert.match(await page.locator('.cm-content').innerText(), /my unsaved edit/);
+    await shot(page, 'functions-incoming-version-desktop');
+    await page.getByRole('button', { name: 'Keep my changes' }).click();
+    await page.getByRole('button', { name: 'Save (DEVELOPMENT)' }).click();
+    await page.getByText('Saved to DEVELOPMENT.').waitFor();
+    const saved = JSON.parse((await gw.admin('/v1/connection-functions/console-fn/code?stage=DEVELOPMENT')).body) as { Code: string };
+    assert.match(saved.Code, /my unsaved edit/);
+    // A failed save of broken code, then header Reload (confirmed): the server code is back and Publish works again.
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText('async function connectionHandler(c) {\n  const = 1;\n}\n');
+    await page.getByRole('button', { name: 'Save (DEVELOPMENT)' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Compile error' }).waitFor();
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Reload', exact: true }).click();
+    await until('the server code back in the editor', async () => (await page.locator('.cm-content').innerText()).includes('my unsaved edit'));
+    assert.equal(await page.getByRole('button', { name: 'Publish (LIVE)' }).isEnabled(), true);
+    assert.equal(await page.getByTestId('unsaved').count(), 0);
+  });
+
   test('connections: the live tail shows an allowed and a denied connection, and filters by status', async () => {
     await page.getByRole('link', { name: 'Connections' }).click();
     await page.getByText('live', { exact: true }).waitFor();
