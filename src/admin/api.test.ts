@@ -321,6 +321,13 @@ test('key value stores: create with import, describe by id, update comment, keys
   expectError(await req('GET', '/v1/key-value-stores/revoked/keys?maxResults=0'), 400, 'InvalidArgument', /MaxResults/);
   expectError(await req('GET', '/v1/key-value-stores/revoked/keys?maxResults=x'), 400, 'InvalidArgument', /^maxResults: /);
   expectError(await req('GET', '/v1/key-value-stores/revoked/keys?nextToken=garbage'), 400, 'InvalidArgument');
+  // prefix: only keys starting with it, in one page; repeated or malformed prefix refused.
+  const pf = (await req('GET', '/v1/key-value-stores/revoked/keys?prefix=b%2F')).json() as { Items: { Key: string }[]; NextToken?: string };
+  assert.deepEqual(pf.Items.map((i) => i.Key), ['b/c']);
+  assert.equal(pf.NextToken, undefined);
+  assert.deepEqual(((await req('GET', '/v1/key-value-stores/revoked/keys?prefix=zz')).json() as { Items: unknown[] }).Items, []);
+  expectError(await req('GET', '/v1/key-value-stores/revoked/keys?prefix=a&prefix=b'), 400, 'InvalidArgument', /^prefix: give it once/);
+  expectError(await req('GET', `/v1/key-value-stores/revoked/keys?prefix=${'p'.repeat(513)}`), 400, 'InvalidArgument', /longer than the longest key/);
 
   const got = await req('GET', '/v1/key-value-stores/revoked/keys/b%2Fc');
   assert.equal(got.statusCode, 200, got.body);

@@ -327,8 +327,12 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
       if (!Number.isInteger(maxResults)) throw new InvalidArgumentError(`maxResults: must be an integer from 1 to ${kvs.limits.maxListKeys}`);
     }
     if (q.nextToken !== undefined && typeof q.nextToken !== 'string') throw new InvalidArgumentError('nextToken: give it once');
+    if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new InvalidArgumentError('prefix: give it once');
     const d = await kvs.describe(n);
-    const page = await kvs.listKeys(n, { ...(maxResults !== undefined ? { maxResults } : {}), ...(typeof q.nextToken === 'string' ? { nextToken: q.nextToken } : {}) });
+    const page = await kvs.listKeys(n, {
+      ...(maxResults !== undefined ? { maxResults } : {}), ...(typeof q.nextToken === 'string' ? { nextToken: q.nextToken } : {}),
+      ...(typeof q.prefix === 'string' && q.prefix !== '' ? { prefix: q.prefix } : {}),
+    });
     return withEtag(reply, d.ETag, page);
   });
   app.post('/v1/key-value-stores/:name/keys', async (req, reply) => {
