@@ -112,6 +112,8 @@ export interface FunctionSummary {
 }
 export interface Kvs {
   Name: string; Id: string; Comment?: string; Status: string; FailureReason?: string; ItemCount: number; TotalSizeInBytes: number; ETag: string; LastModified?: string;
+  /** Only in the describe answer (GET /v1/key-value-stores/{name}). */
+  Limits?: { MaxKeyBytes: number; MaxValueBytes: number; MaxStoreBytes: number; MaxBatchKeys: number };
 }
 export interface KvsWrite { ETag: string; ItemCount: number; TotalSizeInBytes: number }
 export interface InspectedCertificate {

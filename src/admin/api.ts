@@ -305,7 +305,10 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
   app.get('/v1/key-value-stores', async () => list(await kvs.list()));
   app.get('/v1/key-value-stores/:name', async (req, reply) => {
     const d = await kvs.describe(await kvsName(param(req, 'name')));
-    return withEtag(reply, d.ETag, d);
+    // Limits (a Portcullis extension): lets a client check a whole import before its first write.
+    const l = kvs.limits;
+    const Limits = { MaxKeyBytes: l.maxKeyBytes, MaxValueBytes: l.maxValueBytes, MaxStoreBytes: l.maxStoreBytes, MaxBatchKeys: l.maxBatchKeys };
+    return withEtag(reply, d.ETag, { ...d, Limits });
   });
   app.put('/v1/key-value-stores/:name', async (req, reply) => {
     const b = parseBody(kvsUpdate, req.body);

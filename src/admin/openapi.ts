@@ -53,7 +53,7 @@ export function openApiDocument(): Json {
       },
       '/v1/key-value-stores/{name}': {
         parameters: [kvsName],
-        get: { summary: 'Describe a key value store', responses: { 200: ok('the store', ref('Kvs')), ...errors(401, 404) } },
+        get: { summary: 'Describe a key value store; also its Limits (MaxKeyBytes, MaxValueBytes — UTF-8 —, MaxStoreBytes, MaxBatchKeys)', responses: { 200: ok('the store', { allOf: [ref('Kvs'), { type: 'object', properties: { Limits: { type: 'object', properties: { MaxKeyBytes: { type: 'integer' }, MaxValueBytes: { type: 'integer' }, MaxStoreBytes: { type: 'integer' }, MaxBatchKeys: { type: 'integer' } } } } }] }), ...errors(401, 404) } },
         put: { summary: 'Update the comment of a key value store', parameters: [ifMatch], requestBody: body({ type: 'object', required: ['comment'], additionalProperties: false, properties: { name: str, comment: str } }), responses: { 200: ok('updated', ref('Kvs')), ...errors(400, 401, 404, 412) } },
         delete: { summary: 'Delete a key value store and its items (refused while a function is associated)', parameters: [ifMatch], responses: { 204: { description: 'deleted' }, ...errors(400, 401, 404, 409, 412) } },
       },

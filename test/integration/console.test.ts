@@ -237,6 +237,64 @@ describe('web console', () => {
     await page.getByText('Saved key "late-key".').waitFor();
   });
 
+  test('key value stores: a bad import file writes nothing and names the entry; a failing batch is named; searches use ?prefix= and the last one wins', async () => {
+    const countBefore = Number(await page.getByTestId('item-count').innerText());
+    const entries = Array.from({ length: 121 }, (_, i) => ({ key: `imp-${String(i).padStart(3, '0')}`, value: `v${i}` }));
+    const file = (data: unknown) => ({ name: 'import.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ data })) });
+    // data[120] has a key over 512 bytes: refused before the first batch.
+    await page.getByLabel(/JSON file/).setInputFiles(file([...entries.slice(0, 120), { key: 'k'.repeat(513), value: 'x' }]));
+    let alert = page.getByRole('alert').filter({ hasText: 'data[120]' });
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /key is 513 bytes \(UTF-8\), over the limit of 512 bytes\. Nothing was imported/);
+    await page.getByLabel(/JSON file/).setInputFiles(file([...entries.slice(0, 3), entries[1]]));
+    await page.getByRole('alert').filter({ hasText: 'duplicate key (also data[1])' }).waitFor();
+    assert.equal(JSON.parse((await gw.admin('/v1/key-value-stores/revoked-serials')).body).ItemCount, countBefore, 'nothing was written');
+    // The third batch is refused (simulated quota answer): the error names the batch and says the first two were applied — and stays visible.
+    let posts = 0;
+    await page.route('**/v1/key-value-stores/revoked-serials/keys', async (route) => {
+      if (route.request().method() === 'POST' && ++posts === 3) {
+        await route.fulfill({ status: 402, contentType: 'application/json', body: JSON.stringify({ error: { code: 'ServiceQuotaExceeded', message: 'the store would be 5242881 bytes, over its limit' } }) });
+      } else await route.continue();
+    });
+    await page.getByLabel(/JSON file/).setInputFiles(file(entries));
+    alert = page.getByRole('alert').filter({ hasText: 'batch 3 of 3' });
+    await alert.waitFor();
+    await page.unroute('**/v1/key-value-stores/revoked-serials/keys');
+    await until('the item count to include the applied batches', async () => Number(await page.getByTestId('item-count').innerText()) === countBefore + 100);
+    assert.match(await alert.innerText(), /data\[100\]–data\[120\].*ServiceQuotaExceeded: the store would be 5242881 bytes.*The 2 earlier batches \(100 of 121 keys\) were applied/s);
+    await shot(page, 'kvs-import-partial-desktop');
+
+    // Emoji-prefixed keys are found with one request per page (the API's prefix parameter).
+    const d = JSON.parse((await gw.admin('/v1/key-value-stores/revoked-serials')).body) as { ETag: string };
+    const put = await fetch(`${gw.adminUrl}/v1/key-value-stores/revoked-serials/keys`, {
+      method: 'POST', headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json', 'if-match': `"${d.ETag}"` },
+      body: JSON.stringify({ puts: [{ key: '😀-smile', value: 'e1' }, { key: '\u{FF01}-bang', value: 'e2' }] }),
+    });
+    assert.equal(put.status, 200);
+    const listed: string[] = [];
+    page.on('request', (r) => { if (r.url().includes('/keys?')) listed.push(r.url()); });
+    await page.getByLabel('Key prefix').fill('😀');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('cell', { name: '😀-smile', exact: true }).waitFor();
+    assert.equal(await page.getByRole('cell', { name: '\u{FF01}-bang', exact: true }).count(), 0);
+    assert.equal(listed.length, 1, listed.join('\n'));
+    assert.match(listed[0]!, /prefix=%F0%9F%98%80/);
+    // A slow earlier search does not overwrite a later one.
+    await page.route('**/keys?*prefix=dead*', async (route) => { await new Promise((r) => setTimeout(r, 800)); await route.continue().catch(() => {}); });
+    await page.getByLabel('Key prefix').fill('dead');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByLabel('Key prefix').fill('conso');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('cell', { name: 'console-key', exact: true }).waitFor();
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(await page.getByRole('cell', { name: 'deadbeef', exact: true }).count(), 0, 'the superseded search did not win');
+    assert.equal(await page.getByRole('cell', { name: 'console-key', exact: true }).count(), 1);
+    await page.unroute('**/keys?*prefix=dead*');
+    await page.getByLabel('Key prefix').fill('');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('cell', { name: 'deadbeef', exact: true }).waitFor();
+  });
+
   test('functions: the Test tab answers deny for the revoked serial and allow for a good one; the matrix highlights unsafe rows', async () => {
     await page.getByRole('link', { name: 'Connection functions' }).click();
     await page.getByRole('heading', { name: 'kvs-revoke' }).waitFor();
