@@ -447,6 +447,10 @@ test('connection functions: create, describe per stage, update, publish, code, t
   assert.equal(dev.decision, 'deny');
   expectError(await req('POST', '/v1/connection-functions/gate/test', { body: {} }), 400, 'InvalidArgument', /exactly one of connection, clientCertificatePem/);
   expectError(await req('POST', '/v1/connection-functions/gate/test', { body: { connection: {}, clientIp: '1.2.3.4' } }), 400, 'InvalidArgument', /^clientIp: /);
+  for (const bad of ['999.1.1.1', 'not an ip', '1.2.3.4:80', '<b>', '']) {
+    expectError(await req('POST', '/v1/connection-functions/gate/test', { body: { clientCertificatePem: c.presentedPem, clientIp: bad } }), 400, 'InvalidArgument', /^clientIp: must be an IPv4 or IPv6 address/);
+  }
+  assert.equal((await req('POST', '/v1/connection-functions/gate/test', { body: { clientCertificatePem: c.presentedPem, clientIp: '2001:db8::7' } })).statusCode, 200);
   expectError(await req('POST', '/v1/connection-functions/gate/test', { body: { clientCertificatePem: 'not a pem' } }), 400, 'InvalidArgument');
   expectError(await req('POST', '/v1/connection-functions/nope/test', { body: { connection: {} } }), 404, 'EntityNotFound');
 

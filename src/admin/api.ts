@@ -27,7 +27,7 @@ import { ParsedCertificate, chainView, parseTrustStoreBundle, splitCertificates,
 import type { OcspCacheEntryInfo, OcspCachePurgeFilter, RevocationStatus } from '../revocation/index.js';
 import type { Store, FunctionStage } from '../store/index.js';
 import { ApiError } from './errors.js';
-import { registerToolRoutes } from './tools.js';
+import { ipAddress, registerToolRoutes } from './tools.js';
 
 /**
  * The node's OCSP cache as the API sees it: the gateway node's cache in single-process
@@ -185,7 +185,7 @@ const functionTest = z.strictObject({
   stage: z.enum(['DEVELOPMENT', 'LIVE']).optional(),
   connection: z.record(z.string(), z.unknown()).optional(),
   clientCertificatePem: z.string().optional(),
-  clientIp: z.string().min(1).optional(),
+  clientIp: ipAddress.optional(),
   revocationStatus: z.record(z.string(), z.unknown()).optional(),
   ocspStatus: z.strictObject({ leaf: z.enum(['Good', 'Revoked', 'Unknown', 'Error']), intermediates: z.enum(['Good', 'Revoked', 'Unknown', 'Error']).optional() }).optional(),
 }).refine((b) => (b.connection === undefined) !== (b.clientCertificatePem === undefined), { error: 'give exactly one of connection, clientCertificatePem' })

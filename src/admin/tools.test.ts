@@ -85,6 +85,13 @@ test('POST /v1/connection-functions/{id}/matrix: 128 rows over the associated KV
   assert.equal((await post(app, '/v1/connection-functions/kvsfn/matrix', { stage: 'LIVE' })).statusCode, 404, 'not published: no LIVE stage');
   assert.equal((await post(app, '/v1/connection-functions/nope/matrix', {})).statusCode, 404);
   assert.equal((await post(app, '/v1/connection-functions/kvsfn/matrix', { clientCertificatePem: 'x' })).statusCode, 400);
+  // clientIps: only IP addresses (node:net isIP), the bad entry named.
+  assert.equal((await post(app, '/v1/connection-functions/kvsfn/matrix', { clientIps: ['2001:db8::1', '10.0.0.1'] })).statusCode, 200);
+  for (const bad of ['999.1.1.1', 'not an ip', '1.2.3.4:80', '<b>', '[2001:db8::1]', '']) {
+    const r = await post(app, '/v1/connection-functions/kvsfn/matrix', { clientIps: ['192.0.2.1', bad] });
+    assert.equal(r.statusCode, 400, bad);
+    assert.match((r.json() as { error: { message: string } }).error.message, /^clientIps\[1\]: must be an IPv4 or IPv6 address/, bad);
+  }
 });
 
 test('POST …/test with ocspStatus: a synthetic OCSP result per certificate; refused with revocationStatus', async (t) => {

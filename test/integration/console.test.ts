@@ -302,6 +302,9 @@ describe('web console', () => {
     await shot(page, 'functions-code-desktop');
     await page.getByRole('tab', { name: 'Test' }).click();
     await page.getByLabel(/Client certificate or chain/).fill([revokedLeaf, ...chain.presented.slice(1)].map((c) => c.pem).join(''));
+    await page.getByLabel(/Client IP/).fill('999.1.1.1');
+    await page.getByRole('button', { name: 'Run test' }).click();
+    await page.getByRole('alert').filter({ hasText: 'clientIp: must be an IPv4 or IPv6 address' }).waitFor();
     await page.getByLabel(/Client IP/).fill('198.51.100.7');
     await page.getByRole('button', { name: 'Run test' }).click();
     await page.getByTestId('decision').waitFor();
