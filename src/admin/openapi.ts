@@ -108,7 +108,7 @@ export function openApiDocument(): Json {
         get: {
           summary: 'Live tail of the connection log as server-sent events: "ready" once subscribed (data: the filter), then one "connection" event per line (data: the SPEC section 7 JSON line). A client that falls 1 MiB behind is disconnected. Send the bearer header (use fetch() streaming in a browser; never put the token in the URL)',
           parameters: [query('distribution', 'distribution name or id'), query('status', 'allowed, denied, Success or Failed:<Code>'), query('serial', 'hex digits of the leaf serial (":" allowed), any part')],
-          responses: { 200: { description: 'the event stream', content: { 'text/event-stream': { schema: str } } }, ...errors(400, 401, 402, 501) },
+          responses: { 200: { description: 'the event stream', content: { 'text/event-stream': { schema: str } } }, ...errors(400, 401, 429, 501) },
         },
       },
       '/v1/distributions': {
@@ -151,6 +151,7 @@ export function openApiDocument(): Json {
         [401, 'AccessDenied: no valid bearer token'], [402, 'ServiceQuotaExceeded: the KVS would exceed its total size'],
         [404, 'EntityNotFound'], [409, 'EntityAlreadyExists, CannotDeleteEntityWhileInUse, CNAMEAlreadyExists or EntityNotReady'],
         [412, 'PreconditionFailed: the If-Match ETag is stale'], [413, 'EntitySizeLimitExceeded or FunctionSizeLimitExceeded'],
+        [429, 'TooManyRequests: too many connection-log streams are open on this server; retry later'],
         [501, 'NotImplemented: the OCSP cache (or the connection-log stream) is not reachable from this server'],
         [503, 'StoreUnavailable: the database is unreachable (writes are refused; the edge keeps serving its last applied state)'],
       ].map(([s, d]) => [`E${s}`, { description: d, ...json(ref('Error')) }])),
