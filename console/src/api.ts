@@ -27,6 +27,10 @@ let onUnauthorized: (() => void) | undefined;
 export function setUnauthorizedHandler(f: () => void): void {
   onUnauthorized = f;
 }
+/** Signs out after a 401 that did not come through {@link request} (the connection-log stream's own fetch). */
+export function notifyUnauthorized(): void {
+  onUnauthorized?.();
+}
 
 export interface ApiResponse<T> {
   data: T;

@@ -435,6 +435,35 @@ describe('web console', () => {
     await until('the denied counter to count the connections', async () => Number(await page.getByTestId('denied').innerText()) >= 1, 20_000);
   });
 
+  test('a malformed URL shows "not found" (not a blank app); the Connections page signs out when the token stops working', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const p = await ctx.newPage();
+      const errors: string[] = [];
+      p.on('pageerror', (e) => errors.push(e.message));
+      await signIn(p, gw.token);
+      await p.getByRole('heading', { name: 'Overview' }).waitFor();
+      await p.goto(`${gw.adminUrl}/console/#/kvs/%E0%A4%A`);
+      await p.getByRole('heading', { name: 'Not found' }).waitFor();
+      assert.match(await p.locator('main').innerText(), /malformed/);
+      await p.getByRole('link', { name: 'Back to the overview' }).click();
+      await p.getByRole('heading', { name: 'Overview' }).waitFor();
+      await p.goto(`${gw.adminUrl}/console/#/no-such-page`);
+      await p.getByRole('heading', { name: 'Not found' }).waitFor();
+      assert.deepEqual(errors, []);
+      // The stream's own fetch gets 401 (the stored token no longer works): back to sign-in with the reason.
+      await p.goto(`${gw.adminUrl}/console/#/connections`);
+      await p.getByText('live', { exact: true }).waitFor();
+      await p.evaluate("sessionStorage.setItem('portcullis.adminToken', 'revoked-token-0123456789')");
+      await p.getByRole('button', { name: 'Pause' }).click();
+      await p.getByRole('button', { name: 'Resume' }).click();
+      await p.getByLabel('Admin token').waitFor();
+      await p.getByText('no longer accepts the stored token').waitFor();
+    } finally {
+      await ctx.close();
+    }
+  });
+
   test('phone-size screenshots of every page', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
     try {
