@@ -91,13 +91,14 @@ function SignIn({ onSignedIn, reason }: { onSignedIn: () => void; reason?: strin
   };
   return (
     <main class="signin" id="main">
-      <form class="card signin-card" onSubmit={submit} aria-labelledby="signin-title">
+      <form class="card signin-card" onSubmit={submit} autocomplete="off" aria-labelledby="signin-title">
         <h1 id="signin-title">Portcullis console</h1>
         <p class="muted">Sign in with the admin token. It is kept in this tab's session storage only and sent as a bearer header.</p>
         {reason && <div class="msg msg-warn" role="status">{reason}</div>}
         <label for="token">Admin token</label>
-        <input id="token" name="token" type="password" autocomplete="current-password" required value={token}
-          onInput={(e) => setTokenText((e.target as HTMLInputElement).value)} />
+        <input id="token" name="admin-token" type="password" autocomplete="off" data-lpignore="true" data-1p-ignore required value={token}
+          aria-describedby="token-note" onInput={(e) => setTokenText((e.target as HTMLInputElement).value)} />
+        <p id="token-note" class="muted small">Not a password: do not let a password manager save it. Anyone with this token controls the gateway.</p>
         <ErrorBox error={error} />
         <button type="submit" class="primary" disabled={busy || token.trim() === ''}>{busy ? 'Signing in…' : 'Sign in'}</button>
       </form>

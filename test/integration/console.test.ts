@@ -149,6 +149,8 @@ describe('web console', () => {
     await alert.waitFor();
     assert.match(await alert.innerText(), /refused this token/);
     assert.ok(await page.getByLabel('Admin token').isVisible(), 'the sign-in form stays visible');
+    // The token is not a password to be saved by a password manager.
+    assert.equal(await page.getByLabel('Admin token').getAttribute('autocomplete'), 'off');
     await shot(page, 'signin-wrong-token-desktop');
   });
 
@@ -184,6 +186,18 @@ describe('web console', () => {
     assert.equal(ts.UseClientCertificateOcspEndpoint, true);
     await page.getByLabel(/Check revocation with OCSP/).click();
     await until('the OCSP switch to be off', async () => !(await page.getByLabel(/Check revocation with OCSP/).isChecked()));
+    // Someone else changes the trust store: the switch answers a conflict; Reload clears it.
+    const cur = JSON.parse((await gw.admin('/v1/trust-stores/console-ca')).body) as { ETag: string };
+    const other = await fetch(`${gw.adminUrl}/v1/trust-stores/console-ca`, {
+      method: 'PUT', headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json', 'if-match': `"${cur.ETag}"` }, body: JSON.stringify({ comment: 'changed elsewhere' }),
+    });
+    assert.equal(other.status, 200);
+    await page.getByLabel(/Check revocation with OCSP/).click();
+    const conflict = page.getByRole('alert').filter({ hasText: 'Someone else changed this' });
+    await conflict.waitFor();
+    await conflict.getByRole('button', { name: 'Reload' }).click();
+    await conflict.waitFor({ state: 'detached' });
+    await page.getByText('changed elsewhere').waitFor();
     await shot(page, 'trust-stores-desktop');
   });
 
@@ -293,6 +307,36 @@ describe('web console', () => {
     await page.getByLabel('Key prefix').fill('');
     await page.getByRole('button', { name: 'Search' }).click();
     await page.getByRole('cell', { name: 'deadbeef', exact: true }).waitFor();
+  });
+
+  test('revoke warns about a CA certificate and about several pasted certificates; unknown store/function URLs show only a not-found panel', async () => {
+    await page.goto(`${gw.adminUrl}/console/#/kvs/revoked-serials`);
+    await page.getByRole('heading', { name: 'revoked-serials' }).waitFor();
+    await page.getByLabel('Certificate PEM').fill(chain.presentedPem);
+    await page.getByRole('button', { name: 'Compute key' }).click();
+    await page.getByTestId('revoke-key').waitFor();
+    assert.match(await page.getByTestId('revoke-warning').first().innerText(), new RegExp(`^${chain.presented.length} certificates were pasted; only the first \\(the leaf\\) is used`));
+    await page.getByLabel('Certificate PEM').fill(chain.root.pem);
+    await page.getByRole('button', { name: 'Compute key' }).click();
+    await page.getByTestId('revoke-warning').filter({ hasText: 'This is a CA certificate' }).waitFor();
+    // Revoking asks first; dismissing writes nothing.
+    const before = JSON.parse((await gw.admin('/v1/key-value-stores/revoked-serials')).body) as { ETag: string };
+    let asked = '';
+    page.once('dialog', (d) => { asked = d.message(); void d.dismiss(); });
+    await page.getByRole('button', { name: /^Revoke \(add key/ }).click();
+    await until('the confirmation', async () => asked !== '');
+    assert.match(asked, /CA certificate/);
+    assert.equal((JSON.parse((await gw.admin('/v1/key-value-stores/revoked-serials')).body) as { ETag: string }).ETag, before.ETag);
+    await page.getByLabel('Certificate PEM').fill('');
+
+    await page.goto(`${gw.adminUrl}/console/#/kvs/no-such-store`);
+    await page.getByTestId('not-found').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Save key' }).count(), 0);
+    assert.equal(await page.getByRole('alert').count(), 1, 'one message, not a doubled error');
+    await page.goto(`${gw.adminUrl}/console/#/functions/no-such-function`);
+    await page.getByTestId('not-found').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Save (DEVELOPMENT)' }).count(), 0);
+    assert.equal(await page.getByRole('alert').count(), 1);
   });
 
   test('functions: the Test tab answers deny for the revoked serial and allow for a good one; the matrix highlights unsafe rows', async () => {

@@ -442,6 +442,14 @@ function FunctionDetail({ name, onChanged }: { name: string; onChanged: () => vo
     setResetSeq((n) => n + 1);
     stages.reload();
   };
+  if (stages.error instanceof ApiError && stages.error.status === 404) {
+    return (
+      <div class="detail">
+        <PageHeader title={name} />
+        <div class="msg msg-error" role="alert" data-testid="not-found">There is no connection function named "{name}". <a href="#/functions">Show the functions</a></div>
+      </div>
+    );
+  }
   return (
     <div class="detail">
       <PageHeader title={name}><button type="button" onClick={reload}>Reload</button></PageHeader>

@@ -75,6 +75,7 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
   const [busy, setBusy] = useState(false);
   const [pem, setPem] = useState('');
   const [inspected, setInspected] = useState<InspectedCertificate | undefined>(undefined);
+  const [pastedCount, setPastedCount] = useState(0);
   const trustStores = useLoad(async (signal) => (await api.get<List<TrustStore>>('/v1/trust-stores', { signal })).data.Items, []);
   const [crlTrustStore, setCrlTrustStore] = useState('');
   const store = desc.data?.data;
@@ -136,16 +137,27 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
   const inspect = async (e: Event) => {
     e.preventDefault();
     setError(undefined);
+    setNotice(undefined);
     setInspected(undefined);
     try {
       const r = await api.post<List<InspectedCertificate>>('/v1/certificates/inspect', { pem });
       setInspected(r.data.Items[0]);
+      setPastedCount(r.data.Items.length);
     } catch (err) {
       setError(err);
     }
   };
+  /** What the operator must know before revoking the first pasted certificate. */
+  const revokeWarnings = (): string[] => {
+    const w: string[] = [];
+    if (pastedCount > 1) w.push(`${pastedCount} certificates were pasted; only the first (the leaf) is used — its serial ${inspected?.SerialNumber ?? ''} is revoked.`);
+    if (inspected?.IsCA) w.push('This is a CA certificate (IsCA). Revoking its serial in this store only blocks client certificates with this serial number; to distrust a CA, remove it from the trust store.');
+    return w;
+  };
   const revoke = () => {
     if (!inspected) return;
+    const warnings = revokeWarnings();
+    if (warnings.length > 0 && !confirm(`${warnings.join('\n\n')}\n\nRevoke serial ${inspected.SerialNumber} anyway?`)) return;
     const k = inspected.KvsKey;
     void write(`Revoked serial ${inspected.SerialNumber} (key "${k}").`, () => api.put<KvsWrite>(`/v1/key-value-stores/${enc(name)}/keys/${enc(k)}`, { value: 'revoked' }, { ifMatch: etag ?? '' }))
       .then((ok) => { if (ok) { setPem(''); setInspected(undefined); } });
@@ -198,12 +210,20 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
   };
   const importCrl = async (file: File | undefined) => {
     if (!file) return;
-    if (!crlTrustStore) { setError(new Error('Choose the trust store that verifies the CRL first.')); return; }
+    if (!crlTrustStore) { setNotice(undefined); setError(new Error('Choose the trust store that verifies the CRL first.')); return; }
     const text = await readText(file);
     const body = /-----BEGIN X509 CRL-----/.test(text) ? { crlPem: text, trustStore: crlTrustStore } : { crlDerBase64: await readBase64(file), trustStore: crlTrustStore };
     void write(`Imported the CRL ${file.name}.`, () => api.post<KvsWrite>(`/v1/key-value-stores/${enc(name)}/import-crl`, body, { ifMatch: etag ?? '' }));
   };
 
+  if (desc.error instanceof ApiError && desc.error.status === 404) {
+    return (
+      <div class="detail">
+        <PageHeader title={name} />
+        <div class="msg msg-error" role="alert" data-testid="not-found">There is no key value store named "{name}". <a href="#/kvs">Show the stores</a></div>
+      </div>
+    );
+  }
   return (
     <div class="detail">
       <PageHeader title={name}><button type="button" onClick={reloadAll}>Reload</button></PageHeader>
@@ -268,7 +288,7 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
         <p class="muted small">Paste the client certificate (PEM). Its serial number becomes a key (colon-less lowercase hex, as <code>leaf.serialNumber.replaceAll(':', '')</code>) with the value <code>revoked</code>.</p>
         <form class="stack" onSubmit={inspect}>
           <label for="revoke-pem">Certificate PEM</label>
-          <textarea id="revoke-pem" rows={5} class="mono" value={pem} spellcheck={false} onInput={(e) => { setPem((e.target as HTMLTextAreaElement).value); setInspected(undefined); }} placeholder="-----BEGIN CERTIFICATE-----" />
+          <textarea id="revoke-pem" rows={5} class="mono" value={pem} spellcheck={false} onInput={(e) => { setPem((e.target as HTMLTextAreaElement).value); setInspected(undefined); setPastedCount(0); }} placeholder="-----BEGIN CERTIFICATE-----" />
           <div><button type="submit" disabled={pem.trim() === ''}>Compute key</button></div>
         </form>
         {inspected && (
@@ -278,6 +298,7 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
               <div><dt>Serial</dt><dd><code>{inspected.SerialNumber}</code></dd></div>
               <div><dt>Key</dt><dd><code data-testid="revoke-key">{inspected.KvsKey}</code></dd></div>
             </dl>
+            {revokeWarnings().map((w) => <p key={w} class="msg msg-warn" role="alert" data-testid="revoke-warning">{w}</p>)}
             <button type="button" class="danger" disabled={busy} onClick={revoke}>Revoke (add key {inspected.KvsKey})</button>
           </div>
         )}
