@@ -55,6 +55,14 @@ test('POST /v1/certificates/inspect: each certificate with serial, KVS key, name
   const bad = await post(app, '/v1/certificates/inspect', { pem: 'hello' });
   assert.equal(bad.statusCode, 400);
   assert.match((bad.json() as { error: { message: string } }).error.message, /^pem: /);
+  // Garbage (here: a long run of bytes that a DER parser would read as one huge certificate) is "not a PEM certificate".
+  for (const garbage of ['hello', `0\x82${'A'.repeat(5000)}`, 'MIIB' + 'A'.repeat(2000)]) {
+    const g = await post(app, '/v1/certificates/inspect', { pem: garbage });
+    assert.equal(g.statusCode, 400);
+    const m = (g.json() as { error: { message: string } }).error.message;
+    assert.match(m, /^pem: not a PEM certificate \(expected -----BEGIN CERTIFICATE-----/);
+    assert.doesNotMatch(m, /trailing bytes/);
+  }
   const broken = await post(app, '/v1/certificates/inspect', { pem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' });
   assert.equal(broken.statusCode, 400);
   assert.equal((await post(app, '/v1/certificates/inspect', { pem: 'x', other: 1 })).statusCode, 400);

@@ -83,6 +83,10 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
  *   block does not parse (the message never repeats the PEM).
  */
 export function parsePemCertificates(pem: string, field: string): ParsedCertificate[] {
+  // Not PEM at all (pasted garbage, DER bytes as text): say so, rather than a DER parser's byte counts.
+  if (!/-----BEGIN CERTIFICATE-----/.test(pem)) {
+    throw new InvalidArgumentError(`${field}: not a PEM certificate (expected -----BEGIN CERTIFICATE----- … -----END CERTIFICATE----- blocks)`);
+  }
   try {
     const blocks = splitCertificates(Buffer.from(pem, 'utf8'));
     if (blocks.length === 0) throw new InvalidArgumentError('holds no certificate (expected -----BEGIN CERTIFICATE----- blocks)');

@@ -520,6 +520,15 @@ describe('web console', () => {
         ['trust-stores', (p) => p.getByText('CN=Console Root CA').first().waitFor(), 'trust-stores-phone'],
         ['kvs/revoked-serials', (p) => p.getByText('deadbeef', { exact: true }).waitFor(), 'kvs-phone'],
         ['functions/kvs-revoke', (p) => p.locator('.cm-content').waitFor(), 'functions-phone'],
+        ['functions/kvs-revoke', async (p) => {
+          // The matrix on a phone: the unsafe marker is in the first column, on screen.
+          await p.getByRole('tab', { name: 'Matrix' }).click();
+          await p.getByRole('button', { name: 'Run matrix' }).click();
+          const mark = p.locator('table.matrix tbody tr.unsafe td:first-child .unsafe-mark').first();
+          await mark.waitFor();
+          const box = await mark.boundingBox();
+          assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `the unsafe marker is on screen: ${JSON.stringify(box)}`);
+        }, 'functions-matrix-phone'],
         ['connections', async (p) => {
           await p.getByText('live', { exact: true }).waitFor();
           const base = { host: HOST, port, cacert: files['root.pem']! };
@@ -539,6 +548,10 @@ describe('web console', () => {
       await p.keyboard.press('Enter');
       await p.getByRole('link', { name: 'Key value stores' }).waitFor();
       await shot(p, 'menu-phone');
+      // Escape closes it again, focus back on the Menu button.
+      await p.keyboard.press('Escape');
+      await until('the menu to close', async () => (await p.getByRole('button', { name: 'Menu' }).getAttribute('aria-expanded')) === 'false');
+      assert.equal(await p.evaluate('document.activeElement && document.activeElement.textContent'), 'Menu');
       // No page is wider than the phone.
       const wide = await p.evaluate('document.documentElement.scrollWidth') as number;
       assert.ok(wide <= 390, `page is ${wide}px wide on a 390px phone`);

@@ -393,7 +393,7 @@ function MatrixTab({ name, pem, published }: { name: string; pem: string; publis
               <tbody>
                 {rows.map((r, i) => (
                   <tr key={i} class={r.revokedAllowed ? 'unsafe' : undefined}>
-                    <td>{r.leafStatus}</td><td>{r.intermediateStatus}</td><td>{r.kvs}</td><td>{r.clientIp}</td>
+                    <td>{r.revokedAllowed && <strong class="text-bad unsafe-mark" title="revoked allowed">⚠ <span class="sr-only">revoked allowed: </span></strong>}{r.leafStatus}</td><td>{r.intermediateStatus}</td><td>{r.kvs}</td><td>{r.clientIp}</td>
                     <td><Badge kind={r.decision === 'allow' ? 'ok' : 'bad'}>{r.decision}</Badge>{r.implicit && <span class="muted small"> implicit</span>}</td>
                     <td>{r.error ? <span class="text-bad">error: {r.error}</span> : r.customData ?? ''}</td>
                     <td>{r.revokedAllowed ? <strong class="text-bad">⚠ revoked allowed</strong> : ''}</td>
