@@ -14,7 +14,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { EntityNotFoundError, InvalidArgumentError, PortcullisError, PreconditionFailedError, StoreUnavailableError } from '../errors.js';
+import { CrlError, EntityNotFoundError, InvalidArgumentError, PortcullisError, PreconditionFailedError, StoreUnavailableError } from '../errors.js';
 import {
   DistributionService, TrustStoreService, joinProblems, zodProblems, type DistributionRecord, type TrustStoreRecord,
 } from '../resources/index.js';
@@ -27,7 +27,7 @@ import { ParsedCertificate, chainView, parseTrustStoreBundle, splitCertificates,
 import type { OcspCacheEntryInfo, OcspCachePurgeFilter, RevocationStatus } from '../revocation/index.js';
 import type { Store, FunctionStage } from '../store/index.js';
 import { ApiError } from './errors.js';
-import { ipAddress, registerToolRoutes } from './tools.js';
+import { ipAddress, parsePemCertificates, registerToolRoutes } from './tools.js';
 
 /**
  * The node's OCSP cache as the API sees it: the gateway node's cache in single-process
@@ -172,7 +172,7 @@ const kvsBatch = z.strictObject({
   deletes: z.array(z.strictObject({ key: z.string() })).optional(),
 });
 const kvsPutKey = z.strictObject({ value: z.string() });
-const importCrl = z.strictObject({ crlPem: z.string().optional(), crlDerBase64: z.string().optional(), trustStore: z.string().min(1) })
+const importCrl = z.strictObject({ crlPem: z.string().optional(), crlDerBase64: z.string().optional(), trustStore: z.string().min(1), issuerChainPem: z.string().optional() })
   .refine((b) => (b.crlPem === undefined) !== (b.crlDerBase64 === undefined), { error: 'give exactly one of crlPem, crlDerBase64' });
 const runtime = z.literal(FUNCTION_RUNTIME);
 const functionCreate = z.strictObject({
@@ -379,8 +379,17 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     } catch (err) {
       throw new InvalidArgumentError(`trustStore: trust store "${ts.name}" cannot verify a CRL: ${(err as PortcullisError).message}`);
     }
-    const r = await kvs.importCrl(n, { crl, trustStore: anchors, ifMatch });
-    return withEtag(reply, r.ETag, r);
+    const issuerChain = b.issuerChainPem !== undefined && b.issuerChainPem.trim() !== '' ? parsePemCertificates(b.issuerChainPem, 'issuerChainPem') : undefined;
+    try {
+      const r = await kvs.importCrl(n, { crl, trustStore: anchors, ifMatch, ...(issuerChain ? { issuerChain } : {}) });
+      return withEtag(reply, r.ETag, r);
+    } catch (err) {
+      if (err instanceof PortcullisError && err.code === 'InvalidCrl' && !issuerChain && /is not in the trust store/.test(err.message)) {
+        // The usual case: an intermediate signed the CRL and the trust store holds only the root.
+        throw new CrlError(`${err.message}. If an intermediate CA signed it, pass that intermediate (and any between it and the trust store) as issuerChainPem`, { cause: err });
+      }
+      throw err;
+    }
   });
 
   // ---- connection functions ----

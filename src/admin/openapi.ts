@@ -70,7 +70,7 @@ export function openApiDocument(): Json {
       },
       '/v1/key-value-stores/{name}/import-crl': {
         parameters: [kvsName],
-        post: { summary: 'Import the revoked serials of a CRL verified against a trust store (If-Match: the store\'s ETag)', parameters: [ifMatch], requestBody: body({ type: 'object', required: ['trustStore'], additionalProperties: false, properties: { crlPem: str, crlDerBase64: str, trustStore: { type: 'string', description: 'trust store name or id' } } }), responses: { 200: ok('what was imported', { type: 'object' }), ...errors(400, 401, 402, 404, 409, 412, 413) } },
+        post: { summary: 'Import the revoked serials of a CRL verified against a trust store (If-Match: the store\'s ETag)', parameters: [ifMatch], requestBody: body({ type: 'object', required: ['trustStore'], additionalProperties: false, properties: { crlPem: str, crlDerBase64: str, trustStore: { type: 'string', description: 'trust store name or id' }, issuerChainPem: { type: 'string', description: 'optional PEM of intermediate CA certificates that chain to the trust store: a CRL signed by one of them is accepted (each must be a valid CA certificate signed by a trust-store certificate or another given intermediate)' } } }), responses: { 200: ok('what was imported', { type: 'object' }), ...errors(400, 401, 402, 404, 409, 412, 413) } },
       },
       '/v1/connection-functions': {
         post: { summary: 'Create a function (DEVELOPMENT stage, UNPUBLISHED); the code is compiled first', requestBody: body(ref('FunctionCreate')), responses: { 201: ok('created', ref('Function')), ...errors(400, 401, 404, 409, 413) } },

@@ -78,6 +78,7 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
   const [pastedCount, setPastedCount] = useState(0);
   const trustStores = useLoad(async (signal) => (await api.get<List<TrustStore>>('/v1/trust-stores', { signal })).data.Items, []);
   const [crlTrustStore, setCrlTrustStore] = useState('');
+  const [crlChain, setCrlChain] = useState('');
   const store = desc.data?.data;
 
   useEffect(() => { if (desc.data) setEtag(desc.data.etag); }, [desc.data]);
@@ -212,7 +213,8 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
     if (!file) return;
     if (!crlTrustStore) { setNotice(undefined); setError(new Error('Choose the trust store that verifies the CRL first.')); return; }
     const text = await readText(file);
-    const body = /-----BEGIN X509 CRL-----/.test(text) ? { crlPem: text, trustStore: crlTrustStore } : { crlDerBase64: await readBase64(file), trustStore: crlTrustStore };
+    const chain = crlChain.trim() !== '' ? { issuerChainPem: crlChain } : {};
+    const body = /-----BEGIN X509 CRL-----/.test(text) ? { crlPem: text, trustStore: crlTrustStore, ...chain } : { crlDerBase64: await readBase64(file), trustStore: crlTrustStore, ...chain };
     void write(`Imported the CRL ${file.name}.`, () => api.post<KvsWrite>(`/v1/key-value-stores/${enc(name)}/import-crl`, body, { ifMatch: etag ?? '' }));
   };
 
@@ -314,6 +316,9 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
             <option value="">Choose…</option>
             {trustStores.data?.map((t) => <option key={t.Id} value={t.Name}>{t.Name}</option>)}
           </select>
+          <label for="crl-chain">Issuer chain (optional): the intermediate CA(s) that signed the CRL, PEM</label>
+          <textarea id="crl-chain" rows={3} class="mono" spellcheck={false} value={crlChain} onInput={(e) => setCrlChain((e.target as HTMLTextAreaElement).value)}
+            placeholder="-----BEGIN CERTIFICATE----- (needed when the trust store holds only the root)" />
           <label for="import-crl">CRL file (PEM or DER)</label>
           <input id="import-crl" type="file" accept=".crl,.pem,.der" disabled={busy} onChange={(e) => { const f = (e.target as HTMLInputElement).files?.[0]; (e.target as HTMLInputElement).value = ''; void importCrl(f); }} />
         </div>
