@@ -24,6 +24,7 @@ import { freePort } from '../../src/demo/index.js';
 import { OID } from '../../src/pki/index.js';
 import { startEchoOrigin, type EchoOrigin } from '../helpers/origin.js';
 import { buildChain, issueCertificate, type TestChain, type TestCert } from '../helpers/pki.js';
+import { issueCrl } from '../helpers/crl.js';
 import { REPO_ROOT, curlThrough, startGateway, type RunningGateway } from '../helpers/gateway.js';
 
 const CHROMIUM = process.env.PORTCULLIS_CHROMIUM ?? '/usr/bin/chromium';
@@ -328,6 +329,18 @@ describe('web console', () => {
     assert.match(asked, /CA certificate/);
     assert.equal((JSON.parse((await gw.admin('/v1/key-value-stores/revoked-serials')).body) as { ETag: string }).ETag, before.ETag);
     await page.getByLabel('Certificate PEM').fill('');
+
+    // A CRL signed by the issuing intermediate while the trust store holds only the root: imported with the issuer chain.
+    const issuing = chain.intermediates[chain.intermediates.length - 1]!;
+    const crl = await issueCrl({ issuer: issuing, entries: [{ serial: '0c0ffee1' }] });
+    const crlFile = { name: 'issuing.crl', mimeType: 'application/pkix-crl', buffer: Buffer.from(crl.pem) };
+    await page.getByLabel('Trust store that signed the CRL').selectOption('console-ca');
+    await page.getByLabel(/CRL file/).setInputFiles(crlFile);
+    await page.getByRole('alert').filter({ hasText: 'issuerChainPem' }).waitFor();
+    await page.getByLabel(/Issuer chain/).fill(chain.intermediates.map((c) => c.pem).join(''));
+    await page.getByLabel(/CRL file/).setInputFiles(crlFile);
+    await page.getByText('Imported the CRL issuing.crl.').waitFor();
+    assert.equal((await gw.admin('/v1/key-value-stores/revoked-serials/keys/0c0ffee1')).status, 200);
 
     await page.goto(`${gw.adminUrl}/console/#/kvs/no-such-store`);
     await page.getByTestId('not-found').waitFor();
