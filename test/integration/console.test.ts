@@ -467,6 +467,22 @@ describe('web console', () => {
     await until('the server code back in the editor', async () => (await page.locator('.cm-content').innerText()).includes('my unsaved edit'));
     assert.equal(await page.getByRole('button', { name: 'Publish (LIVE)' }).isEnabled(), true);
     assert.equal(await page.getByTestId('unsaved').count(), 0);
+    // A 401 signs the user out: the unsaved edit survives the sign-in.
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.insertText('async function connectionHandler(c) {\n  // edit before the token expired\n  return c.deny();\n}\n');
+    await page.getByTestId('unsaved').waitFor();
+    await page.evaluate("sessionStorage.setItem('portcullis.adminToken', 'expired-token-0123456789')");
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await page.getByLabel('Admin token').waitFor();
+    await page.getByLabel('Admin token').fill(gw.token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.goto(`${gw.adminUrl}/console/#/functions/console-fn`);
+    await page.getByTestId('draft-restored').waitFor();
+    await until('the edit made before the sign-out', async () => (await page.locator('.cm-content').innerText()).includes('edit before the token expired'));
+    await page.getByRole('button', { name: 'Discard my changes' }).click();
+    await until('the server code', async () => !(await page.locator('.cm-content').innerText()).includes('edit before the token expired'));
+    assert.equal(await page.getByTestId('draft-restored').count(), 0);
   });
 
   test('connections: the live tail shows an allowed and a denied connection, and filters by status', async () => {
