@@ -27,6 +27,10 @@ let onUnauthorized: (() => void) | undefined;
 export function setUnauthorizedHandler(f: () => void): void {
   onUnauthorized = f;
 }
+/** Signs out after a 401 that did not come through {@link request} (the connection-log stream's own fetch). */
+export function notifyUnauthorized(): void {
+  onUnauthorized?.();
+}
 
 export interface ApiResponse<T> {
   data: T;
@@ -112,6 +116,8 @@ export interface FunctionSummary {
 }
 export interface Kvs {
   Name: string; Id: string; Comment?: string; Status: string; FailureReason?: string; ItemCount: number; TotalSizeInBytes: number; ETag: string; LastModified?: string;
+  /** Only in the describe answer (GET /v1/key-value-stores/{name}). */
+  Limits?: { MaxKeyBytes: number; MaxValueBytes: number; MaxStoreBytes: number; MaxBatchKeys: number };
 }
 export interface KvsWrite { ETag: string; ItemCount: number; TotalSizeInBytes: number }
 export interface InspectedCertificate {

@@ -1,7 +1,7 @@
 // The Portcullis web console: sign-in with the admin token (session storage only) and
 // the pages — overview, trust stores, key value stores, connection functions,
 // connections. Hash routes (#/kvs/NAME) so any /console/ URL loads the same page.
-import { render } from 'preact';
+import { Component, render, type ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, getToken, setToken, setUnauthorizedHandler, type Readiness } from './api';
 import { ErrorBox } from './ui';
@@ -12,13 +12,49 @@ import { FunctionsPage } from './pages/functions';
 import { ConnectionsPage } from './pages/connections';
 import './style.css';
 
-interface Route { page: string; arg: string | undefined }
+interface Route { page: string; arg: string | undefined; bad?: string }
 
-function parseHash(): Route {
-  const parts = location.hash.replace(/^#\/?/, '').split('/');
+/** The route of the URL hash (`#/kvs/NAME`); a malformed percent-escape gives a not-found route, never an exception. */
+export function parseHash(hash = location.hash): Route {
+  const parts = hash.replace(/^#\/?/, '').split('/');
   const page = parts[0] || 'overview';
-  const arg = parts[1] !== undefined && parts[1] !== '' ? decodeURIComponent(parts[1]) : undefined;
-  return { page, arg };
+  if (parts[1] === undefined || parts[1] === '') return { page, arg: undefined };
+  try {
+    return { page, arg: decodeURIComponent(parts[1]) };
+  } catch {
+    return { page: 'not-found', arg: undefined, bad: hash };
+  }
+}
+
+/** A page that threw while rendering: the error and a way back, instead of a blank app. */
+class PageErrorBoundary extends Component<{ resetKey: string; children: ComponentChildren }, { error: unknown; key: string }> {
+  override state = { error: undefined as unknown, key: this.props.resetKey };
+  static override getDerivedStateFromProps(props: { resetKey: string }, state: { error: unknown; key: string }) {
+    return props.resetKey !== state.key ? { error: undefined, key: props.resetKey } : null;
+  }
+  override componentDidCatch(error: unknown) {
+    this.setState({ error });
+  }
+  override render() {
+    if (this.state.error === undefined) return this.props.children;
+    return (
+      <div class="card" role="alert">
+        <h1 id="page-title" tabIndex={-1}>This page failed</h1>
+        <p class="msg msg-error">{String((this.state.error as Error)?.message ?? this.state.error)}</p>
+        <p><a href="#/overview">Back to the overview</a> · <button type="button" onClick={() => this.setState({ error: undefined })}>Try again</button></p>
+      </div>
+    );
+  }
+}
+
+function NotFound({ what }: { what: string }) {
+  return (
+    <div class="card">
+      <h1 id="page-title" tabIndex={-1}>Not found</h1>
+      <p>{what}</p>
+      <p><a href="#/overview">Back to the overview</a></p>
+    </div>
+  );
 }
 
 const PAGES: { id: string; label: string }[] = [
@@ -55,13 +91,14 @@ function SignIn({ onSignedIn, reason }: { onSignedIn: () => void; reason?: strin
   };
   return (
     <main class="signin" id="main">
-      <form class="card signin-card" onSubmit={submit} aria-labelledby="signin-title">
+      <form class="card signin-card" onSubmit={submit} autocomplete="off" aria-labelledby="signin-title">
         <h1 id="signin-title">Portcullis console</h1>
         <p class="muted">Sign in with the admin token. It is kept in this tab's session storage only and sent as a bearer header.</p>
         {reason && <div class="msg msg-warn" role="status">{reason}</div>}
         <label for="token">Admin token</label>
-        <input id="token" name="token" type="password" autocomplete="current-password" required value={token}
-          onInput={(e) => setTokenText((e.target as HTMLInputElement).value)} />
+        <input id="token" name="admin-token" type="password" autocomplete="off" data-lpignore="true" data-1p-ignore required value={token}
+          aria-describedby="token-note" onInput={(e) => setTokenText((e.target as HTMLInputElement).value)} />
+        <p id="token-note" class="muted small">Not a password: do not let a password manager save it. Anyone with this token controls the gateway.</p>
         <ErrorBox error={error} />
         <button type="submit" class="primary" disabled={busy || token.trim() === ''}>{busy ? 'Signing in…' : 'Sign in'}</button>
       </form>
@@ -79,6 +116,17 @@ function App() {
     addEventListener('hashchange', on);
     return () => removeEventListener('hashchange', on);
   }, []);
+  // Escape closes the phone menu and returns focus to its button.
+  useEffect(() => {
+    if (!menuOpen) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== 'Escape') return;
+      setMenuOpen(false);
+      document.querySelector<HTMLButtonElement>('.menu-toggle')?.focus();
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, [menuOpen]);
   useEffect(() => {
     setUnauthorizedHandler(() => {
       setToken(null);
@@ -104,7 +152,9 @@ function App() {
     case 'kvs': page = <KvsPage selected={route.arg} />; break;
     case 'functions': page = <FunctionsPage selected={route.arg} />; break;
     case 'connections': page = <ConnectionsPage />; break;
-    default: page = <OverviewPage />;
+    case 'overview': page = <OverviewPage />; break;
+    case 'not-found': page = <NotFound what={`The address ${route.bad ?? ''} is malformed (a bad percent-escape).`} />; break;
+    default: page = <NotFound what={`There is no page "${route.page}".`} />;
   }
   return (
     <div class="shell">
@@ -123,7 +173,7 @@ function App() {
           ))}
         </ul>
       </nav>
-      <main id="main" class="content" tabIndex={-1}>{page}</main>
+      <main id="main" class="content" tabIndex={-1}><PageErrorBoundary resetKey={`${route.page}/${route.arg ?? ''}`}>{page}</PageErrorBoundary></main>
     </div>
   );
 }

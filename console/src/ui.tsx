@@ -3,14 +3,19 @@ import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api';
 
-/** Shows an API error; an ETag conflict gets a plain explanation and a reload button. */
-export function ErrorBox({ error, onReload }: { error: unknown; onReload?: () => void }) {
+/**
+ * Shows an error. An ETag conflict gets a plain explanation (`conflict` says what did not
+ * happen; default "Your change was not saved.") and a Reload button; a Retry button is
+ * offered only where retrying can help (network failure, 5xx, 429) — never for a local
+ * validation error or a 4xx answer.
+ */
+export function ErrorBox({ error, onReload, conflict }: { error: unknown; onReload?: (() => void) | undefined; conflict?: string }) {
   if (!error) return null;
   const e = error instanceof ApiError ? error : undefined;
   if (e?.isConflict) {
     return (
       <div class="msg msg-error" role="alert">
-        <strong>Someone else changed this since you loaded it.</strong> Your change was not saved (ETag conflict: {e.message}).
+        <strong>Someone else changed this since you loaded it.</strong> {conflict ?? 'Your change was not saved.'} (ETag conflict: {e.message})
         {onReload && <> <button type="button" onClick={onReload}>Reload</button></>}
       </div>
     );
@@ -18,7 +23,7 @@ export function ErrorBox({ error, onReload }: { error: unknown; onReload?: () =>
   return (
     <div class="msg msg-error" role="alert">
       {e ? <><strong>{e.code}</strong>: {e.message}</> : String((error as Error)?.message ?? error)}
-      {onReload && <> <button type="button" class="link" onClick={onReload}>Retry</button></>}
+      {onReload && e && (e.status === 0 || e.status === 429 || e.status >= 500) && <> <button type="button" class="link" onClick={onReload}>Retry</button></>}
     </div>
   );
 }

@@ -321,6 +321,13 @@ test('key value stores: create with import, describe by id, update comment, keys
   expectError(await req('GET', '/v1/key-value-stores/revoked/keys?maxResults=0'), 400, 'InvalidArgument', /MaxResults/);
   expectError(await req('GET', '/v1/key-value-stores/revoked/keys?maxResults=x'), 400, 'InvalidArgument', /^maxResults: /);
   expectError(await req('GET', '/v1/key-value-stores/revoked/keys?nextToken=garbage'), 400, 'InvalidArgument');
+  // prefix: only keys starting with it, in one page; repeated or malformed prefix refused.
+  const pf = (await req('GET', '/v1/key-value-stores/revoked/keys?prefix=b%2F')).json() as { Items: { Key: string }[]; NextToken?: string };
+  assert.deepEqual(pf.Items.map((i) => i.Key), ['b/c']);
+  assert.equal(pf.NextToken, undefined);
+  assert.deepEqual(((await req('GET', '/v1/key-value-stores/revoked/keys?prefix=zz')).json() as { Items: unknown[] }).Items, []);
+  expectError(await req('GET', '/v1/key-value-stores/revoked/keys?prefix=a&prefix=b'), 400, 'InvalidArgument', /^prefix: give it once/);
+  expectError(await req('GET', `/v1/key-value-stores/revoked/keys?prefix=${'p'.repeat(513)}`), 400, 'InvalidArgument', /longer than the longest key/);
 
   const got = await req('GET', '/v1/key-value-stores/revoked/keys/b%2Fc');
   assert.equal(got.statusCode, 200, got.body);
@@ -392,6 +399,34 @@ test('import-crl: verified against a trust store by name or id, under the store 
   expectError(await req('POST', '/v1/key-value-stores/crl/import-crl', { body: { crlPem: crl.pem, trustStore: 'crlca' }, ifMatch: kv.ETag }), 412, 'PreconditionFailed');
 });
 
+test('import-crl: a CRL signed by an intermediate is accepted with issuerChainPem chaining to the trust store (root only); a chain that does not chain is refused', async (t) => {
+  const { req } = await setup(t);
+  const day = 86400_000;
+  const validity = { notBefore: new Date(Date.now() - day), notAfter: new Date(Date.now() + 30 * day) };
+  const root = await issueCertificate({ subject: 'C=US,O=Portcullis Admin Test,CN=Chain Root CA', ca: true, key: await generateKey('ec-p256', 'admin-crl-root'), ...validity });
+  const inter = await issueCertificate({ subject: 'C=US,O=Portcullis Admin Test,CN=Chain Issuing CA', ca: true, issuer: root, key: await generateKey('ec-p256', 'admin-crl-inter'), ...validity });
+  const other = await issueCertificate({ subject: 'C=US,O=Portcullis Admin Test,CN=Other Root CA', ca: true, key: await generateKey('ec-p256', 'admin-crl-other'), ...validity });
+  const rogue = await issueCertificate({ subject: 'C=US,O=Portcullis Admin Test,CN=Chain Issuing CA', ca: true, issuer: other, key: await generateKey('ec-p256', 'admin-crl-rogue'), ...validity });
+  const leafCert = await issueCertificate({ subject: 'CN=not a CA', issuer: root, ...validity });
+  const crl = await issueCrl({ issuer: inter, entries: [{ serial: '0bad' }] });
+  assert.equal((await req('POST', '/v1/trust-stores', { body: { name: 'rootonly', caBundlePem: root.pem } })).statusCode, 201);
+  let etag = ((await req('POST', '/v1/key-value-stores', { body: { name: 'chained' } })).json() as { ETag: string }).ETag;
+  const imp = (extra: Record<string, unknown>) => req('POST', '/v1/key-value-stores/chained/import-crl', { body: { crlPem: crl.pem, trustStore: 'rootonly', ...extra }, ifMatch: etag });
+  // Without the chain: refused, with a hint.
+  expectError(await imp({}), 400, 'InvalidCrl', /is not in the trust store.*\. If an intermediate CA signed it, pass that intermediate .* as issuerChainPem/);
+  // A same-named intermediate from another root, a non-CA certificate, garbage: refused, nothing written.
+  expectError(await imp({ issuerChainPem: rogue.pem }), 400, 'InvalidArgument', /^issuerChainPem: certificate #1 .*Chain Issuing CA.* does not chain to the trust store/);
+  expectError(await imp({ issuerChainPem: leafCert.pem }), 400, 'InvalidArgument', /^issuerChainPem: certificate #1 .* is not a CA certificate/);
+  expectError(await imp({ issuerChainPem: 'garbage' }), 400, 'InvalidArgument', /^issuerChainPem: not a PEM certificate/);
+  assert.equal(((await req('GET', '/v1/key-value-stores/chained')).json() as { ItemCount: number }).ItemCount, 0);
+  // With the intermediate: accepted.
+  const ok = await imp({ issuerChainPem: inter.pem });
+  assert.equal(ok.statusCode, 200, ok.body);
+  etag = (ok.json() as { ETag: string }).ETag;
+  assert.equal((ok.json() as { Entries: number }).Entries, 1);
+  assert.equal((await req('GET', '/v1/key-value-stores/chained/keys/0bad')).statusCode, 200);
+});
+
 test('connection functions: create, describe per stage, update, publish, code, test, delete', async (t) => {
   const { req } = await setup(t);
   const c = await chainP;
@@ -440,6 +475,10 @@ test('connection functions: create, describe per stage, update, publish, code, t
   assert.equal(dev.decision, 'deny');
   expectError(await req('POST', '/v1/connection-functions/gate/test', { body: {} }), 400, 'InvalidArgument', /exactly one of connection, clientCertificatePem/);
   expectError(await req('POST', '/v1/connection-functions/gate/test', { body: { connection: {}, clientIp: '1.2.3.4' } }), 400, 'InvalidArgument', /^clientIp: /);
+  for (const bad of ['999.1.1.1', 'not an ip', '1.2.3.4:80', '<b>', '']) {
+    expectError(await req('POST', '/v1/connection-functions/gate/test', { body: { clientCertificatePem: c.presentedPem, clientIp: bad } }), 400, 'InvalidArgument', /^clientIp: must be an IPv4 or IPv6 address/);
+  }
+  assert.equal((await req('POST', '/v1/connection-functions/gate/test', { body: { clientCertificatePem: c.presentedPem, clientIp: '2001:db8::7' } })).statusCode, 200);
   expectError(await req('POST', '/v1/connection-functions/gate/test', { body: { clientCertificatePem: 'not a pem' } }), 400, 'InvalidArgument');
   expectError(await req('POST', '/v1/connection-functions/nope/test', { body: { connection: {} } }), 404, 'EntityNotFound');
 

@@ -14,7 +14,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { EntityNotFoundError, InvalidArgumentError, PortcullisError, PreconditionFailedError, StoreUnavailableError } from '../errors.js';
+import { CrlError, EntityNotFoundError, InvalidArgumentError, PortcullisError, PreconditionFailedError, StoreUnavailableError } from '../errors.js';
 import {
   DistributionService, TrustStoreService, joinProblems, zodProblems, type DistributionRecord, type TrustStoreRecord,
 } from '../resources/index.js';
@@ -27,7 +27,7 @@ import { ParsedCertificate, chainView, parseTrustStoreBundle, splitCertificates,
 import type { OcspCacheEntryInfo, OcspCachePurgeFilter, RevocationStatus } from '../revocation/index.js';
 import type { Store, FunctionStage } from '../store/index.js';
 import { ApiError } from './errors.js';
-import { registerToolRoutes } from './tools.js';
+import { ipAddress, parsePemCertificates, registerToolRoutes } from './tools.js';
 
 /**
  * The node's OCSP cache as the API sees it: the gateway node's cache in single-process
@@ -172,7 +172,7 @@ const kvsBatch = z.strictObject({
   deletes: z.array(z.strictObject({ key: z.string() })).optional(),
 });
 const kvsPutKey = z.strictObject({ value: z.string() });
-const importCrl = z.strictObject({ crlPem: z.string().optional(), crlDerBase64: z.string().optional(), trustStore: z.string().min(1) })
+const importCrl = z.strictObject({ crlPem: z.string().optional(), crlDerBase64: z.string().optional(), trustStore: z.string().min(1), issuerChainPem: z.string().optional() })
   .refine((b) => (b.crlPem === undefined) !== (b.crlDerBase64 === undefined), { error: 'give exactly one of crlPem, crlDerBase64' });
 const runtime = z.literal(FUNCTION_RUNTIME);
 const functionCreate = z.strictObject({
@@ -185,7 +185,7 @@ const functionTest = z.strictObject({
   stage: z.enum(['DEVELOPMENT', 'LIVE']).optional(),
   connection: z.record(z.string(), z.unknown()).optional(),
   clientCertificatePem: z.string().optional(),
-  clientIp: z.string().min(1).optional(),
+  clientIp: ipAddress.optional(),
   revocationStatus: z.record(z.string(), z.unknown()).optional(),
   ocspStatus: z.strictObject({ leaf: z.enum(['Good', 'Revoked', 'Unknown', 'Error']), intermediates: z.enum(['Good', 'Revoked', 'Unknown', 'Error']).optional() }).optional(),
 }).refine((b) => (b.connection === undefined) !== (b.clientCertificatePem === undefined), { error: 'give exactly one of connection, clientCertificatePem' })
@@ -305,7 +305,10 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
   app.get('/v1/key-value-stores', async () => list(await kvs.list()));
   app.get('/v1/key-value-stores/:name', async (req, reply) => {
     const d = await kvs.describe(await kvsName(param(req, 'name')));
-    return withEtag(reply, d.ETag, d);
+    // Limits (a Portcullis extension): lets a client check a whole import before its first write.
+    const l = kvs.limits;
+    const Limits = { MaxKeyBytes: l.maxKeyBytes, MaxValueBytes: l.maxValueBytes, MaxStoreBytes: l.maxStoreBytes, MaxBatchKeys: l.maxBatchKeys };
+    return withEtag(reply, d.ETag, { ...d, Limits });
   });
   app.put('/v1/key-value-stores/:name', async (req, reply) => {
     const b = parseBody(kvsUpdate, req.body);
@@ -327,8 +330,12 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
       if (!Number.isInteger(maxResults)) throw new InvalidArgumentError(`maxResults: must be an integer from 1 to ${kvs.limits.maxListKeys}`);
     }
     if (q.nextToken !== undefined && typeof q.nextToken !== 'string') throw new InvalidArgumentError('nextToken: give it once');
+    if (q.prefix !== undefined && typeof q.prefix !== 'string') throw new InvalidArgumentError('prefix: give it once');
     const d = await kvs.describe(n);
-    const page = await kvs.listKeys(n, { ...(maxResults !== undefined ? { maxResults } : {}), ...(typeof q.nextToken === 'string' ? { nextToken: q.nextToken } : {}) });
+    const page = await kvs.listKeys(n, {
+      ...(maxResults !== undefined ? { maxResults } : {}), ...(typeof q.nextToken === 'string' ? { nextToken: q.nextToken } : {}),
+      ...(typeof q.prefix === 'string' && q.prefix !== '' ? { prefix: q.prefix } : {}),
+    });
     return withEtag(reply, d.ETag, page);
   });
   app.post('/v1/key-value-stores/:name/keys', async (req, reply) => {
@@ -372,8 +379,17 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     } catch (err) {
       throw new InvalidArgumentError(`trustStore: trust store "${ts.name}" cannot verify a CRL: ${(err as PortcullisError).message}`);
     }
-    const r = await kvs.importCrl(n, { crl, trustStore: anchors, ifMatch });
-    return withEtag(reply, r.ETag, r);
+    const issuerChain = b.issuerChainPem !== undefined && b.issuerChainPem.trim() !== '' ? parsePemCertificates(b.issuerChainPem, 'issuerChainPem') : undefined;
+    try {
+      const r = await kvs.importCrl(n, { crl, trustStore: anchors, ifMatch, ...(issuerChain ? { issuerChain } : {}) });
+      return withEtag(reply, r.ETag, r);
+    } catch (err) {
+      if (err instanceof PortcullisError && err.code === 'InvalidCrl' && !issuerChain && /is not in the trust store/.test(err.message)) {
+        // The usual case: an intermediate signed the CRL and the trust store holds only the root.
+        throw new CrlError(`${err.message}. If an intermediate CA signed it, pass that intermediate (and any between it and the trust store) as issuerChainPem`, { cause: err });
+      }
+      throw err;
+    }
   });
 
   // ---- connection functions ----

@@ -25,6 +25,8 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   EntityNotReady: 409,
   PreconditionFailed: 412,
   EntitySizeLimitExceeded: 413,
+  // Too many concurrent requests of a kind (e.g. connection-log streams): retry later.
+  TooManyRequests: 429,
   FunctionSizeLimitExceeded: 413,
   Internal: 500,
   NotImplemented: 501,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ConnectionLogTap, emptyLogLine, type ConnectionLogLine } from '../edge/index.js';
 import { openSqliteStore } from '../store/index.js';
 import {
-  countersFromExposition, matchesStreamFilter, parseStreamFilter, statsBetween, STATS_WINDOW_MS, type CounterSample,
+  countersFromExposition, matchesStreamFilter, MAX_STREAM_SUBSCRIBERS, parseStreamFilter, statsBetween, STATS_WINDOW_MS, type CounterSample,
 } from './live.js';
 import { startAdminServer } from './index.js';
 
@@ -84,10 +84,32 @@ test('statsBetween: the last minute against the newest sample a minute old; a yo
   assert.deepEqual(later.ocspCache, { hits: 4, misses: 0, hitRate: 1 });
   assert.deepEqual(later.totals, { allowed: 20, denied: 2, ocspCacheHits: 8, ocspCacheMisses: 4 });
   assert.equal(later.appliedChangeSequence, 3);
-  // A counter that went down (a restarted worker) counts from zero, never negative.
+  // A counter that went down (a restarted worker) adds nothing for that step, never negative.
   const reset = statsBetween(samples, s(t0 + 25_000, 1, 0, 0, 0));
-  assert.equal(reset.connections.allowed, 1);
+  assert.equal(reset.connections.allowed, 10, 'the 10 events seen before the drop; the drop adds nothing');
+  assert.equal(reset.connections.denied, 2);
   assert.equal(statsBetween([], s(t0, 0, 0, 0, 0)).ocspCache.hitRate, null);
+});
+
+test('statsBetween: with 2 workers, a restarted worker (its counts drop out of the sum) is never counted as new connections; totals keep its counts', () => {
+  // Two workers: A has 1000 old allowed connections, B 500. B restarts at +25 s (its 500 vanish from the sum).
+  const s = (at: number, a: number, b: number): CounterSample => ({ at, byStatus: { Success: a + b }, ocspCacheHits: a + b, ocspCacheMisses: 0, appliedChangeSequence: null });
+  const t0 = 5_000_000;
+  const samples = [s(t0, 1000, 500), s(t0 + 10_000, 1003, 502), s(t0 + 20_000, 1005, 504), s(t0 + 30_000, 1007, 1), s(t0 + 40_000, 1008, 3)];
+  const st = statsBetween(samples, s(t0 + 50_000, 1010, 4));
+  // True new events in the window: A +10, B +4 before the restart and +4 after it; the step with the drop (20 s → 30 s)
+  // sees 1509 → 1008: counted as 0 (A's +2 and B's +1 in that step are missed, never the survivors' 1008 as new).
+  assert.equal(st.connections.allowed, 5 + 4 + 0 + 3 + 3);
+  assert.ok(st.connections.allowed <= 10 + 4 + 4, 'never more than the real events');
+  assert.equal(st.ocspCache.hits, 15);
+  // Totals: the current sum (1014) plus what the restart took out of it (1509 - 1008 = 501).
+  assert.equal(st.totals.allowed, 1014 + 501);
+  assert.equal(st.totals.ocspCacheHits, 1014 + 501);
+  // Old behaviour counted the whole surviving sum (1014) as the window's connections.
+  assert.ok(st.connections.allowed < 100);
+  // Counts lost before the kept samples (passed by the caller) stay in the totals.
+  const later = statsBetween(samples.slice(3), s(t0 + 50_000, 1010, 4), { byStatus: { Success: 501 }, ocspCacheHits: 501, ocspCacheMisses: 0 });
+  assert.equal(later.totals.allowed, 1014 + 501);
 });
 
 /** Reads SSE events from a fetch response until `count` events of `type` arrived. */
@@ -149,6 +171,22 @@ test('GET /v1/connection-log/stream: bearer-authenticated SSE, ready first, filt
   // Stats read the same metrics.
   const stats = await (await fetch(`${url}/v1/stats`, { headers: { authorization: `Bearer ${TOKEN}` } })).json() as { totals: { allowed: number } };
   assert.equal(stats.totals.allowed, 2);
+
+  // Too many open streams: 429 TooManyRequests with a clear message (not a quota/payment status).
+  const open: AbortController[] = [];
+  t.after(() => { for (const ac of open) ac.abort(); });
+  for (let i = 0; i < MAX_STREAM_SUBSCRIBERS; i++) {
+    const ac = new AbortController();
+    open.push(ac);
+    const r = await fetch(`${url}/v1/connection-log/stream`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: ac.signal });
+    assert.equal(r.status, 200);
+  }
+  const over = await fetch(`${url}/v1/connection-log/stream`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(over.status, 429);
+  const body = await over.json() as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'TooManyRequests');
+  assert.match(body.error.message, /at most 32 may be open at once/);
+  for (const ac of open) ac.abort();
 });
 
 test('GET /v1/connection-log/stream answers 501 without a connection-log source; closing the server ends open streams', async (t) => {

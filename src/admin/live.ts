@@ -162,30 +162,71 @@ function allowedDenied(byStatus: Record<string, number>): { allowed: number; den
   return { allowed, denied };
 }
 
+/** Amounts by which counters went down between two samples (a worker restarted and its counts were lost from the sum). */
+export interface CounterDrops {
+  byStatus: Record<string, number>;
+  ocspCacheHits: number;
+  ocspCacheMisses: number;
+}
+
+/** An empty {@link CounterDrops}. */
+export function noDrops(): CounterDrops {
+  return { byStatus: {}, ocspCacheHits: 0, ocspCacheMisses: 0 };
+}
+
+/** The decreases from `prev` to `cur`, added to `into` (returned). */
+export function addDrops(into: CounterDrops, prev: CounterSample, cur: CounterSample): CounterDrops {
+  for (const [s, n] of Object.entries(prev.byStatus)) {
+    const now = cur.byStatus[s] ?? 0;
+    if (now < n) into.byStatus[s] = (into.byStatus[s] ?? 0) + (n - now);
+  }
+  if (cur.ocspCacheHits < prev.ocspCacheHits) into.ocspCacheHits += prev.ocspCacheHits - cur.ocspCacheHits;
+  if (cur.ocspCacheMisses < prev.ocspCacheMisses) into.ocspCacheMisses += prev.ocspCacheMisses - cur.ocspCacheMisses;
+  return into;
+}
+
 /**
  * The figures of `latest` against the newest sample at least {@link STATS_WINDOW_MS}
- * older (or the oldest one kept, while the node is younger than the window). A counter
- * that went down (a restarted worker) counts from 0.
+ * older (or the oldest one kept, while the node is younger than the window).
+ *
+ * The counters are sums over workers (cluster mode), so a restarted worker makes a sum
+ * go down by the counts it had. The window is therefore summed step by step over the
+ * consecutive samples, counting only increases: a step where a counter went down counts
+ * 0 for it (the counts of the lost worker are not new events — at worst the events of
+ * that one step are missed, never old events counted as new). `lost` is what the sums
+ * lost before the samples (kept by the caller) so that `totals` stay counts since the
+ * node started: latest + everything lost to restarts.
  */
-export function statsBetween(samples: readonly CounterSample[], latest: CounterSample): StatsView {
-  let base: CounterSample | undefined;
-  for (const s of samples) if (s.at <= latest.at - STATS_WINDOW_MS) base = s;
-  base ??= samples[0] ?? { at: latest.at, byStatus: {}, ocspCacheHits: 0, ocspCacheMisses: 0, appliedChangeSequence: null };
-  const delta = (now: number, then: number): number => (now >= then ? now - then : now);
+export function statsBetween(samples: readonly CounterSample[], latest: CounterSample, lost: CounterDrops = noDrops()): StatsView {
+  let start = -1;
+  for (let i = 0; i < samples.length; i++) if (samples[i]!.at <= latest.at - STATS_WINDOW_MS) start = i;
+  if (start < 0 && samples.length > 0) start = 0;
+  const chain = [...(start >= 0 ? samples.slice(start) : []), latest].filter((x, i, all) => i === 0 || x.at >= all[i - 1]!.at);
+  const base = chain[0]!;
   const byStatus: Record<string, number> = {};
-  for (const [s, n] of Object.entries(latest.byStatus)) {
-    const d = delta(n, base.byStatus[s] ?? 0);
-    if (d > 0) byStatus[s] = d;
+  let hits = 0;
+  let misses = 0;
+  for (let i = 1; i < chain.length; i++) {
+    const prev = chain[i - 1]!;
+    const cur = chain[i]!;
+    for (const [s, n] of Object.entries(cur.byStatus)) {
+      const d = n - (prev.byStatus[s] ?? 0);
+      if (d > 0) byStatus[s] = (byStatus[s] ?? 0) + d;
+    }
+    hits += Math.max(0, cur.ocspCacheHits - prev.ocspCacheHits);
+    misses += Math.max(0, cur.ocspCacheMisses - prev.ocspCacheMisses);
   }
-  const hits = delta(latest.ocspCacheHits, base.ocspCacheHits);
-  const misses = delta(latest.ocspCacheMisses, base.ocspCacheMisses);
-  const totals = allowedDenied(latest.byStatus);
+  // Totals: the current sums plus every count lost to a restart (before and within the samples).
+  const allLost = { byStatus: { ...lost.byStatus }, ocspCacheHits: lost.ocspCacheHits, ocspCacheMisses: lost.ocspCacheMisses };
+  for (let i = 1; i < chain.length; i++) addDrops(allLost, chain[i - 1]!, chain[i]!);
+  const totalByStatus: Record<string, number> = { ...latest.byStatus };
+  for (const [s, n] of Object.entries(allLost.byStatus)) totalByStatus[s] = (totalByStatus[s] ?? 0) + n;
   return {
     sampledAt: new Date(latest.at).toISOString(),
     windowSeconds: Math.round((latest.at - base.at) / 1000),
     connections: { ...allowedDenied(byStatus), byStatus },
     ocspCache: { hits, misses, hitRate: hits + misses > 0 ? hits / (hits + misses) : null },
-    totals: { ...totals, ocspCacheHits: latest.ocspCacheHits, ocspCacheMisses: latest.ocspCacheMisses },
+    totals: { ...allowedDenied(totalByStatus), ocspCacheHits: latest.ocspCacheHits + allLost.ocspCacheHits, ocspCacheMisses: latest.ocspCacheMisses + allLost.ocspCacheMisses },
     appliedChangeSequence: latest.appliedChangeSequence,
   };
 }
@@ -198,11 +239,13 @@ export function registerLiveRoutes(app: FastifyInstance, options: LiveRouteOptio
   const now = options.now ?? Date.now;
   const period = options.statsSampleMs ?? 10_000;
   const samples: CounterSample[] = [];
+  /** Counts the sums lost to worker restarts before samples[0] (for the totals). */
+  const lostBefore = noDrops();
   const take = async (): Promise<CounterSample> => countersFromExposition((await options.metrics()).body, now());
   const keep = (s: CounterSample): void => {
     samples.push(s);
     // Enough history for one full window plus a spare sample.
-    while (samples.length > 2 && samples[1]!.at <= s.at - STATS_WINDOW_MS) samples.shift();
+    while (samples.length > 2 && samples[1]!.at <= s.at - STATS_WINDOW_MS) addDrops(lostBefore, samples.shift()!, samples[0]!);
   };
   let sampling = false;
   const sampler = setInterval(() => {
@@ -216,7 +259,7 @@ export function registerLiveRoutes(app: FastifyInstance, options: LiveRouteOptio
 
   app.get('/v1/stats', async () => {
     const latest = await take();
-    return statsBetween(samples, latest);
+    return statsBetween(samples, latest, lostBefore);
   });
 
   const streams = new Set<() => void>();
@@ -224,7 +267,7 @@ export function registerLiveRoutes(app: FastifyInstance, options: LiveRouteOptio
     const filter = parseStreamFilter(req.query as Record<string, unknown>);
     if (!options.connectionLog) throw new ApiError('NotImplemented', 'the connection-log stream is not available on this server');
     if (streams.size >= MAX_STREAM_SUBSCRIBERS) {
-      throw new ApiError('ServiceQuotaExceeded', `at most ${MAX_STREAM_SUBSCRIBERS} connection-log streams may be open at once`);
+      throw new ApiError('TooManyRequests', `too many open connection-log streams: at most ${MAX_STREAM_SUBSCRIBERS} may be open at once on this server; close another console tab or retry later`);
     }
     reply.hijack();
     const res = reply.raw;

@@ -55,6 +55,14 @@ test('POST /v1/certificates/inspect: each certificate with serial, KVS key, name
   const bad = await post(app, '/v1/certificates/inspect', { pem: 'hello' });
   assert.equal(bad.statusCode, 400);
   assert.match((bad.json() as { error: { message: string } }).error.message, /^pem: /);
+  // Garbage (here: a long run of bytes that a DER parser would read as one huge certificate) is "not a PEM certificate".
+  for (const garbage of ['hello', `0\x82${'A'.repeat(5000)}`, 'MIIB' + 'A'.repeat(2000)]) {
+    const g = await post(app, '/v1/certificates/inspect', { pem: garbage });
+    assert.equal(g.statusCode, 400);
+    const m = (g.json() as { error: { message: string } }).error.message;
+    assert.match(m, /^pem: not a PEM certificate \(expected -----BEGIN CERTIFICATE-----/);
+    assert.doesNotMatch(m, /trailing bytes/);
+  }
   const broken = await post(app, '/v1/certificates/inspect', { pem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' });
   assert.equal(broken.statusCode, 400);
   assert.equal((await post(app, '/v1/certificates/inspect', { pem: 'x', other: 1 })).statusCode, 400);
@@ -85,6 +93,13 @@ test('POST /v1/connection-functions/{id}/matrix: 128 rows over the associated KV
   assert.equal((await post(app, '/v1/connection-functions/kvsfn/matrix', { stage: 'LIVE' })).statusCode, 404, 'not published: no LIVE stage');
   assert.equal((await post(app, '/v1/connection-functions/nope/matrix', {})).statusCode, 404);
   assert.equal((await post(app, '/v1/connection-functions/kvsfn/matrix', { clientCertificatePem: 'x' })).statusCode, 400);
+  // clientIps: only IP addresses (node:net isIP), the bad entry named.
+  assert.equal((await post(app, '/v1/connection-functions/kvsfn/matrix', { clientIps: ['2001:db8::1', '10.0.0.1'] })).statusCode, 200);
+  for (const bad of ['999.1.1.1', 'not an ip', '1.2.3.4:80', '<b>', '[2001:db8::1]', '']) {
+    const r = await post(app, '/v1/connection-functions/kvsfn/matrix', { clientIps: ['192.0.2.1', bad] });
+    assert.equal(r.statusCode, 400, bad);
+    assert.match((r.json() as { error: { message: string } }).error.message, /^clientIps\[1\]: must be an IPv4 or IPv6 address/, bad);
+  }
 });
 
 test('POST …/test with ocspStatus: a synthetic OCSP result per certificate; refused with revocationStatus', async (t) => {

@@ -9,6 +9,7 @@
  *   (leaf × intermediate status × KVS hit/miss × client IP) for one stage, run in the
  *   watchdog'd sandbox worker like `/test`; the `function matrix --json` shape.
  */
+import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { InvalidArgumentError, PortcullisError } from '../errors.js';
@@ -55,11 +56,18 @@ export interface InspectedCertificate {
   EncodingProblem?: string;
 }
 
+/**
+ * A client IP address in a request body: an IPv4 dotted quad or an IPv6 address
+ * (node:net isIP), without a port or brackets — what the gateway puts in
+ * `connection.clientIp`. Anything else is refused (400 naming the field).
+ */
+export const ipAddress = z.string().refine((s) => isIP(s) !== 0, { error: 'must be an IPv4 or IPv6 address (no port, no brackets)' });
+
 const inspectBody = z.strictObject({ pem: z.string().min(1) });
 const matrixBody = z.strictObject({
   stage: z.enum(['DEVELOPMENT', 'LIVE']).optional(),
   clientCertificatePem: z.string().optional(),
-  clientIps: z.array(z.string().min(1)).min(1).max(16).optional(),
+  clientIps: z.array(ipAddress).min(1).max(16).optional(),
 });
 
 function parse<T>(schema: z.ZodType<T>, input: unknown): T {
@@ -75,6 +83,10 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
  *   block does not parse (the message never repeats the PEM).
  */
 export function parsePemCertificates(pem: string, field: string): ParsedCertificate[] {
+  // Not PEM at all (pasted garbage, DER bytes as text): say so, rather than a DER parser's byte counts.
+  if (!/-----BEGIN CERTIFICATE-----/.test(pem)) {
+    throw new InvalidArgumentError(`${field}: not a PEM certificate (expected -----BEGIN CERTIFICATE----- … -----END CERTIFICATE----- blocks)`);
+  }
   try {
     const blocks = splitCertificates(Buffer.from(pem, 'utf8'));
     if (blocks.length === 0) throw new InvalidArgumentError('holds no certificate (expected -----BEGIN CERTIFICATE----- blocks)');

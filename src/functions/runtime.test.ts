@@ -366,3 +366,30 @@ test('decision matrix flags every row where a revoked chain is allowed', async (
   assert.ok(safe.filter((r) => r.kvs === 'hit').every((r) => r.decision === 'deny'));
   assert.ok(safe.some((r) => r.revokedAllowed)); // it ignores OCSP entirely
 });
+
+test('compile errors at the very end of the code are reported there, with a line, never in the export line the runtime appends', async () => {
+  const cases: [string, RegExp, number, number][] = [
+    // A missing closing brace (the handler never ends).
+    ['async function connectionHandler(c) {\n  return c.allow();\n', /SyntaxError: unexpected end of input \(a closing `}`, `\)` or `]` may be missing\) \(at the end of the code, line 3, column 1\)/, 3, 1],
+    ['async function connectionHandler(c) {\n  return c.allow();', /at the end of the code, line 2, column 20/, 2, 20],
+    // Unterminated string, comment, template literal, template expression, array, call.
+    ['function connectionHandler(c) { c.allow(); }\nconst s = "abc', /unexpected end of string \(line 2, column 11\)/, 2, 11],
+    ['function connectionHandler(c) { c.allow(); }\n/* never closed\n', /unexpected end of comment \(line 2, column 1\)/, 2, 1],
+    ['function connectionHandler(c) { c.allow(); }\nconst t = `abc\n', /unexpected end of string \(line 2, column 11\)/, 2, 11],
+    ['function connectionHandler(c) { c.allow(); }\nconst t = `abc ${1', /expected '}' after template expression \(at the end of the code, line 2, column 19\)/, 2, 19],
+    ['function connectionHandler(c) { c.allow(); }\nconst a = [1, 2\n', /expecting ']' \(at the end of the code, line 3, column 1\)/, 3, 1],
+    ['function connectionHandler(c) { c.allow(); }\nfoo(\n', /unexpected end of input .*line 3, column 1/, 3, 1],
+  ];
+  for (const [code, message, line, column] of cases) {
+    await assert.rejects(compileFunction(code, { name: 'eof' }), (err: unknown) => {
+      assert.ok(err instanceof FunctionCompileError, String(err));
+      assert.match(err.message, message, JSON.stringify(code));
+      assert.doesNotMatch(err.message, /export|__portcullis/, 'nothing of the appended wrapper');
+      assert.equal(err.line, line, JSON.stringify(code));
+      assert.equal(err.column, column, JSON.stringify(code));
+      return true;
+    });
+  }
+  // An error in the middle keeps its own position.
+  await assert.rejects(compileFunction('function connectionHandler(c) {\n  const x = ;\n}\n', { name: 'mid' }), /unexpected token in expression: ';' \(line 2, column 13\)/);
+});

@@ -620,12 +620,15 @@ export class FunctionInstance {
 
       state.deadline = performance.now() + this.limits.cpuLimitMs;
       state.started = performance.now();
-      // Syntax errors are reported against the user's code: compile it as written first.
+      // Syntax errors are reported against the user's code: compile it as written first
+      // (plus the export line). An error the parser reports inside that appended line
+      // means the user's code ended early (a missing `}`, an unterminated template
+      // expression …): compileError reports it at the end of the user's code.
       const checked = c.evalCode(`${this.code}\n;export { connectionHandler as ${HANDLER_EXPORT} };\n`, 'function.js', { type: 'module', compileOnly: true });
       if (checked.error) {
         const e = dumpError(c, checked.error);
         checked.error.dispose();
-        throw this.compileError(e, codeLines, state.interrupted);
+        throw this.compileError(e, codeLines, state.interrupted, this.code);
       }
       checked.value.dispose();
       const guarded = guardSource(this.code, { label: this.label }).code;
@@ -693,16 +696,38 @@ export class FunctionInstance {
     }
   }
 
-  private compileError(e: { name: string; message: string; stack?: string }, codeLines: number, interrupted: boolean): FunctionCompileError {
+  /**
+   * The compile error to report. With `source` (an error from compiling the user's code
+   * plus the appended export line), a position past its last line — the parser ran off the
+   * end of the user's code into the appended line — is reported at the end of the user's
+   * code ("at the end of the code, line N, column C"), and a message naming the appended
+   * text (`export`, its `;`) becomes "unexpected end of input".
+   */
+  private compileError(e: { name: string; message: string; stack?: string }, codeLines: number, interrupted: boolean, source?: string): FunctionCompileError {
     if (interrupted) {
       return new FunctionCompileError(`function ${this.label}: top-level code exceeded the CPU limit of ${this.limits.cpuLimitMs} ms`);
     }
     if (/exported variable 'connectionHandler' does not exist/.test(e.message)) {
       return new FunctionCompileError(`function ${this.label}: the code has no top-level connectionHandler function`);
     }
-    const pos = errorPosition(e.stack, codeLines);
-    const where = pos.line !== undefined ? ` (line ${pos.line}, column ${pos.column})` : '';
-    return new FunctionCompileError(`function ${this.label}: ${e.name}: ${e.message}${where}`, pos);
+    let pos = errorPosition(e.stack, codeLines);
+    let message = e.message;
+    let atEnd = false;
+    if (source !== undefined) {
+      const lines = source.split('\n');
+      const end = { line: lines.length, column: lines[lines.length - 1]!.length + 1 };
+      // A position past the user's last line is in the export line the runtime appends: the
+      // parser ran off the end of the user's code. Report it there, never the appended text.
+      if (pos.line === undefined && /function\.js:\d+/.test(String(e.stack ?? ''))) {
+        pos = end;
+        if (/\bexport\b|__portcullis|unexpected token in expression: '[;']?'/.test(message)) {
+          message = 'unexpected end of input (a closing `}`, `)` or `]` may be missing)';
+        }
+      }
+      atEnd = pos.line === end.line && pos.column === end.column;
+    }
+    const where = pos.line !== undefined ? ` (${atEnd ? 'at the end of the code, ' : ''}line ${pos.line}, column ${pos.column})` : '';
+    return new FunctionCompileError(`function ${this.label}: ${e.name}: ${message}${where}`, pos);
   }
 
   private installHost(ctx: QuickJSContext, state: SandboxState): void {

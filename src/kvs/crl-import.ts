@@ -29,8 +29,8 @@
  *   ServiceQuotaExceeded, nothing changed.
  */
 import { createHash } from 'node:crypto';
-import { CrlError, EntityNotFoundError, PreconditionFailedError } from '../errors.js';
-import type { TrustAnchorSet } from '../pki/index.js';
+import { CrlError, EntityNotFoundError, InvalidArgumentError, PreconditionFailedError } from '../errors.js';
+import { TrustAnchorSet, type ParsedCertificate } from '../pki/index.js';
 import { crlToKvsEntries, parseCrl, verifyCrl } from '../revocation/index.js';
 import type { KvsCrlState, Store } from '../store/index.js';
 import type { KvsLimits } from './limits.js';
@@ -42,6 +42,12 @@ export interface ImportCrlOptions {
   crl: Uint8Array | string;
   /** CAs allowed to sign the CRL (`parseTrustStoreBundle`). */
   trustStore: TrustAnchorSet;
+  /**
+   * Intermediate CA certificates that chain to `trustStore` (see
+   * {@link verifyIssuerChain}): a CRL signed by one of them is accepted although only
+   * the root is in the trust store. Every one must chain, or the import is refused.
+   */
+  issuerChain?: readonly ParsedCertificate[];
   /** The store's current ETag. */
   ifMatch: string;
   /** Verification time (default now). */
@@ -79,7 +85,9 @@ export async function importCrlIntoStore(
 ): Promise<ImportCrlResult> {
   validateKvsName(name);
   const crl = parseCrl(opts.crl);
-  verifyCrl(crl, opts.trustStore, { now: opts.now ?? new Date(opts.nowMs), ...(opts.clockSkewMs !== undefined ? { clockSkewMs: opts.clockSkewMs } : {}) });
+  const now = opts.now ?? new Date(opts.nowMs);
+  const signers = opts.issuerChain && opts.issuerChain.length > 0 ? verifyIssuerChain(opts.issuerChain, opts.trustStore, now) : opts.trustStore;
+  verifyCrl(crl, signers, { now: opts.now ?? new Date(opts.nowMs), ...(opts.clockSkewMs !== undefined ? { clockSkewMs: opts.clockSkewMs } : {}) });
   const entries = crlToKvsEntries(crl);
   for (const e of entries) {
     validateKey(e.key, opts.limits);
@@ -146,4 +154,53 @@ export async function importCrlIntoStore(
     Removed: outcome.deleted.length,
     SkippedManualKeys: outcome.skipped.length,
   };
+}
+
+/**
+ * The CAs that may sign a CRL when intermediates are given: `trustStore`'s anchors plus
+ * every certificate of `chain` that chains to them (RFC 5280 6.1 for CA certificates).
+ * A chain certificate is accepted once its issuer — an anchor or an already accepted
+ * chain certificate, matched by Name DER — verifies its signature, and it is itself a CA:
+ * basicConstraints cA true, keyUsage (when present) with keyCertSign or cRLSign, no
+ * unhandled critical extension, and valid at `now` (notBefore ≤ now ≤ notAfter). The
+ * chain may be in any order; at most 8 certificates.
+ * @throws InvalidArgumentError naming `issuerChainPem`, the certificate (#n, subject)
+ *   and why it does not chain — nothing is trusted from a chain with one bad member.
+ */
+export function verifyIssuerChain(chain: readonly ParsedCertificate[], trustStore: TrustAnchorSet, now: Date): TrustAnchorSet {
+  if (chain.length > 8) throw new InvalidArgumentError(`issuerChainPem: ${chain.length} certificates; at most 8 intermediates`);
+  const subject = (c: ParsedCertificate): string => `certificate #${chain.indexOf(c) + 1} ("${c.x509.subject.replaceAll('\n', ', ')}")`;
+  for (const c of chain) {
+    if (!c.isCA) throw new InvalidArgumentError(`issuerChainPem: ${subject(c)} is not a CA certificate (basicConstraints cA is not true); give only the intermediate CAs`);
+    if (c.keyUsage && !c.keyUsage.has('keyCertSign') && !c.keyUsage.has('cRLSign')) {
+      throw new InvalidArgumentError(`issuerChainPem: ${subject(c)} has a keyUsage without keyCertSign or cRLSign`);
+    }
+    if (c.unhandledCriticalExtensions.length > 0) {
+      throw new InvalidArgumentError(`issuerChainPem: ${subject(c)} has a critical extension Portcullis does not process (${c.unhandledCriticalExtensions.join(', ')})`);
+    }
+    if (now < c.notBefore || now > c.notAfter) {
+      throw new InvalidArgumentError(`issuerChainPem: ${subject(c)} is not valid now (notBefore ${c.notBefore.toISOString()}, notAfter ${c.notAfter.toISOString()})`);
+    }
+  }
+  const accepted: ParsedCertificate[] = [];
+  const pending = [...chain];
+  const issuerOk = (issuer: ParsedCertificate): boolean => issuer.isCA && (!issuer.keyUsage || issuer.keyUsage.has('keyCertSign'));
+  for (let progress = true; progress && pending.length > 0;) {
+    progress = false;
+    for (let i = 0; i < pending.length; i++) {
+      const c = pending[i]!;
+      const candidates = [...trustStore.bySubject(c.issuerDer), ...accepted.filter((a) => a.subjectDer.equals(c.issuerDer))];
+      if (candidates.some((issuer) => issuerOk(issuer) && c.isSignedBy(issuer))) {
+        accepted.push(c);
+        pending.splice(i, 1);
+        i--;
+        progress = true;
+      }
+    }
+  }
+  if (pending.length > 0) {
+    const c = pending[0]!;
+    throw new InvalidArgumentError(`issuerChainPem: ${subject(c)} does not chain to the trust store: no trust-store certificate or verified intermediate named "${c.x509.issuer.replaceAll('\n', ', ')}" signed it`);
+  }
+  return new TrustAnchorSet([...trustStore.anchors, ...accepted]);
 }

@@ -23,7 +23,7 @@ export { KeyValueStoreService, newKvsEtag, describeRecord, requireIfMatch, sweep
 export type {
   KvsDescription, KvsWriteResult, KvsGetKeyResult, KvsListKeysResult, CreateKvsOptions, KeyValueStoreServiceOptions,
 } from './service.js';
-export { importCrlIntoStore } from './crl-import.js';
+export { importCrlIntoStore, verifyIssuerChain } from './crl-import.js';
 export type { ImportCrlOptions, ImportCrlResult } from './crl-import.js';
 export { KvsReplica } from './replica.js';
 export type { KvsSnapshot, KvsMeta, KvsReplicaOptions } from './replica.js';

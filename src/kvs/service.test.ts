@@ -335,3 +335,38 @@ test('deleteStore is refused while a connection function (either stage) is assoc
   await kvs.deleteStore('revoked', { ifMatch: created.ETag });
   await assert.rejects(kvs.describe('revoked'), (err: Error & { code?: string }) => err.code === 'EntityNotFound');
 });
+
+test('ListKeys with prefix: UTF-8 byte order for any Unicode (emoji, U+FF01, U+FFFF vs astral), one page per call, NextToken within the prefix', async (t) => {
+  const { kvs } = await setup(t);
+  const d = await kvs.create({ name: 'pfx' });
+  // In UTF-16 code units '\u{FF01}' (FF01) sorts after '😀' (D83D DE00); in UTF-8 bytes (EF BC 81 < F0 9F 98 80) before.
+  const keys = ['a', 'ab', 'abc', 'abd', 'b', '\u{FF01}x', '\u{FF01}', '\u{FFFF}', '😀', '😀1', '😀2', '😁', 'é', 'éa', 'z'];
+  await kvs.updateKeys('pfx', { ifMatch: d.ETag, puts: keys.map((k) => ({ key: k, value: `v-${k}` })) });
+  const all = async (prefix: string, maxResults = 50): Promise<string[]> => {
+    const out: string[] = [];
+    let token: string | undefined;
+    let calls = 0;
+    do {
+      const p = await kvs.listKeys('pfx', { prefix, maxResults, ...(token ? { nextToken: token } : {}) });
+      out.push(...p.Items.map((i) => i.Key));
+      token = p.NextToken;
+      calls++;
+      assert.ok(calls < 50);
+    } while (token);
+    return out;
+  };
+  const byteOrder = (ks: string[]) => [...ks].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  for (const prefix of ['a', 'ab', 'abc', 'abz', 'b', '\u{FF01}', '\u{FFFF}', '😀', '😁', '😂', 'é', 'e', 'z', 'zz', '']) {
+    const expected = byteOrder(keys.filter((k) => k.startsWith(prefix)));
+    assert.deepEqual(await all(prefix), expected, `prefix ${JSON.stringify(prefix)}`);
+    assert.deepEqual(await all(prefix, 1), expected, `prefix ${JSON.stringify(prefix)}, one key per page`);
+  }
+  // The listing stops at the first key without the prefix: no NextToken after the last prefixed key.
+  const p = await kvs.listKeys('pfx', { prefix: '😀', maxResults: 3 });
+  assert.deepEqual(p.Items.map((i) => i.Key), ['😀', '😀1', '😀2']);
+  assert.equal(p.NextToken, undefined);
+  assert.deepEqual((await kvs.listKeys('pfx', { prefix: 'ab', maxResults: 2 })).Items.map((i) => i.Value), ['v-ab', 'v-abc']);
+  // A lone surrogate cannot prefix a UTF-8 key; a prefix longer than any key is refused.
+  await assert.rejects(kvs.listKeys('pfx', { prefix: '\uD83D' }), { code: 'InvalidArgument', message: /lone surrogate/ });
+  await assert.rejects(kvs.listKeys('pfx', { prefix: 'x'.repeat(513) }), { code: 'InvalidArgument', message: /longer than the longest key/ });
+});

@@ -134,6 +134,16 @@ function writeResult(r: KvsRecord): KvsWriteResult {
 export const requireIfMatch = requireStoreIfMatch;
 
 /** @throws InvalidArgumentError naming the field unless `puts` is absent or an array of `{key: string, value: string}`. */
+/** True when `s` has no lone surrogate (so it has a UTF-8 encoding). */
+function isWellFormed(s: string): boolean {
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
+/** Compares two strings in UTF-8 byte order (the order of the store's listing), not UTF-16 code units. */
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
 function checkPuts(puts: unknown): readonly KvsItem[] {
   if (puts === undefined || puts === null) return [];
   if (!Array.isArray(puts)) throw new InvalidArgumentError(`puts must be an array of {key, value} objects, got ${typeName(puts)}`);
@@ -358,20 +368,52 @@ export class KeyValueStoreService {
   /**
    * ListKeys: up to `maxResults` (default `limits.defaultListKeys`, at most
    * `limits.maxListKeys`) items with keys after the position of `nextToken`, in byte
-   * order. `NextToken` is present when more items may follow.
-   * @throws InvalidArgumentError for a bad maxResults or nextToken; EntityNotFoundError.
+   * order (UTF-8). `NextToken` is present when more items may follow.
+   *
+   * With `prefix` (a Portcullis extension; CloudFront's ListKeys has none) only keys that
+   * start with it are listed, one page per call: the listing starts at the prefix (the key
+   * equal to the prefix, then the keys after it) and stops at the first key without it.
+   * This is exact in UTF-8 byte order for any Unicode, including characters outside the
+   * BMP (surrogate pairs in JS strings): for well-formed strings, `key.startsWith(prefix)`
+   * holds exactly when key's UTF-8 bytes start with prefix's bytes (UTF-8 is prefix-free
+   * per code point, and a well-formed prefix never ends inside a character), and the keys
+   * with a given byte prefix are contiguous in byte order. A `nextToken` from a prefixed
+   * page continues that listing (pass the same prefix).
+   * @throws InvalidArgumentError for a bad maxResults, nextToken or prefix (not
+   *   well-formed UTF-16 — a lone surrogate —, or longer than `limits.maxKeyBytes`);
+   *   EntityNotFoundError.
    */
-  async listKeys(name: string, opts: { maxResults?: number; nextToken?: string } = {}): Promise<KvsListKeysResult> {
+  async listKeys(name: string, opts: { maxResults?: number; nextToken?: string; prefix?: string } = {}): Promise<KvsListKeysResult> {
     const max = opts.maxResults ?? this.limits.defaultListKeys;
     if (!Number.isInteger(max) || max < 1 || max > this.limits.maxListKeys) {
       throw new InvalidArgumentError(`MaxResults must be an integer from 1 to ${this.limits.maxListKeys}, got ${String(opts.maxResults)}`);
     }
+    const prefix = opts.prefix ?? '';
+    if (prefix !== '') {
+      if (!isWellFormed(prefix)) throw new InvalidArgumentError('prefix: not well-formed Unicode (a lone surrogate); keys are UTF-8 strings');
+      if (Buffer.byteLength(prefix, 'utf8') > this.limits.maxKeyBytes) {
+        throw new InvalidArgumentError(`prefix: ${Buffer.byteLength(prefix, 'utf8')} bytes (UTF-8), longer than the longest key (${this.limits.maxKeyBytes} bytes)`);
+      }
+    }
     const r = await this.record(name);
-    const after = opts.nextToken !== undefined ? decodeNextToken(opts.nextToken, r.id) : undefined;
-    const rows = await this.store.kvs.listItems(r.id, { ...(after !== undefined ? { after } : {}), limit: max + 1 });
+    let after = opts.nextToken !== undefined ? decodeNextToken(opts.nextToken, r.id) : undefined;
+    const head: KvsItem[] = [];
+    if (prefix !== '' && (after === undefined || compareUtf8(after, prefix) < 0)) {
+      // Start at the prefix: the key equal to it (if any), then the keys after it.
+      const v = await this.store.kvs.getItem(r.id, prefix);
+      if (v !== undefined) head.push({ key: prefix, value: v });
+      after = prefix;
+    }
+    const rest = await this.store.kvs.listItems(r.id, { ...(after !== undefined ? { after } : {}), limit: max + 1 - head.length });
+    const rows: KvsItem[] = [];
+    let ended = false;
+    for (const it of [...head, ...rest]) {
+      if (prefix !== '' && !it.key.startsWith(prefix)) { ended = true; break; }
+      rows.push(it);
+    }
     const page = rows.slice(0, max);
     const out: KvsListKeysResult = { Items: page.map((it) => ({ Key: it.key, Value: it.value })) };
-    if (rows.length > max) out.NextToken = encodeNextToken(r.id, page[page.length - 1]!.key);
+    if (!ended && rows.length > max) out.NextToken = encodeNextToken(r.id, page[page.length - 1]!.key);
     return out;
   }
 

@@ -1,7 +1,7 @@
 // Connections: a live tail of the connection log (server-sent events read with fetch()
 // streaming so the token stays in a header), filtered by distribution, status, serial.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, getToken, type Distribution, type List } from '../api';
+import { api, ApiError, getToken, notifyUnauthorized, type Distribution, type List } from '../api';
 import { Badge, ErrorBox, PageHeader, useLoad } from '../ui';
 
 interface LogLine {
@@ -61,6 +61,11 @@ export function ConnectionsPage() {
       for (const [k, v] of Object.entries(applied)) if (v.trim() !== '') q.set(k, v.trim());
       try {
         const res = await fetch(`/v1/connection-log/stream?${q}`, { headers: { authorization: `Bearer ${getToken() ?? ''}`, accept: 'text/event-stream' }, signal: ac.signal, cache: 'no-store' });
+        if (res.status === 401) {
+          // The token stopped working: sign out like every other page.
+          notifyUnauthorized();
+          return;
+        }
         if (!res.ok || !res.body) {
           const body = await res.json().catch(() => undefined) as { error?: { code: string; message: string } } | undefined;
           throw new ApiError(res.status, body?.error?.code ?? `HTTP${res.status}`, body?.error?.message ?? `HTTP ${res.status}`);

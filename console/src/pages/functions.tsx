@@ -68,45 +68,129 @@ function Tabs({ tab, setTab }: { tab: Tab; setTab: (t: Tab) => void }) {
   );
 }
 
-function CodeTab({ name, stages, onSaved }: { name: string; stages: Stages; onSaved: () => void }) {
+/** The server version the editor's text is based on (its ETag guards the next save). */
+interface Base { etag: string; code: string; kvs: string }
+/** Unsaved edits of one function, kept in this tab's session storage until saved or discarded. */
+interface Draft { base: Base; code: string; kvs: string; savedAt: string }
+
+const draftKey = (name: string) => `portcullis.draft.function.${name}`;
+
+/** The stored draft of `name`, if any (unreadable drafts are ignored). */
+export function readDraft(name: string): Draft | undefined {
+  try {
+    const raw = sessionStorage.getItem(draftKey(name));
+    if (!raw) return undefined;
+    const d = JSON.parse(raw) as Draft;
+    return typeof d.code === 'string' && typeof d.base?.etag === 'string' && typeof d.base.code === 'string' ? d : undefined;
+  } catch {
+    return undefined;
+  }
+}
+function writeDraft(name: string, d: Draft | undefined): void {
+  try {
+    if (d) sessionStorage.setItem(draftKey(name), JSON.stringify(d));
+    else sessionStorage.removeItem(draftKey(name));
+  } catch { /* storage full or disabled: the beforeunload warning still protects the edits */ }
+}
+
+function serverBase(stages: Stages): Base {
+  return { etag: stages.devEtag, code: stages.devCode, kvs: stages.dev.FunctionConfig.KeyValueStoreAssociations.Items[0]?.KeyValueStoreName ?? '' };
+}
+
+function CodeTab({ name, stages, resetSeq, onSaved, onDirty }: {
+  name: string; stages: Stages; resetSeq: number; onSaved: () => void; onDirty: (dirty: boolean) => void;
+}) {
   const host = useRef<HTMLDivElement>(null);
   const editor = useRef<CodeEditor | undefined>(undefined);
-  const [code, setCode] = useState(stages.devCode);
+  // Start from the stored draft (unsaved edits from before a navigation or a sign-out), else from the server.
+  const [initial] = useState(() => {
+    const server = serverBase(stages);
+    const d = readDraft(name);
+    if (d && (d.code !== server.code || d.kvs !== server.kvs || d.base.etag !== server.etag)) return { base: d.base, code: d.code, kvs: d.kvs, restored: d };
+    return { base: server, code: server.code, kvs: server.kvs, restored: undefined as Draft | undefined };
+  });
+  const [base, setBase] = useState<Base>(initial.base);
+  const [code, setCode] = useState(initial.code);
+  const [kvs, setKvs] = useState(initial.kvs);
+  const codeRef = useRef(code);
+  codeRef.current = code;
+  const [restored, setRestored] = useState<Draft | undefined>(initial.restored);
+  /** A newer server version that arrived while there were local edits: the user chooses. */
+  const [incoming, setIncoming] = useState<Base | undefined>(undefined);
   const [error, setError] = useState<unknown>(undefined);
+  const [errorFrom, setErrorFrom] = useState<'save' | 'publish'>('save');
   const [notice, setNotice] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
   const [loadError, setLoadError] = useState<unknown>(undefined);
   const kvsList = useLoad(async (signal) => (await api.get<List<Kvs>>('/v1/key-value-stores', { signal })).data.Items, []);
-  const currentKvs = stages.dev.FunctionConfig.KeyValueStoreAssociations.Items[0]?.KeyValueStoreName ?? '';
-  const [kvs, setKvs] = useState(currentKvs);
-  const dirty = code !== stages.devCode || kvs !== currentKvs;
+  const dirty = code !== base.code || kvs !== base.kvs;
 
   useEffect(() => {
     let cancelled = false;
     import('../editor').then((m) => {
       if (cancelled || !host.current) return;
-      editor.current = m.createEditor(host.current, stages.devCode, setCode, `Code of ${name} (DEVELOPMENT)`);
+      editor.current = m.createEditor(host.current, codeRef.current, setCode, `Code of ${name} (DEVELOPMENT)`);
     }, setLoadError);
     return () => { cancelled = true; editor.current?.destroy(); editor.current = undefined; };
   }, [name]);
+
+  // Keep the draft in session storage while there are unsaved edits; warn before the tab closes.
   useEffect(() => {
-    // A reload brought new DEVELOPMENT code: show it.
-    setCode(stages.devCode);
-    setKvs(currentKvs);
-    if (editor.current && editor.current.getCode() !== stages.devCode) editor.current.setCode(stages.devCode);
-  }, [stages.devEtag]);
+    writeDraft(name, dirty ? { base, code, kvs, savedAt: new Date().toISOString() } : undefined);
+    onDirty(dirty);
+  }, [name, dirty, code, kvs, base]);
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => { e.preventDefault(); e.returnValue = ''; };
+    addEventListener('beforeunload', warn);
+    return () => removeEventListener('beforeunload', warn);
+  }, [dirty]);
+
+  const adopt = (b: Base) => {
+    setBase(b);
+    setCode(b.code);
+    setKvs(b.kvs);
+    setIncoming(undefined);
+    setRestored(undefined);
+    setError(undefined);
+    editor.current?.showError(undefined);
+    if (editor.current && editor.current.getCode() !== b.code) editor.current.setCode(b.code);
+  };
+  // New server data (a reload or after a save).
+  const lastReset = useRef(resetSeq);
+  useEffect(() => {
+    const server = serverBase(stages);
+    if (resetSeq !== lastReset.current) {
+      // Header "Reload" (confirmed by the user when there were edits): show the server's code.
+      lastReset.current = resetSeq;
+      adopt(server);
+      setNotice(undefined);
+      return;
+    }
+    if (server.etag === base.etag) return;
+    if (codeRef.current === server.code && kvs === server.kvs) { setBase(server); setIncoming(undefined); return; }
+    if (!dirty) { adopt(server); return; }
+    // Local edits and a different server version: never replace them silently.
+    setIncoming(server);
+    setError(undefined);
+  }, [stages, resetSeq]);
 
   const save = async () => {
     setBusy(true);
     setError(undefined);
     setNotice(undefined);
     editor.current?.showError(undefined);
+    const sent = { code, kvs };
     try {
-      await api.put(`/v1/connection-functions/${enc(name)}`, { code, ...(kvs !== currentKvs ? { keyValueStore: kvs === '' ? null : kvs } : {}) }, { ifMatch: stages.devEtag });
+      const r = await api.put<FunctionSummary>(`/v1/connection-functions/${enc(name)}`, { code: sent.code, ...(sent.kvs !== base.kvs ? { keyValueStore: sent.kvs === '' ? null : sent.kvs } : {}) }, { ifMatch: base.etag });
+      setBase({ etag: r.data.ETag ?? r.etag ?? base.etag, code: sent.code, kvs: sent.kvs });
+      setRestored(undefined);
+      setIncoming(undefined);
       setNotice('Saved to DEVELOPMENT.');
       onSaved();
     } catch (e) {
       setError(e);
+      setErrorFrom('save');
       if (e instanceof ApiError && e.code === 'InvalidFunctionCode') {
         const pos = compileErrorPosition(e.message);
         if (pos) editor.current?.showError({ ...pos, message: e.message });
@@ -120,14 +204,26 @@ function CodeTab({ name, stages, onSaved }: { name: string; stages: Stages; onSa
     setError(undefined);
     setNotice(undefined);
     try {
-      const r = await api.post<FunctionSummary>(`/v1/connection-functions/${enc(name)}/publish`, undefined, { ifMatch: stages.devEtag });
+      const r = await api.post<FunctionSummary>(`/v1/connection-functions/${enc(name)}/publish`, undefined, { ifMatch: base.etag });
       setNotice(`Published: LIVE is now ETag ${r.data.ETag}.`);
       onSaved();
     } catch (e) {
       setError(e);
+      setErrorFrom('publish');
     } finally {
       setBusy(false);
     }
+  };
+  const keepMine = () => {
+    // Keep editing on top of the newer server version: the next save replaces it (knowingly).
+    if (incoming) setBase(incoming);
+    setIncoming(undefined);
+    setError(undefined);
+    setNotice('Kept your unsaved changes. Saving now replaces the newer server version.');
+  };
+  const discardMine = () => {
+    adopt(serverBase(stages));
+    setNotice('Discarded your unsaved changes: the editor shows the server version.');
   };
   const pos = error instanceof ApiError && error.code === 'InvalidFunctionCode' ? compileErrorPosition(error.message) : undefined;
   return (
@@ -136,18 +232,35 @@ function CodeTab({ name, stages, onSaved }: { name: string; stages: Stages; onSa
         <label for="fn-kvs">Key value store</label>
         <select id="fn-kvs" value={kvs} onChange={(e) => setKvs((e.target as HTMLSelectElement).value)}>
           <option value="">none</option>
+          {kvs !== '' && !kvsList.data?.some((k) => k.Name === kvs) && <option value={kvs}>{kvs}</option>}
           {kvsList.data?.map((k) => <option key={k.Id} value={k.Name}>{k.Name}</option>)}
         </select>
         <span class="spacer" />
         <button type="button" class="primary" disabled={busy || !dirty} onClick={save}>Save (DEVELOPMENT)</button>
         <button type="button" disabled={busy || dirty} title={dirty ? 'Save first' : undefined} onClick={publish}>Publish (LIVE)</button>
       </div>
+      {restored && (
+        <div class="msg msg-warn" role="status" data-testid="draft-restored">
+          <strong>Restored unsaved changes</strong> from {new Date(restored.savedAt).toLocaleTimeString()} (based on ETag {shortEtag(restored.base.etag)}
+).{' '}
+          <button type="button" onClick={discardMine}>Discard my changes</button>{' '}
+          <button type="button" class="link" onClick={() => setRestored(undefined)}>Keep editing</button>
+        </div>
+      )}
+      {incoming && (
+        <div class="msg msg-warn" role="alert" data-testid="incoming-version">
+          <strong>The server has a newer version</strong> (ETag {shortEtag(incoming.etag)}), and you have unsaved changes. They are kept until you choose.{' '}
+          <button type="button" onClick={keepMine}>Keep my changes</button>{' '}
+          <button type="button" onClick={discardMine}>Discard my changes and load the server version</button>
+        </div>
+      )}
       {pos && <div class="msg msg-error" role="alert"><strong>Compile error at line {pos.line}{pos.column ? `, column ${pos.column}` : ''}</strong>: {(error as ApiError).message}</div>}
-      {!pos && <ErrorBox error={error} onReload={onSaved} />}
+      {!pos && <ErrorBox error={error} onReload={onSaved}
+        conflict={errorFrom === 'publish' ? 'Not published: DEVELOPMENT changed since you loaded it.' : 'Not saved: your changes are still in the editor. Reload to see the newer version; you can then keep or discard your changes.'} />}
       {notice && <Notice>{notice}</Notice>}
       <ErrorBox error={loadError} />
       <div ref={host} class="editor-host" />
-      {dirty && <p class="muted small">Unsaved changes.</p>}
+      {dirty && <p class="muted small" data-testid="unsaved">Unsaved changes (kept in this tab if you leave the page).</p>}
     </div>
   );
 }
@@ -280,7 +393,7 @@ function MatrixTab({ name, pem, published }: { name: string; pem: string; publis
               <tbody>
                 {rows.map((r, i) => (
                   <tr key={i} class={r.revokedAllowed ? 'unsafe' : undefined}>
-                    <td>{r.leafStatus}</td><td>{r.intermediateStatus}</td><td>{r.kvs}</td><td>{r.clientIp}</td>
+                    <td>{r.revokedAllowed && <strong class="text-bad unsafe-mark" title="revoked allowed">⚠ <span class="sr-only">revoked allowed: </span></strong>}{r.leafStatus}</td><td>{r.intermediateStatus}</td><td>{r.kvs}</td><td>{r.clientIp}</td>
                     <td><Badge kind={r.decision === 'allow' ? 'ok' : 'bad'}>{r.decision}</Badge>{r.implicit && <span class="muted small"> implicit</span>}</td>
                     <td>{r.error ? <span class="text-bad">error: {r.error}</span> : r.customData ?? ''}</td>
                     <td>{r.revokedAllowed ? <strong class="text-bad">⚠ revoked allowed</strong> : ''}</td>
@@ -320,10 +433,26 @@ function FunctionDetail({ name, onChanged }: { name: string; onChanged: () => vo
   const stages = useLoad((signal) => loadStages(name, signal), [name]);
   const [tab, setTab] = useState<Tab>('code');
   const [form, setForm] = useState<TestForm>({ pem: '', clientIp: '', leaf: 'Good', intermediates: '', stage: 'DEVELOPMENT' });
+  const [resetSeq, setResetSeq] = useState(0);
+  const dirty = useRef(false);
   const s = stages.data;
+  /** Header Reload: the editor goes back to the server's code (after confirming when there are unsaved edits). */
+  const reload = () => {
+    if (dirty.current && !confirm(`Discard your unsaved changes to ${name} and load the server version?`)) return;
+    setResetSeq((n) => n + 1);
+    stages.reload();
+  };
+  if (stages.error instanceof ApiError && stages.error.status === 404) {
+    return (
+      <div class="detail">
+        <PageHeader title={name} />
+        <div class="msg msg-error" role="alert" data-testid="not-found">There is no connection function named "{name}". <a href="#/functions">Show the functions</a></div>
+      </div>
+    );
+  }
   return (
     <div class="detail">
-      <PageHeader title={name}><button type="button" onClick={stages.reload}>Reload</button></PageHeader>
+      <PageHeader title={name}><button type="button" onClick={reload}>Reload</button></PageHeader>
       <ErrorBox error={stages.error} onReload={stages.reload} />
       {s && (
         <dl class="facts">
@@ -336,7 +465,7 @@ function FunctionDetail({ name, onChanged }: { name: string; onChanged: () => vo
       <Tabs tab={tab} setTab={setTab} />
       {s && TABS.map((t) => (
         <div key={t.id} id={`panel-${t.id}`} role="tabpanel" aria-labelledby={`tab-${t.id}`} hidden={tab !== t.id} class="tabpanel">
-          {t.id === 'code' && <CodeTab name={name} stages={s} onSaved={() => { stages.reload(); onChanged(); }} />}
+          {t.id === 'code' && <CodeTab name={name} stages={s} resetSeq={resetSeq} onDirty={(d) => { dirty.current = d; }} onSaved={() => { stages.reload(); onChanged(); }} />}
           {t.id === 'test' && tab === 'test' && <TestTab name={name} form={form} setForm={setForm} published={s.live !== undefined} />}
           {t.id === 'matrix' && tab === 'matrix' && <MatrixTab name={name} pem={form.pem} published={s.live !== undefined} />}
           {t.id === 'diff' && tab === 'diff' && <DiffTab stages={s} />}

@@ -1,60 +1,107 @@
 // Key value stores: counts and size, keys by prefix, add/edit/delete a key (ETag
 // conflicts explained, with a reload), JSON and CRL import, revoke a certificate by PEM.
-import { useEffect, useState } from 'preact/hooks';
-import { api, enc, type InspectedCertificate, type Kvs, type KvsWrite, type List, type TrustStore } from '../api';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, ApiError, enc, type InspectedCertificate, type Kvs, type KvsWrite, type List, type TrustStore } from '../api';
 import { Badge, ErrorBox, Notice, PageHeader, formatBytes, readBase64, readText, shortEtag, useLoad } from '../ui';
 
 interface KeyItem { Key: string; Value: string }
 interface KeysPage { Items: KeyItem[]; NextToken?: string }
 
-/** Keys starting with `prefix`, scanning the byte-ordered listing from `token`; stops past the prefix or after `limit` matches. */
-async function scanKeys(name: string, prefix: string, token: string | undefined, limit: number): Promise<{ items: KeyItem[]; next?: string; etag?: string }> {
-  const items: KeyItem[] = [];
-  let next = token;
-  let etag: string | undefined;
-  for (;;) {
-    const r = await api.get<KeysPage>(`/v1/key-value-stores/${enc(name)}/keys?maxResults=50${next ? `&nextToken=${enc(next)}` : ''}`);
-    etag = r.etag;
-    let past = false;
-    for (const it of r.data.Items) {
-      if (it.Key.startsWith(prefix)) items.push(it);
-      else if (it.Key > prefix) { past = true; break; }
-    }
-    next = r.data.NextToken;
-    if (past || !next) return { items, etag };
-    if (items.length >= limit) return { items, next, etag };
+/** One page (≤ 50) of the keys starting with `prefix` (the API's `prefix` query parameter: UTF-8 byte order, exact for any Unicode). */
+async function listKeys(name: string, prefix: string, token: string | undefined, signal: AbortSignal): Promise<{ items: KeyItem[]; next?: string; etag?: string }> {
+  const q = new URLSearchParams({ maxResults: '50' });
+  if (prefix !== '') q.set('prefix', prefix);
+  if (token) q.set('nextToken', token);
+  const r = await api.get<KeysPage>(`/v1/key-value-stores/${enc(name)}/keys?${q}`, { signal });
+  return { items: r.data.Items, ...(r.data.NextToken ? { next: r.data.NextToken } : {}), ...(r.etag ? { etag: r.etag } : {}) };
+}
+
+const utf8 = new TextEncoder();
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Checks a whole JSON import file before anything is written: shape, string keys and
+ * values, empty or lone-surrogate keys, key and value sizes (UTF-8 bytes) against the
+ * store's limits, duplicate keys, and the store size quota where it is certain to be
+ * exceeded by the file alone. Returns the items, or throws an Error naming the entry and the problem.
+ */
+export function checkImport(fileName: string, text: string, limits: Kvs['Limits']): { items: KeyItem[]; bytes: number } {
+  let doc: { data?: unknown };
+  try {
+    doc = JSON.parse(text) as { data?: unknown };
+  } catch (e) {
+    throw new Error(`${fileName}: not valid JSON (${(e as Error).message}). Nothing was imported.`);
   }
+  if (!doc || !Array.isArray(doc.data)) throw new Error(`${fileName}: expected {"data":[{"key":"…","value":"…"}]}. Nothing was imported.`);
+  const seen = new Map<string, number>();
+  const items: KeyItem[] = [];
+  let bytes = 0;
+  (doc.data as { key?: unknown; value?: unknown }[]).forEach((d, i) => {
+    const where = `${fileName}: data[${i}]${typeof d?.key === 'string' ? ` (key "${d.key.length > 60 ? `${d.key.slice(0, 60)}…` : d.key}")` : ''}`;
+    const bad = (why: string) => new Error(`${where}: ${why}. Nothing was imported.`);
+    if (typeof d !== 'object' || d === null) throw bad('each entry must be an object {"key":"…","value":"…"}');
+    if (typeof d.key !== 'string') throw bad('key must be a string');
+    if (typeof d.value !== 'string') throw bad('value must be a string');
+    if (d.key === '') throw bad('key must not be empty');
+    if (LONE_SURROGATE.test(d.key)) throw bad('key is not well-formed Unicode (lone surrogate)');
+    if (LONE_SURROGATE.test(d.value)) throw bad('value is not well-formed Unicode (lone surrogate)');
+    const kb = utf8.encode(d.key).length;
+    const vb = utf8.encode(d.value).length;
+    if (limits && kb > limits.MaxKeyBytes) throw bad(`key is ${kb} bytes (UTF-8), over the limit of ${limits.MaxKeyBytes} bytes`);
+    if (limits && vb > limits.MaxValueBytes) throw bad(`value is ${vb} bytes (UTF-8), over the limit of ${limits.MaxValueBytes} bytes`);
+    const first = seen.get(d.key);
+    if (first !== undefined) throw bad(`duplicate key (also data[${first}])`);
+    seen.set(d.key, i);
+    bytes += kb + vb;
+    items.push({ Key: d.key, Value: d.value });
+  });
+  if (limits && bytes > limits.MaxStoreBytes) {
+    throw new Error(`${fileName}: its keys and values are ${bytes} bytes, over the store limit of ${limits.MaxStoreBytes} bytes. Nothing was imported.`);
+  }
+  return { items, bytes };
 }
 
 function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () => void }) {
   const desc = useLoad(async (signal) => api.get<Kvs>(`/v1/key-value-stores/${enc(name)}`, { signal }), [name]);
   const [etag, setEtag] = useState<string | undefined>(undefined);
   const [prefix, setPrefix] = useState('');
-  const [keys, setKeys] = useState<{ items: KeyItem[]; next?: string } | undefined>(undefined);
+  const [keys, setKeys] = useState<{ items: KeyItem[]; next?: string; prefix: string } | undefined>(undefined);
+  const [listError, setListError] = useState<unknown>(undefined);
   const [error, setError] = useState<unknown>(undefined);
+  const searchAc = useRef<AbortController | undefined>(undefined);
   const [notice, setNotice] = useState<string | undefined>(undefined);
   const [editKey, setEditKey] = useState('');
   const [editValue, setEditValue] = useState('');
   const [busy, setBusy] = useState(false);
   const [pem, setPem] = useState('');
   const [inspected, setInspected] = useState<InspectedCertificate | undefined>(undefined);
+  const [pastedCount, setPastedCount] = useState(0);
   const trustStores = useLoad(async (signal) => (await api.get<List<TrustStore>>('/v1/trust-stores', { signal })).data.Items, []);
   const [crlTrustStore, setCrlTrustStore] = useState('');
+  const [crlChain, setCrlChain] = useState('');
   const store = desc.data?.data;
 
   useEffect(() => { if (desc.data) setEtag(desc.data.etag); }, [desc.data]);
 
+  /** Lists the keys for the prefix; a newer search cancels an older one (the last request wins, not the last to finish). */
   const search = async (more = false) => {
-    setError(undefined);
+    searchAc.current?.abort();
+    const ac = new AbortController();
+    searchAc.current = ac;
+    const p = more && keys ? keys.prefix : prefix;
+    setListError(undefined);
     try {
-      const r = await scanKeys(name, prefix, more ? keys?.next : undefined, 50);
-      setKeys({ items: more ? [...(keys?.items ?? []), ...r.items] : r.items, ...(r.next ? { next: r.next } : {}) });
+      const r = await listKeys(name, p, more ? keys?.next : undefined, ac.signal);
+      if (ac.signal.aborted) return;
+      setKeys({ items: more ? [...(keys?.items ?? []), ...r.items] : r.items, prefix: p, ...(r.next ? { next: r.next } : {}) });
       if (r.etag && !more) setEtag(r.etag);
     } catch (e) {
-      setError(e);
+      if (ac.signal.aborted) return;
+      setListError(e);
     }
   };
-  useEffect(() => { setKeys(undefined); setPrefix(''); setNotice(undefined); setError(undefined); setInspected(undefined); }, [name]);
+  useEffect(() => () => searchAc.current?.abort(), []);
+  useEffect(() => { setKeys(undefined); setPrefix(''); setNotice(undefined); setError(undefined); setListError(undefined); setInspected(undefined); }, [name]);
   useEffect(() => { if (keys === undefined) void search(); }, [name, keys]);
 
   const reloadAll = () => { setError(undefined); setNotice(undefined); desc.reload(); setKeys(undefined); onListChanged(); };
@@ -91,16 +138,27 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
   const inspect = async (e: Event) => {
     e.preventDefault();
     setError(undefined);
+    setNotice(undefined);
     setInspected(undefined);
     try {
       const r = await api.post<List<InspectedCertificate>>('/v1/certificates/inspect', { pem });
       setInspected(r.data.Items[0]);
+      setPastedCount(r.data.Items.length);
     } catch (err) {
       setError(err);
     }
   };
+  /** What the operator must know before revoking the first pasted certificate. */
+  const revokeWarnings = (): string[] => {
+    const w: string[] = [];
+    if (pastedCount > 1) w.push(`${pastedCount} certificates were pasted; only the first (the leaf) is used — its serial ${inspected?.SerialNumber ?? ''} is revoked.`);
+    if (inspected?.IsCA) w.push('This is a CA certificate (IsCA). Revoking its serial in this store only blocks client certificates with this serial number; to distrust a CA, remove it from the trust store.');
+    return w;
+  };
   const revoke = () => {
     if (!inspected) return;
+    const warnings = revokeWarnings();
+    if (warnings.length > 0 && !confirm(`${warnings.join('\n\n')}\n\nRevoke serial ${inspected.SerialNumber} anyway?`)) return;
     const k = inspected.KvsKey;
     void write(`Revoked serial ${inspected.SerialNumber} (key "${k}").`, () => api.put<KvsWrite>(`/v1/key-value-stores/${enc(name)}/keys/${enc(k)}`, { value: 'revoked' }, { ifMatch: etag ?? '' }))
       .then((ok) => { if (ok) { setPem(''); setInspected(undefined); } });
@@ -111,46 +169,63 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
     setNotice(undefined);
     let items: KeyItem[];
     try {
-      const doc = JSON.parse(await readText(file)) as { data?: { key: unknown; value: unknown }[] };
-      if (!Array.isArray(doc.data)) throw new Error(`${file.name}: expected {"data":[{"key":"…","value":"…"}]}`);
-      items = doc.data.map((d, i) => {
-        if (typeof d.key !== 'string' || typeof d.value !== 'string') throw new Error(`${file.name}: data[${i}]: key and value must be strings`);
-        return { Key: d.key, Value: d.value };
-      });
+      // Every entry is checked before the first batch is sent: a bad file writes nothing.
+      const checked = checkImport(file.name, await readText(file), store?.Limits);
+      items = checked.items;
+      const max = store?.Limits?.MaxStoreBytes;
+      if (store && max !== undefined && store.TotalSizeInBytes + checked.bytes > max
+        && !confirm(`${file.name} adds up to ${checked.bytes} bytes to a store of ${store.TotalSizeInBytes} bytes (limit ${max}). Unless it replaces existing keys, a batch will be refused for the quota and only the batches before it are applied. Import anyway?`)) {
+        return;
+      }
     } catch (e) {
       setError(e);
       return;
     }
+    const batch = store?.Limits?.MaxBatchKeys ?? 50;
+    const batches = Math.ceil(items.length / batch);
     setBusy(true);
     let current = etag ?? '';
     let done = 0;
-    try {
-      for (let i = 0; i < items.length; i += 50) {
-        const chunk = items.slice(i, i + 50);
+    let failure: string | undefined;
+    for (let i = 0; i < items.length; i += batch) {
+      const chunk = items.slice(i, i + batch);
+      try {
         const r = await api.post<KvsWrite>(`/v1/key-value-stores/${enc(name)}/keys`, { puts: chunk.map((c) => ({ key: c.Key, value: c.Value })) }, { ifMatch: current });
         current = r.data.ETag;
         done += chunk.length;
         setEtag(current);
+      } catch (e) {
+        const n = i / batch + 1;
+        const why = e instanceof ApiError ? `${e.code}: ${e.message}` : String((e as Error)?.message ?? e);
+        failure = `Import of ${file.name} stopped at batch ${n} of ${batches} (data[${i}]–data[${i + chunk.length - 1}], keys "${chunk[0]!.Key}" … "${chunk[chunk.length - 1]!.Key}"): ${why}. `
+          + (done > 0 ? `The ${n - 1} earlier batch${n - 1 === 1 ? '' : 'es'} (${done} of ${items.length} keys) were applied and stay in the store; this batch and the later ones were not.` : 'Nothing was imported.');
+        break;
       }
-      setNotice(`Imported ${done} keys from ${file.name}.`);
-    } catch (e) {
-      setError(e);
-      if (done > 0) setNotice(`${done} of ${items.length} keys were imported before the error (batches of 50 are applied one by one).`);
-    } finally {
-      setBusy(false);
-      desc.reload();
-      setKeys(undefined);
-      onListChanged();
     }
+    setBusy(false);
+    if (failure) setError(new Error(failure));
+    else setNotice(`Imported ${done} keys from ${file.name}.`);
+    desc.reload();
+    setKeys(undefined);
+    onListChanged();
   };
   const importCrl = async (file: File | undefined) => {
     if (!file) return;
-    if (!crlTrustStore) { setError(new Error('Choose the trust store that verifies the CRL first.')); return; }
+    if (!crlTrustStore) { setNotice(undefined); setError(new Error('Choose the trust store that verifies the CRL first.')); return; }
     const text = await readText(file);
-    const body = /-----BEGIN X509 CRL-----/.test(text) ? { crlPem: text, trustStore: crlTrustStore } : { crlDerBase64: await readBase64(file), trustStore: crlTrustStore };
+    const chain = crlChain.trim() !== '' ? { issuerChainPem: crlChain } : {};
+    const body = /-----BEGIN X509 CRL-----/.test(text) ? { crlPem: text, trustStore: crlTrustStore, ...chain } : { crlDerBase64: await readBase64(file), trustStore: crlTrustStore, ...chain };
     void write(`Imported the CRL ${file.name}.`, () => api.post<KvsWrite>(`/v1/key-value-stores/${enc(name)}/import-crl`, body, { ifMatch: etag ?? '' }));
   };
 
+  if (desc.error instanceof ApiError && desc.error.status === 404) {
+    return (
+      <div class="detail">
+        <PageHeader title={name} />
+        <div class="msg msg-error" role="alert" data-testid="not-found">There is no key value store named "{name}". <a href="#/kvs">Show the stores</a></div>
+      </div>
+    );
+  }
   return (
     <div class="detail">
       <PageHeader title={name}><button type="button" onClick={reloadAll}>Reload</button></PageHeader>
@@ -174,7 +249,8 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
           <input id="prefix" type="search" value={prefix} onInput={(e) => setPrefix((e.target as HTMLInputElement).value)} placeholder="e.g. 00a7" />
           <button type="submit">Search</button>
         </form>
-        {keys && keys.items.length === 0 && <p class="muted">{prefix ? `No key starts with "${prefix}".` : 'The store is empty.'}</p>}
+        <ErrorBox error={listError} onReload={() => void search()} />
+        {keys && keys.items.length === 0 && <p class="muted">{keys.prefix ? `No key starts with "${keys.prefix}".` : 'The store is empty.'}</p>}
         {keys && keys.items.length > 0 && (
           <div class="table-wrap">
             <table class="cards-sm" role="table">
@@ -214,7 +290,7 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
         <p class="muted small">Paste the client certificate (PEM). Its serial number becomes a key (colon-less lowercase hex, as <code>leaf.serialNumber.replaceAll(':', '')</code>) with the value <code>revoked</code>.</p>
         <form class="stack" onSubmit={inspect}>
           <label for="revoke-pem">Certificate PEM</label>
-          <textarea id="revoke-pem" rows={5} class="mono" value={pem} spellcheck={false} onInput={(e) => { setPem((e.target as HTMLTextAreaElement).value); setInspected(undefined); }} placeholder="-----BEGIN CERTIFICATE-----" />
+          <textarea id="revoke-pem" rows={5} class="mono" value={pem} spellcheck={false} onInput={(e) => { setPem((e.target as HTMLTextAreaElement).value); setInspected(undefined); setPastedCount(0); }} placeholder="-----BEGIN CERTIFICATE-----" />
           <div><button type="submit" disabled={pem.trim() === ''}>Compute key</button></div>
         </form>
         {inspected && (
@@ -224,6 +300,7 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
               <div><dt>Serial</dt><dd><code>{inspected.SerialNumber}</code></dd></div>
               <div><dt>Key</dt><dd><code data-testid="revoke-key">{inspected.KvsKey}</code></dd></div>
             </dl>
+            {revokeWarnings().map((w) => <p key={w} class="msg msg-warn" role="alert" data-testid="revoke-warning">{w}</p>)}
             <button type="button" class="danger" disabled={busy} onClick={revoke}>Revoke (add key {inspected.KvsKey})</button>
           </div>
         )}
@@ -239,6 +316,9 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
             <option value="">Choose…</option>
             {trustStores.data?.map((t) => <option key={t.Id} value={t.Name}>{t.Name}</option>)}
           </select>
+          <label for="crl-chain">Issuer chain (optional): the intermediate CA(s) that signed the CRL, PEM</label>
+          <textarea id="crl-chain" rows={3} class="mono" spellcheck={false} value={crlChain} onInput={(e) => setCrlChain((e.target as HTMLTextAreaElement).value)}
+            placeholder="-----BEGIN CERTIFICATE----- (needed when the trust store holds only the root)" />
           <label for="import-crl">CRL file (PEM or DER)</label>
           <input id="import-crl" type="file" accept=".crl,.pem,.der" disabled={busy} onChange={(e) => { const f = (e.target as HTMLInputElement).files?.[0]; (e.target as HTMLInputElement).value = ''; void importCrl(f); }} />
         </div>

@@ -48,7 +48,7 @@ function Counters() {
   const rate = stats?.ocspCache.hitRate;
   return (
     <section aria-labelledby="counters-title" class="card">
-      <h2 id="counters-title">Last minute</h2>
+      <h2 id="counters-title">Last ~minute</h2>
       <ErrorBox error={error} />
       <div class="tiles" aria-live="polite">
         <div class="tile"><span class="tile-label">Connections allowed</span><span class="tile-value" data-testid="allowed">{stats ? stats.connections.allowed : '…'}</span></div>
@@ -57,7 +57,7 @@ function Counters() {
       </div>
       {stats && (
         <p class="muted small">
-          Over the last {stats.windowSeconds} s (sampled {new Date(stats.sampledAt).toLocaleTimeString()}).
+          Over the last {stats.windowSeconds} s (the counters are sampled every 10 s, so the window is 60–70 s; sampled {new Date(stats.sampledAt).toLocaleTimeString()}).
           Since start: {stats.totals.allowed} allowed, {stats.totals.denied} denied; OCSP cache {stats.totals.ocspCacheHits} hits, {stats.totals.ocspCacheMisses} misses.
           {Object.keys(stats.connections.byStatus).filter((s) => s !== 'Success').length > 0 && (
             <> Denied by reason: {Object.entries(stats.connections.byStatus).filter(([s]) => s !== 'Success').map(([s, n]) => `${s.replace(/^Failed:/, '')} ${n}`).join(', ')}.</>

@@ -1,6 +1,6 @@
 // Trust stores: the certificates of each bundle (subject, expiry, key type) and the
 // OCSP switch (useClientCertificateOcspEndpoint).
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, enc, type InspectedCertificate, type List, type TrustStore } from '../api';
 import { Badge, ErrorBox, PageHeader, useLoad } from '../ui';
 
@@ -15,6 +15,8 @@ function TrustStoreCard({ ts, onChanged }: { ts: TrustStore; onChanged: () => vo
   const certs = useLoad(async (signal) => (await api.post<List<InspectedCertificate>>('/v1/certificates/inspect', { pem: ts.CaBundlePem }, { signal })).data.Items, [ts.ETag]);
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
+  // A reload brought the trust store's current state: an earlier conflict no longer applies.
+  useEffect(() => setError(undefined), [ts.ETag]);
   const toggle = async () => {
     setBusy(true);
     setError(undefined);
