@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import type { RevocationStatus } from '../revocation/index.js';
 import {
-  CONNECTION_LOG_SPEC_FIELDS, ConnectionLogWriter, connectionStatus, emptyLogLine, revocationLogEntries,
+  CONNECTION_LOG_SPEC_FIELDS, ConnectionLogTap, ConnectionLogWriter, connectionStatus, emptyLogLine, revocationLogEntries,
 } from './connection-log.js';
 
 test('a line has every SPEC 7 field and the extensions, null when not applicable', () => {
@@ -43,6 +43,8 @@ test('the writer emits one JSON object per line with a timestamp', () => {
   a.connectionStatus = 'Success';
   w.write(a);
   w.write(emptyLogLine('b'));
+  assert.equal(text, '', 'the lines of one turn go to the stream together, at the end of the turn');
+  w.flush();
   const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.length, 2);
   assert.equal(lines[0]!.connectionId, 'a');
@@ -57,4 +59,46 @@ test('a failing stream is reported once and later lines are dropped', () => {
   out.emit('error', new Error('disk full'));
   w.write(emptyLogLine('x'));
   assert.equal(errors.length, 1);
+});
+
+test('the lines of one turn reach the stream in one write, in order; the tap sees each line at once', async () => {
+  const writes: string[] = [];
+  const out = new PassThrough();
+  const origWrite = out.write.bind(out);
+  out.write = ((chunk: string, ...rest: never[]) => { writes.push(String(chunk)); return origWrite(chunk, ...rest); }) as typeof out.write;
+  const tap = new ConnectionLogTap();
+  const tapped: string[] = [];
+  tap.subscribe((l) => tapped.push(l.connectionId));
+  const w = new ConnectionLogWriter(out, () => {}, tap);
+  for (const id of ['a', 'b', 'c']) w.write(emptyLogLine(id));
+  assert.deepEqual(tapped, ['a', 'b', 'c'], 'the tap is called synchronously per line');
+  assert.equal(writes.length, 0);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1);
+  assert.deepEqual(writes[0]!.trimEnd().split('\n').map((l) => (JSON.parse(l) as { connectionId: string }).connectionId), ['a', 'b', 'c']);
+  assert.ok(writes[0]!.endsWith('\n'));
+  w.write(emptyLogLine('d'));
+  w.flush();
+  assert.equal(writes.length, 2, 'flush() writes at once');
+  assert.equal((JSON.parse(writes[1]!) as { connectionId: string }).connectionId, 'd');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 2, 'nothing left for the scheduled flush');
+});
+
+test('lines queued when the stream fails are dropped, the error reported once; the tap still gets later lines', async () => {
+  const out = new PassThrough();
+  const errors: unknown[] = [];
+  const tap = new ConnectionLogTap();
+  const tapped: string[] = [];
+  tap.subscribe((l) => tapped.push(l.connectionId));
+  const w = new ConnectionLogWriter(out, (e) => errors.push(e), tap);
+  let text = '';
+  out.on('data', (d: Buffer) => { text += d.toString(); });
+  w.write(emptyLogLine('queued'));
+  out.emit('error', new Error('disk full'));
+  w.write(emptyLogLine('after'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(text, '');
+  assert.equal(errors.length, 1);
+  assert.deepEqual(tapped, ['queued', 'after']);
 });

@@ -182,14 +182,20 @@ export class ConnectionLogTap {
 }
 
 /**
- * Writes connection-log lines to a stream, one `JSON.stringify(line) + '\n'` each. A
- * write error is reported once to `onError` and later lines are dropped (logging must
- * never stop the data path); back-pressure is not awaited (lines are small and the
- * stream buffers them). Every line also goes to `tap` when one is given and has
- * listeners (even after the stream failed).
+ * Writes connection-log lines to a stream, one `JSON.stringify(line) + '\n'` each. The
+ * lines written in one event-loop turn go to the stream as one `write` (flushed by a
+ * `setImmediate`, or at once by {@link flush}): one write — one file-system request on
+ * the thread pool for a file stream — per turn instead of per connection. A write error
+ * is reported once to `onError` and later lines are dropped (logging must never stop the
+ * data path); back-pressure is not awaited (lines are small and the stream buffers them).
+ * Every line also goes to `tap` when one is given and has listeners (even after the
+ * stream failed), synchronously, as it is written.
  */
 export class ConnectionLogWriter {
   #failed = false;
+  /** Lines (each with its `\n`) not yet handed to the stream. */
+  #pending: string[] = [];
+  #scheduled: NodeJS.Immediate | undefined;
   constructor(
     private readonly stream: NodeJS.WritableStream,
     private readonly onError: (err: unknown) => void = () => {},
@@ -198,25 +204,42 @@ export class ConnectionLogWriter {
     stream.on?.('error', (err: unknown) => this.#fail(err));
   }
 
-  /** Writes one line (sets `eventTimestamp` to now when it is empty). */
+  /** Writes one line (sets `eventTimestamp` to now when it is empty); the stream gets it at the end of this turn. */
   write(line: ConnectionLogLine): void {
     const tapped = this.tap?.active === true;
     if (this.#failed && !tapped) return;
     if (!line.eventTimestamp) line.eventTimestamp = new Date().toISOString();
     const json = JSON.stringify(line);
     if (!this.#failed) {
-      try {
-        this.stream.write(`${json}\n`);
-      } catch (err) {
-        this.#fail(err);
-      }
+      this.#pending.push(`${json}\n`);
+      this.#scheduled ??= setImmediate(this.#flushNow);
     }
     if (tapped) this.tap!.publish(line, json);
   }
 
+  /** Hands the lines written so far to the stream now (the gateway's close calls it). */
+  flush(): void {
+    if (this.#scheduled) clearImmediate(this.#scheduled);
+    this.#flushNow();
+  }
+
+  readonly #flushNow = (): void => {
+    this.#scheduled = undefined;
+    if (this.#pending.length === 0) return;
+    const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
+    this.#pending = [];
+    if (this.#failed) return;
+    try {
+      this.stream.write(text);
+    } catch (err) {
+      this.#fail(err);
+    }
+  };
+
   #fail(err: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
+    this.#pending = [];
     this.onError(err);
   }
 }
