@@ -470,15 +470,18 @@ export class OriginProxy implements ConnectionHandler {
     this.metrics?.requests.inc({ distribution: conn.distributionId, status_class: statusClass(data.statusCode) });
     // pipe + finished instead of stream.pipeline, same outcome: pipeline builds an
     // AbortController per call and aborts it (a DOMException with a stack) when done.
-    // Either side's failure settles once; the origin body is destroyed unless the
-    // response completed (a client gone mid-body releases the origin request).
+    // Either side's failure settles once and destroys both (a client gone mid-body
+    // releases the origin request).
     const body = data.body;
     let settled = false;
     const settle = (err: Error | null | undefined): void => {
       if (settled) return;
       settled = true;
       if (!err) return;
+      // As pipeline does: both sides destroyed (an HTTP/2 stream destroyed with an error
+      // is reset at once, its queued DATA dropped; close() alone would flush them first).
       body.destroy();
+      reply.body.destroy(err);
       if (ac.aborted || errorCode(err) === 'ERR_STREAM_PREMATURE_CLOSE') {
         this.logger.debug(logFields, 'client went away during the response body');
         return;
