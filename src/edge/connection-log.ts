@@ -181,80 +181,42 @@ export class ConnectionLogTap {
   }
 }
 
-/** Default {@link ConnectionLogWriter} flush delay, ms. */
-export const CONNECTION_LOG_FLUSH_MS = 10;
-/** Queued bytes (UTF-16 code units) at which a {@link ConnectionLogWriter} writes at once. */
-export const CONNECTION_LOG_FLUSH_BYTES = 64 * 1024;
-
 /**
- * Writes connection-log lines to a stream, one `JSON.stringify(line) + '\n'` each. The
- * lines go to the stream in groups: the first line queued starts a timer of `flushMs`
- * (default {@link CONNECTION_LOG_FLUSH_MS}); when it fires — or the queue reaches
- * {@link CONNECTION_LOG_FLUSH_BYTES}, or {@link flush} is called — every queued line is
- * handed over in one `write`, in order. A file stream then makes one file-system request
- * on the thread pool per group instead of per connection (measured on a 2-core VM: ~50–70
- * µs of process CPU per write of one line, ~5–15 µs per line in groups of ten). A line
- * reaches the stream at most `flushMs` after it was written. A write error is reported
- * once to `onError` and later lines are dropped (logging must never stop the data
- * path); back-pressure is not awaited (lines are small and the stream buffers them).
- * Every line also goes to `tap` when one is given and has listeners (even after the
- * stream failed), synchronously, as it is written.
+ * Writes connection-log lines to a stream, one `JSON.stringify(line) + '\n'` each. A
+ * write error is reported once to `onError` and later lines are dropped (logging must
+ * never stop the data path); back-pressure is not awaited (lines are small and the
+ * stream buffers them). Every line also goes to `tap` when one is given and has
+ * listeners (even after the stream failed).
  */
 export class ConnectionLogWriter {
   #failed = false;
-  /** Lines (each with its `\n`) not yet handed to the stream. */
-  #pending: string[] = [];
-  #pendingSize = 0;
-  #timer: NodeJS.Timeout | undefined;
   constructor(
     private readonly stream: NodeJS.WritableStream,
     private readonly onError: (err: unknown) => void = () => {},
     private readonly tap?: ConnectionLogTap,
-    private readonly flushMs = CONNECTION_LOG_FLUSH_MS,
   ) {
     stream.on?.('error', (err: unknown) => this.#fail(err));
   }
 
-  /** Writes one line (sets `eventTimestamp` to now when it is empty); the stream gets it within `flushMs`. */
+  /** Writes one line (sets `eventTimestamp` to now when it is empty). */
   write(line: ConnectionLogLine): void {
     const tapped = this.tap?.active === true;
     if (this.#failed && !tapped) return;
     if (!line.eventTimestamp) line.eventTimestamp = new Date().toISOString();
     const json = JSON.stringify(line);
     if (!this.#failed) {
-      this.#pending.push(`${json}\n`);
-      this.#pendingSize += json.length + 1;
-      if (this.#pendingSize >= CONNECTION_LOG_FLUSH_BYTES) this.flush();
-      else this.#timer ??= setTimeout(this.#flushNow, this.flushMs);
+      try {
+        this.stream.write(`${json}\n`);
+      } catch (err) {
+        this.#fail(err);
+      }
     }
     if (tapped) this.tap!.publish(line, json);
   }
 
-  /** Hands the queued lines to the stream now (the gateway's close calls it). */
-  flush(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#flushNow();
-  }
-
-  readonly #flushNow = (): void => {
-    this.#timer = undefined;
-    if (this.#pending.length === 0) return;
-    const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
-    this.#pending = [];
-    this.#pendingSize = 0;
-    if (this.#failed) return;
-    try {
-      this.stream.write(text);
-    } catch (err) {
-      this.#fail(err);
-    }
-  };
-
   #fail(err: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
-    this.#pending = [];
-    this.#pendingSize = 0;
     this.onError(err);
   }
 }

@@ -58,7 +58,7 @@ describe('Gate: refusals that must never fail open', () => {
     functions: { invoke: () => Promise.reject(new Error('no function expected')) },
     revocation: {} as unknown as RevocationChecker,
     handler: { handle: (c) => { handed.push(c.distributionName); }, close: async () => {} },
-    log: new ConnectionLogWriter(logStream, () => {}, undefined, 0),
+    log: new ConnectionLogWriter(logStream, () => {}),
     metrics: createEdgeMetrics(new Registry()),
     logger: pino({ level: 'silent' }),
     now: Date.now,
@@ -81,7 +81,7 @@ describe('Gate: refusals that must never fail open', () => {
     };
     return s as unknown as TLSSocket & { destroyedCalls: number };
   };
-  const last = async (): Promise<Record<string, unknown>> => { await new Promise((r) => setTimeout(r, 10)); return lines.at(-1)!; };
+  const last = async (): Promise<Record<string, unknown>> => { await new Promise((r) => setImmediate(r)); return lines.at(-1)!; };
 
   it('a resumed session on a listener shared by two distributions is refused Internal, not gated as the first', async () => {
     const listener = { address: '127.0.0.1:1', host: '127.0.0.1', distributions: [entry('a'), entry('b')], sessionResumption: false };

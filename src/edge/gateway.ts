@@ -405,8 +405,7 @@ export class Gateway implements GatewayInternals {
   /**
    * Stops accepting on every listener, lets running gates finish (at most `graceMs`,
    * default 5000), closes the handler (which ends admitted connections gracefully),
-   * then destroys whatever is still open, and hands the connection-log lines still
-   * queued to the stream. Idempotent.
+   * then destroys whatever is still open. Idempotent.
    */
   async close(graceMs = 5000): Promise<void> {
     if (this.#closed) return;
@@ -419,8 +418,6 @@ export class Gateway implements GatewayInternals {
     await withTimeout(this.opts.handler.close().catch((err: unknown) => this.logger.error({ err }, 'edge: handler close failed')), graceMs);
     for (const l of listeners) l.destroyAll();
     await withTimeout(closed, graceMs);
-    // Lines of this turn go out before the owner ends the connection-log stream.
-    this.log.flush();
   }
 
   /** Host name → its lookup (one per gateway: a listen address does not move while it runs). */
