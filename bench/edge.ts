@@ -34,7 +34,12 @@
  * (SEQUENTIAL connections per round) and under the CPU rounds' load.
  *
  * Env: EDGE_BENCH_ROUNDS (default 5; 1 under BENCH_QUICK=1), EDGE_BENCH_CONNECTIONS
- * (default 1000; 150 quick), EDGE_BENCH_KEEP_LOG=FILE keeps the connection log.
+ * (default 1000; 150 quick), EDGE_BENCH_KEEP_LOG=FILE keeps the connection log,
+ * EDGE_BENCH_GATEWAY_ARGS="node flags" starts the Portcullis process with extra node
+ * flags (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` for a CPU profile
+ * of the gateway under the benchmark's load (one .cpuprofile per thread — main thread
+ * and function worker — written when the benchmark stops the gateway; the profile is
+ * wall-clock sampled, so read its proportions, not its absolute times).
  */
 import { type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir } from 'node:fs/promises';

@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import type { RevocationChecker } from '../revocation/index.js';
 import type { DistributionDocument } from '../resources/types.js';
 import { ConnectionLogWriter } from './connection-log.js';
-import { Gate, MAX_PRESENTED_CERTIFICATES, PRESENTED_CERTIFICATES_COUNT_LIMIT, PathValidationMemo } from './gate.js';
+import { Gate, MAX_PRESENTED_CERTIFICATES, PRESENTED_CERTIFICATES_COUNT_LIMIT, PathValidationMemo, certificateHeaders, memoCertificateHeaders } from './gate.js';
 import { createEdgeMetrics } from './metrics.js';
 import type { DistributionEntry, EdgeState } from './state.js';
 
@@ -117,5 +117,34 @@ describe('Gate: refusals that must never fail open', () => {
     // Exactly the limit is not refused for its length (passthrough then allows).
     await gate.run(fakeSocket({ servername: 'pt.test', chain: Array.from({ length: MAX_PRESENTED_CERTIFICATES }, (_, i) => Buffer.from(`c${i}`)) }), listener, 1);
     assert.notEqual((await last()).connectionStatus, 'Failed:ClientCertMaxChainDepthExceeded');
+  });
+});
+
+describe('memoCertificateHeaders', () => {
+  it('gives what certificateHeaders gives; one frozen object per (document, leaf); passthrough per connection', async () => {
+    const chain = await buildChain({ name: 'Hdr', intermediates: 1 });
+    const leaf = ParsedCertificate.fromDer(chain.leaf.der);
+    const other = ParsedCertificate.fromDer((await buildChain({ name: 'Hdr2', intermediates: 0 })).leaf.der);
+    const inter = ParsedCertificate.fromDer(chain.intermediates[0]!.der);
+    const doc = (mode: string, names: string[]): DistributionDocument => ({ viewerMtls: { mode }, forwardCertificateHeaders: names } as unknown as DistributionDocument);
+    const verify = doc('verify', ['CloudFront-Viewer-Cert-Serial-Number', 'CloudFront-Viewer-Cert-Present', 'CloudFront-Viewer-Cert-Subject']);
+    const a = memoCertificateHeaders(verify, [leaf, inter]);
+    assert.deepEqual(a, certificateHeaders(verify, [leaf, inter]));
+    assert.ok(Object.isFrozen(a));
+    assert.equal(memoCertificateHeaders(verify, [leaf]), a, 'same document and leaf: the same object');
+    const b = memoCertificateHeaders(verify, [other]);
+    assert.notEqual(b, a);
+    assert.deepEqual(b, certificateHeaders(verify, [other]));
+    // A new document (the distribution changed) is computed again with its own header list.
+    const fewer = doc('verify', ['CloudFront-Viewer-Cert-Present']);
+    assert.deepEqual(memoCertificateHeaders(fewer, [leaf]), certificateHeaders(fewer, [leaf]));
+    assert.deepEqual(Object.keys(memoCertificateHeaders(fewer, [leaf])), ['CloudFront-Viewer-Cert-Present']);
+    // No certificate: Present 0 (when asked for).
+    assert.deepEqual(memoCertificateHeaders(verify, []), certificateHeaders(verify, []));
+    // Passthrough: the chain as sent, built each time.
+    const pt = doc('passthrough', []);
+    const p1 = memoCertificateHeaders(pt, [leaf, inter]);
+    assert.deepEqual(p1, certificateHeaders(pt, [leaf, inter]));
+    assert.deepEqual(memoCertificateHeaders(pt, [leaf]), certificateHeaders(pt, [leaf]));
   });
 });

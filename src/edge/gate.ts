@@ -184,6 +184,26 @@ export function certificateHeaders(doc: DistributionDocument, presented: readonl
   return out;
 }
 
+/**
+ * {@link certificateHeaders} for the `CloudFront-Viewer-Cert-*` modes, once per
+ * (distribution document, leaf) — both objects live across connections (the document
+ * until the distribution changes, the leaf in the parse cache) and the headers depend on
+ * nothing else; frozen, as every connection with that pair shares them. Passthrough
+ * (the whole chain as sent) is built per connection.
+ */
+const certHeaderMemo = new WeakMap<DistributionDocument, { none?: Record<string, string>; byLeaf: WeakMap<ParsedCertificate, Record<string, string>> }>();
+
+export function memoCertificateHeaders(doc: DistributionDocument, presented: readonly ParsedCertificate[]): Record<string, string> {
+  if (doc.viewerMtls.mode === 'passthrough') return certificateHeaders(doc, presented);
+  let m = certHeaderMemo.get(doc);
+  if (!m) certHeaderMemo.set(doc, m = { byLeaf: new WeakMap() });
+  const leaf = presented[0];
+  if (!leaf) return m.none ??= Object.freeze(certificateHeaders(doc, presented));
+  let h = m.byLeaf.get(leaf);
+  if (!h) m.byLeaf.set(leaf, h = Object.freeze(certificateHeaders(doc, presented)));
+  return h;
+}
+
 /** What the gate needs from the listener that accepted the connection. */
 export interface GateListener {
   /** The listen address (`host:port`, the socket bound). */
@@ -312,7 +332,7 @@ export class Gate {
       line.reason = `${line.reason ?? 'allowed'}; the client closed the connection before it was handed to the proxy`;
     } else {
       try {
-        const certificateHeadersValue = certificateHeaders(dist.document, presented);
+        const certificateHeadersValue = memoCertificateHeaders(dist.document, presented);
         socket.off('error', onSocketError);
         o.handler.handle({
           socket, connectionId: line.connectionId, distributionId: dist.id, distributionName: dist.name,

@@ -51,6 +51,7 @@
  * Not forwarded: request and response trailers; `1xx` informational responses other
  * than the WebSocket `101`.
  */
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import {
@@ -58,7 +59,7 @@ import {
   type Http2Server, type IncomingHttpHeaders as H2IncomingHeaders, type ServerHttp2Session, type ServerHttp2Stream,
 } from 'node:http2';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { PassThrough, pipeline, type Duplex, type Readable, type Writable } from 'node:stream';
+import { finished, PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -145,6 +146,12 @@ export class OriginProxy implements ConnectionHandler {
   private readonly httpServers = new Map<string, HttpServer>();
   private readonly h2Servers = new Map<number, Http2Server>();
   private readonly pools = new Map<string, PoolEntry>();
+  /**
+   * The pool of each origin object seen (a distribution document's `origin`, replaced
+   * with the document): the URL parse and key of {@link poolForKey} once per document,
+   * not per request.
+   */
+  private poolByOrigin = new WeakMap<DistributionOrigin, PoolEntry>();
   /** The connection being handed to an HTTP/2 server (its `'session'` event fires synchronously). */
   private pendingH2: ConnState | undefined;
   private closing = false;
@@ -220,6 +227,7 @@ export class OriginProxy implements ConnectionHandler {
     for (const server of this.h2Servers.values()) server.close(() => undefined);
     await Promise.all([...this.pools.values()].map((p) => p.pool.destroy().catch(() => undefined)));
     this.pools.clear();
+    this.poolByOrigin = new WeakMap();
   }
 
   // ---------------------------------------------------------------------------------
@@ -378,6 +386,14 @@ export class OriginProxy implements ConnectionHandler {
 
   /** The pool for an origin; throws InvalidArgumentError when the URL is not http(s), a node:fs error when `caFile` cannot be read. */
   private poolFor(origin: DistributionOrigin): PoolEntry {
+    const known = this.poolByOrigin.get(origin);
+    if (known) return known;
+    const entry = this.poolForKey(origin);
+    this.poolByOrigin.set(origin, entry);
+    return entry;
+  }
+
+  private poolForKey(origin: DistributionOrigin): PoolEntry {
     const url = new URL(origin.url);
     const https = url.protocol === 'https:';
     if (!https && url.protocol !== 'http:') throw new InvalidArgumentError(`origin URL ${origin.url} is not http or https`);
@@ -400,7 +416,7 @@ export class OriginProxy implements ConnectionHandler {
    */
   private async forward(state: ConnState, rq: ProxiedRequest, reply: ClientReply, clientSide: Writable): Promise<void> {
     const { conn } = state;
-    const ac = new AbortController();
+    const ac = new ClientGone();
     const onClientClose = (): void => {
       if (!clientSide.writableFinished) ac.abort();
     };
@@ -427,19 +443,19 @@ export class OriginProxy implements ConnectionHandler {
         // that would be the whole stream (response side included), so it gets a
         // PassThrough (`pipe` streams with backpressure and never destroys the source).
         body: rq.body ? rq.body.pipe(new PassThrough()) : null,
-        signal: ac.signal,
+        signal: ac,
         headersTimeout: conn.origin.responseTimeoutMs,
         bodyTimeout: conn.origin.responseTimeoutMs,
       });
     } catch (err) {
-      if (ac.signal.aborted) {
+      if (ac.aborted) {
         this.logger.debug(logFields, 'client went away before the origin answered');
         return;
       }
       this.failBeforeHeaders(conn, reply, classifyOriginFailure(err), err, logFields);
       return;
     }
-    if (ac.signal.aborted) {
+    if (ac.aborted) {
       data.body.destroy();
       return;
     }
@@ -452,9 +468,21 @@ export class OriginProxy implements ConnectionHandler {
       return;
     }
     this.metrics?.requests.inc({ distribution: conn.distributionId, status_class: statusClass(data.statusCode) });
-    pipeline(data.body, reply.body, (err) => {
+    // pipe + finished instead of stream.pipeline, same outcome: pipeline builds an
+    // AbortController per call and aborts it (a DOMException with a stack) when done.
+    // Either side's failure settles once and destroys both (a client gone mid-body
+    // releases the origin request).
+    const body = data.body;
+    let settled = false;
+    const settle = (err: Error | null | undefined): void => {
+      if (settled) return;
+      settled = true;
       if (!err) return;
-      if (ac.signal.aborted || errorCode(err) === 'ERR_STREAM_PREMATURE_CLOSE') {
+      // As pipeline does: both sides destroyed (an HTTP/2 stream destroyed with an error
+      // is reset at once, its queued DATA dropped; close() alone would flush them first).
+      body.destroy();
+      reply.body.destroy(err);
+      if (ac.aborted || errorCode(err) === 'ERR_STREAM_PREMATURE_CLOSE') {
         this.logger.debug(logFields, 'client went away during the response body');
         return;
       }
@@ -462,7 +490,10 @@ export class OriginProxy implements ConnectionHandler {
       this.metrics?.errors.inc({ distribution: conn.distributionId, kind: 'body' });
       if (state.protocol === 'h2') (reply.body as ServerHttp2Stream).close(h2constants.NGHTTP2_INTERNAL_ERROR);
       else conn.socket.destroy();
-    });
+    };
+    body.on('error', settle);
+    finished(reply.body, settle);
+    body.pipe(reply.body);
   }
 
   private failBeforeHeaders(conn: AdmittedConnection, reply: ClientReply, f: OriginFailure, err: unknown, logFields: object): void {
@@ -615,6 +646,21 @@ export class OriginProxy implements ConnectionHandler {
     this.logger.warn({ ...logFields, kind: f.kind, code: f.code, status: f.status, err: err instanceof Error ? err.message : String(err) }, 'origin websocket upgrade failed');
     this.countFailure(conn, f.kind, f.status);
     writeRawResponse(client, f.status, f.status === 504 ? BODY_504 : BODY_502);
+  }
+}
+
+/**
+ * The `signal` of an origin request (undici takes an EventEmitter as well as an
+ * AbortSignal): aborted, once, when the client went away. Cheaper than an
+ * AbortController per request (an EventTarget, and a DOMException on abort).
+ */
+class ClientGone extends EventEmitter {
+  aborted = false;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('abort');
   }
 }
 

@@ -3,7 +3,7 @@ import { OcspTransportError, OcspVerificationError } from '../errors.js';
 import { formatDnRfc4514, formatIsoSeconds, formatSerialNumber, type ParsedCertificate } from '../pki/index.js';
 import {
   OcspCache, OcspHttpClient, buildCertId, buildOcspRequest, parseAndVerifyOcspResponse,
-  type OcspCacheResult, type OcspFetcher, type OcspOutcome,
+  type CertId, type OcspCacheResult, type OcspFetcher, type OcspOutcome,
 } from './ocsp/index.js';
 
 /** Per-certificate status of SPEC section 3 (CloudFront `revocationStatus.certificates.*.status`). */
@@ -161,7 +161,7 @@ export class RevocationChecker {
       const cert = path[i] as ParsedCertificate;
       const issuer = path[i + 1] as ParsedCertificate;
       const responder = cert.ocspUrls[0] as string;
-      const r = this.cache.lookup(buildCertId(cert, issuer), responder, () => this.#fetchAndVerify(cert, issuer, responder));
+      const r = this.cache.lookup(certIdOf(cert, issuer), responder, () => this.#fetchAndVerify(cert, issuer, responder));
       if (r instanceof Promise) anyPending = true;
       lookups[i] = r;
     }
@@ -200,7 +200,7 @@ export class RevocationChecker {
   }
 
   #base(cert: ParsedCertificate, durationMs: number): { serialNumber: string; responder: string; durationMs: number } {
-    return { serialNumber: formatSerialNumber(cert.serialNumberBytes), responder: cert.ocspUrls[0] as string, durationMs: roundMs(durationMs) };
+    return { serialNumber: serialOf(cert), responder: cert.ocspUrls[0] as string, durationMs: roundMs(durationMs) };
   }
 
   /** One network exchange plus verification; failures become outcomes (never rejects). */
@@ -230,6 +230,41 @@ export class RevocationChecker {
   }
 }
 
+/**
+ * Per-connection work that depends only on objects that live across connections (the
+ * parse cache's certificates, the OCSP cache's parsed responses), done once per object:
+ * the CertId of a certificate under its issuer (the same CertId object each time, so
+ * the OCSP cache's key for it is built once too), the formatted serial number, and the
+ * ISO text of a response's times. Weakly held: they go with their objects.
+ */
+const certIds = new WeakMap<ParsedCertificate, { issuer: ParsedCertificate; certId: CertId }>();
+const serials = new WeakMap<ParsedCertificate, string>();
+const isoTexts = new WeakMap<Date, { t: number; s: string }>();
+
+function certIdOf(cert: ParsedCertificate, issuer: ParsedCertificate): CertId {
+  const hit = certIds.get(cert);
+  if (hit && hit.issuer === issuer) return hit.certId;
+  const certId = buildCertId(cert, issuer);
+  certIds.set(cert, { issuer, certId });
+  return certId;
+}
+
+function serialOf(cert: ParsedCertificate): string {
+  let s = serials.get(cert);
+  if (s === undefined) serials.set(cert, s = formatSerialNumber(cert.serialNumberBytes));
+  return s;
+}
+
+function isoOf(d: Date): string {
+  const t = d.getTime();
+  const hit = isoTexts.get(d);
+  // A Date is mutable: the memo holds only while its time is the one formatted.
+  if (hit && hit.t === t) return hit.s;
+  const s = formatIsoSeconds(d);
+  isoTexts.set(d, { t, s });
+  return s;
+}
+
 function toCertificateStatus(
   result: OcspCacheResult,
   base: { serialNumber: string; responder: string; durationMs: number },
@@ -239,7 +274,7 @@ function toCertificateStatus(
     return { status: 'Error', errorType: outcome.errorType, errorDetail: outcome.errorDetail, source, ...base };
   }
   const r = outcome.response;
-  const times = { thisUpdate: formatIsoSeconds(r.thisUpdate), ...(r.nextUpdate ? { nextUpdate: formatIsoSeconds(r.nextUpdate) } : {}) };
+  const times = { thisUpdate: isoOf(r.thisUpdate), ...(r.nextUpdate ? { nextUpdate: isoOf(r.nextUpdate) } : {}) };
   switch (r.certStatus) {
     case 'good':
       return { status: 'Good', source, ...times, ...base };
@@ -248,7 +283,7 @@ function toCertificateStatus(
     case 'revoked':
       return {
         status: 'Revoked',
-        ...(r.revocationTime ? { revocationTime: formatIsoSeconds(r.revocationTime) } : {}),
+        ...(r.revocationTime ? { revocationTime: isoOf(r.revocationTime) } : {}),
         ...(r.revocationReason ? { revocationReason: r.revocationReason } : {}),
         source, ...times, ...base,
       };

@@ -309,3 +309,32 @@ test('purge by key removes exactly that CertID at that responder (the key list()
   assert.equal(cache.list().length, 1);
   assert.notEqual(cache.list()[0]!.key, first!.key);
 });
+
+test('one CertId object looked up again: same key per responder; changed in place, it gets its own key', async () => {
+  const c = clock();
+  const cache = new OcspCache({ now: c.now });
+  let calls = 0;
+  const loader = async () => { calls++; return good(c.now()); };
+  const id = certId('01');
+  await cache.lookup(id, URL_A, loader);
+  assert.equal((cache.lookup(id, URL_A, loader) as { source: string }).source, 'cache');
+  // Another responder with the same object: another key.
+  await cache.lookup(id, 'http://127.0.0.1:2/ocsp', loader);
+  assert.equal(calls, 2);
+  // The same object with another serial, issuer name hash or issuer key hash: never the old entry.
+  id.serialNumber[0] = 2;
+  await cache.lookup(id, URL_A, loader);
+  assert.equal(calls, 3);
+  id.issuerNameHash[0] = 9;
+  await cache.lookup(id, URL_A, loader);
+  assert.equal(calls, 4);
+  id.issuerKeyHash[19] = 9;
+  await cache.lookup(id, URL_A, loader);
+  assert.equal(calls, 5);
+  // And back: the first entry again, from the cache.
+  id.serialNumber[0] = 1;
+  id.issuerNameHash[0] = 1;
+  id.issuerKeyHash[19] = 2;
+  assert.equal((cache.lookup(id, URL_A, loader) as { source: string }).source, 'cache');
+  assert.equal(calls, 5);
+});

@@ -165,7 +165,7 @@ export class OcspCache {
    * rejects, which it must not.
    */
   lookup(certId: CertId, responderUrl: string, loader: OcspLoader): Promise<OcspCacheResult> | OcspCacheResult {
-    const key = OcspCache.key(certId, responderUrl);
+    const key = memoKey(certId, responderUrl);
     const now = this.#opts.now();
     const entry = this.#entries.get(key);
     if (entry && now < entry.expiresAt) {
@@ -358,4 +358,26 @@ export class OcspCache {
   stats(): OcspCacheStats {
     return { ...this.#stats, size: this.#entries.size, inflight: this.#inflight.size };
   }
+}
+
+/**
+ * {@link OcspCache.key} of a CertId object the caller passes again and again (the
+ * revocation checker keeps one per certificate and issuer), built once per object and
+ * responder. Checked against copies of the CertId's bytes, so a CertId changed in place
+ * still gets its own key.
+ */
+const keyMemo = new WeakMap<CertId, { responderUrl: string; hashAlgorithm: string; bytes: Buffer; key: string }>();
+
+function memoKey(certId: CertId, responderUrl: string): string {
+  const hit = keyMemo.get(certId);
+  const { issuerNameHash: n, issuerKeyHash: k, serialNumber: sn } = certId;
+  if (hit && hit.responderUrl === responderUrl && hit.hashAlgorithm === certId.hashAlgorithm && hit.bytes.length === n.length + k.length + sn.length
+    && hit.bytes.compare(n, 0, n.length, 0, n.length) === 0
+    && hit.bytes.compare(k, 0, k.length, n.length, n.length + k.length) === 0
+    && hit.bytes.compare(sn, 0, sn.length, n.length + k.length) === 0) {
+    return hit.key;
+  }
+  const key = OcspCache.key(certId, responderUrl);
+  keyMemo.set(certId, { responderUrl, hashAlgorithm: certId.hashAlgorithm, bytes: Buffer.concat([n, k, sn]), key });
+  return key;
 }
