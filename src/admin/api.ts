@@ -77,7 +77,10 @@ export interface NodeView {
   HeartbeatAgeMs: number;
   /** The change sequence every replica of the node has applied. */
   AppliedSequence: number;
-  /** AppliedSequence ≥ the cluster's latest sequence: the node enforces every committed change. */
+  /**
+   * AppliedSequence = the cluster's latest sequence: the node enforces every committed
+   * change. False for a node ahead of the database (its state is another history's).
+   */
   InSync: boolean;
   Stale: boolean;
   StartedTime: string;
@@ -491,11 +494,19 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     const items = rows.map((n): NodeView => {
       const age = Math.max(0, t - n.heartbeatAt);
       const stale = age > staleAfterMs;
+      // Ahead of the database: its state follows a history the database no longer has
+      // (replaced, or restored from an older backup). Never in sync.
+      const ahead = n.appliedSeq > latest;
+      const reasons = [
+        ...(stale ? [`no heartbeat for ${(age / 1000).toFixed(1)} s`] : []),
+        ...(ahead ? [`applied sequence ${n.appliedSeq} is ahead of the database's latest ${latest}: the database was replaced or restored; the node will reload`] : []),
+        ...n.reasons,
+      ];
       return {
-        Name: n.name, Status: stale ? 'stale' : n.status,
-        Reasons: stale ? [`no heartbeat for ${(age / 1000).toFixed(1)} s`, ...n.reasons] : n.reasons,
+        Name: n.name, Status: stale ? 'stale' : ahead ? 'degraded' : n.status,
+        Reasons: reasons,
         LastHeartbeat: new Date(n.heartbeatAt).toISOString(), HeartbeatAgeMs: age, AppliedSequence: n.appliedSeq,
-        InSync: n.appliedSeq >= latest, Stale: stale, StartedTime: new Date(n.startedAt).toISOString(), Version: n.version,
+        InSync: n.appliedSeq === latest, Stale: stale, StartedTime: new Date(n.startedAt).toISOString(), Version: n.version,
         Host: n.host, Pid: n.pid, AdminAddress: n.adminAddress, Listeners: n.listeners,
       };
     });

@@ -110,3 +110,17 @@ test('DELETE /v1/nodes/:name removes a node row; an unknown node is EntityNotFou
   assert.equal(again.statusCode, 404);
   assert.equal(again.json().error.code, 'EntityNotFound');
 });
+
+test('GET /v1/nodes: a node whose applied sequence is ahead of the database (replaced or restored) is degraded and not in sync', async (t) => {
+  const { app, store } = await setup(t);
+  for (const n of ['t1', 't2']) await store.trustStores.create({ id: n, name: n, etag: 'E', document: {}, now: 1 });
+  await store.nodes!.heartbeat(row('new', { appliedSeq: 2 }));
+  await store.nodes!.heartbeat(row('old', { appliedSeq: 61 }));
+  const body = (await get(app, '/v1/nodes')).json() as { Items: Record<string, unknown>[]; LatestSequence: number; AllInSync: boolean };
+  assert.equal(body.LatestSequence, 2);
+  assert.equal(body.AllInSync, false);
+  assert.deepEqual(body.Items.map((n) => [n.Name, n.Status, n.AppliedSequence, n.InSync]), [['new', 'ok', 2, true], ['old', 'degraded', 61, false]]);
+  assert.deepEqual(body.Items[1]!.Reasons, [
+    'applied sequence 61 is ahead of the database\'s latest 2: the database was replaced or restored; the node will reload',
+  ]);
+});

@@ -88,14 +88,91 @@ test('openNodeStore: the database when reachable; unreachable without a snapshot
     openNodeStore({ store: bad, snapshotFile: join(dir, 'corrupt.json') }),
     (err: Error & { code?: string }) => err.code === 'StoreUnavailable' && /local snapshot .*corrupt\.json cannot be used/.test(err.message),
   );
-  // A valid snapshot: served.
+  // A valid snapshot of another database: refused (never serve another database's state).
   const src = await openStore({ kind: 'sqlite', dataDir: join(dir, 'src') });
   await readyStore(src, 'k');
-  const info = await writeSnapshot(src, join(dir, 'good.json'));
+  await writeSnapshot(src, join(dir, 'other.json'));
+  await assert.rejects(
+    openNodeStore({ store: bad, snapshotFile: join(dir, 'other.json') }),
+    (err: Error & { code?: string }) => err.code === 'StoreUnavailable' && /was taken from another database/.test(err.message)
+      && err.message.includes(join(dir, 'src', 'portcullis.db')) && err.message.includes(join(dir, 'blocked', 'db', 'portcullis.db')),
+  );
+  // A valid snapshot of this database (as the node wrote it while it was reachable): served.
+  const asBad = Object.assign(Object.create(Object.getPrototypeOf(src) as object) as Store, src, { location: join(dir, 'blocked', 'db', 'portcullis.db') });
+  const info = await writeSnapshot(asBad, join(dir, 'good.json'));
   await src.close();
   const served = await openNodeStore({ store: bad, snapshotFile: join(dir, 'good.json'), retryMs: 10_000 });
   t.after(() => served.close());
   assert.equal(fallbackStatus(served)?.snapshotSeq, info.seq);
   assert.equal(fallbackStatus(served)?.snapshotWrittenAt, info.writtenAt);
   assert.deepEqual((await served.kvs.listStores()).map((s) => s.name), ['k']);
+});
+
+test('openNodeStore: a PostgreSQL snapshot is served only for the same host, port and database (user and password do not matter)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-fallback-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const src = await openStore({ kind: 'sqlite', dataDir: join(dir, 'src') });
+  t.after(() => src.close());
+  await readyStore(src, 'k');
+  const as = (location: string): Store => Object.assign(Object.create(Object.getPrototypeOf(src) as object) as Store, src, { location });
+  // Port 1 on loopback: nothing listens, the connection is refused at once.
+  await writeSnapshot(as('postgres://portcullis:…@127.0.0.1:1/edge'), join(dir, 'same.json'));
+  await writeSnapshot(as('postgres://portcullis:…@127.0.0.1:1/other'), join(dir, 'otherdb.json'));
+  await writeSnapshot(as('the PostgreSQL database postgres://portcullis:…@127.0.0.1:1/edge'), join(dir, 'old-wording.json'));
+  const store = { kind: 'postgres' as const, url: 'postgres://someone:secret-pw@127.0.0.1:1/edge', connectTimeoutMs: 2000 };
+  const served = await openNodeStore({ store, snapshotFile: join(dir, 'same.json'), retryMs: 60_000 });
+  await served.close();
+  const old = await openNodeStore({ store, snapshotFile: join(dir, 'old-wording.json'), retryMs: 60_000 });
+  await old.close();
+  await assert.rejects(openNodeStore({ store, snapshotFile: join(dir, 'otherdb.json') }), (err: Error) => {
+    assert.match(err.message, /taken from another database \(postgres:\/\/portcullis:…@127\.0\.0\.1:1\/other, not postgres:\/\/someone:…@127\.0\.0\.1:1\/edge\)/);
+    assert.ok(!err.message.includes('secret-pw'));
+    return true;
+  });
+});
+
+test('fallback store: a database with another cluster id than the snapshot\'s: reported, and subscribers reload from the database instead of applying its feed to the snapshot', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-fallback-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const oldDb = await openStore({ kind: 'sqlite', dataDir: join(dir, 'old') });
+  await readyStore(oldDb, 'revoked');
+  for (let i = 0; i < 5; i++) await oldDb.trustStores.create({ id: `t${i}`, name: `t${i}`, etag: 'E', document: {}, now: 1 });
+  const file = join(dir, 'snap.json');
+  const snap = await writeSnapshot(oldDb, file);
+  await oldDb.close();
+  // The database was re-created: a new identity and fewer changes (and, with more
+  // changes, their sequences would mean other writes).
+  const newDb = await openStore({ kind: 'sqlite', dataDir: join(dir, 'new'), pollIntervalMs: 20 });
+  t.after(() => newDb.close());
+  await newDb.trustStores.create({ id: 'n', name: 'n', etag: 'E', document: {}, now: 1 });
+  let reachable = false;
+  const events: { type: string; snapshotClusterId?: string; databaseClusterId?: string }[] = [];
+  const fb = await FallbackStore.start({
+    snapshot: await openSnapshotStore(file),
+    connect: async () => {
+      if (!reachable) throw new Error('connection refused');
+      return openStore({ kind: 'sqlite', dataDir: join(dir, 'new'), pollIntervalMs: 20 });
+    },
+    location: 'the test database', retryMs: 20, onEvent: (e) => events.push(e),
+  });
+  t.after(() => fb.close());
+  assert.equal(await fb.clusterId(), snap.clusterId);
+  let reloads = 0;
+  const errors: string[] = [];
+  const sub = subscribeChanges(fb, {
+    fromSeq: snap.seq, onChanges: () => {}, onReset: async () => { reloads++; return fb.latestSequence(); },
+    onError: (err) => errors.push((err as Error).message),
+  });
+  t.after(() => sub.stop());
+  await until(() => sub.clusterId !== undefined, 'the first page');
+  assert.equal(sub.clusterId, snap.clusterId);
+  reachable = true;
+  await until(() => reloads > 0, 'the reload');
+  const dbId = await newDb.clusterId();
+  assert.equal(sub.clusterId, dbId);
+  assert.equal(sub.lastSeq, 1);
+  assert.deepEqual(events.find((e) => e.type === 'cluster-mismatch'), { type: 'cluster-mismatch', snapshotClusterId: snap.clusterId, databaseClusterId: dbId });
+  assert.equal(fallbackStatus(fb)?.clusterMismatch, dbId);
+  assert.ok(errors.some((m) => m.includes(dbId) && m.includes(snap.clusterId)), errors.join('\n'));
+  assert.deepEqual((await fb.trustStores.list()).map((r) => r.name), ['n'], 'reads come from the database');
 });

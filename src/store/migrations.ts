@@ -7,6 +7,7 @@
  * ROWID`, PostgreSQL `COLLATE "C"` for byte-order key sorting) stay here and the
  * queries in sql-store.ts stay portable.
  */
+import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import { StoreUnavailableError } from '../errors.js';
 
@@ -106,6 +107,20 @@ function migrations(dialect: StoreDialect): Record<string, Migration> {
           .addColumn('reasons', 'text', (c) => c.notNull())
           .execute();
         await db.schema.createIndex('changes_committed_at').on('changes').column('committed_at').execute();
+      },
+    },
+    // The database's identity: a random id created once, with the database. A replica
+    // (or a local snapshot) remembers the id of the database its state came from; a
+    // different id means the database was replaced (dropped and re-created, another
+    // cluster's) and the replica must reload instead of following the new feed.
+    '0003_cluster_identity': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.createTable('cluster_identity')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('cluster_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.insertInto('cluster_identity' as never).values({ id: 1, cluster_id: randomUUID(), created_at: Date.now() } as never).execute();
       },
     },
   };

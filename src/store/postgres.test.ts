@@ -362,3 +362,35 @@ pgTest('a node starting while another holds the migration lock waits for it, the
   t.after(() => s.close());
   assert.equal(await s.latestSequence(), 0);
 });
+
+pgTest('the database dropped and re-created under running nodes: their subscriptions see the new cluster id (and a latest below theirs) and reload, then follow the new feed', async (t) => {
+  const name = `t${process.pid}_recreated`;
+  const url = await server!.createDatabase(name);
+  const node = await open(url, t, { pollIntervalMs: 50 });
+  for (let i = 0; i < 8; i++) await node.trustStores.create({ id: `t${i}`, name: `t${i}`, etag: 'E', document: {}, now: 1 });
+  const oldId = await node.clusterId();
+  let reloads = 0;
+  const errors: string[] = [];
+  const seen: ChangeRecord[] = [];
+  const sub = subscribeChanges(node, {
+    fromSeq: 8, onChanges: (c) => { seen.push(...c); },
+    onReset: async () => { reloads++; return node.latestSequence(); }, onError: (err) => errors.push((err as Error).message),
+  });
+  t.after(() => sub.stop());
+  await waitUntil(() => sub.clusterId === oldId, 'the first page');
+  await server!.sql(`drop database "${name}" with (force)`);
+  await server!.createDatabase(name);
+  // A new node migrates the new database and revokes a certificate (sequence 1 and 2).
+  const fresh = await open(url, t);
+  const newId = await fresh.clusterId();
+  assert.notEqual(newId, oldId);
+  await readyStore(fresh, 'revoked', 'E1');
+  await waitUntil(() => reloads > 0 && sub.lastSeq === 2, 'the reload from the new database');
+  assert.equal(sub.clusterId, newId);
+  assert.deepEqual(seen, [], 'nothing of the new database was applied on top of the old state');
+  assert.ok(errors.some((m) => m.includes(oldId) && m.includes(newId)), errors.join('\n'));
+  // Then it follows the new database's feed.
+  await fresh.kvs.updateItems('revoked', { ifMatch: 'E1', newEtag: 'E2', puts: [{ key: '01', value: 'r' }], deletes: [], maxStoreBytes: 1000, now: 3 });
+  await sub.waitFor(3, 10_000);
+  assert.deepEqual((seen as ChangeRecord[]).map((c) => c.seq), [3]);
+});

@@ -100,6 +100,18 @@ export interface NodesTable {
   reasons: string;
 }
 
+/**
+ * Single row (`id` = 1): the database's identity, a random UUID created by the
+ * migration that created the table (so once per database). A database restored from a
+ * backup keeps its id; a re-created or another cluster's database has another.
+ */
+export interface ClusterIdentityTable {
+  id: number;
+  cluster_id: string;
+  /** When the id was created, ms since the epoch. */
+  created_at: number;
+}
+
 /** The whole database, for `Kysely<Database>`. */
 export interface Database {
   change_sequence: ChangeSequenceTable;
@@ -110,4 +122,5 @@ export interface Database {
   connection_functions: ConnectionFunctionsTable;
   distributions: ResourceTable;
   nodes: NodesTable;
+  cluster_identity: ClusterIdentityTable;
 }

@@ -635,9 +635,18 @@ export class SqlStore implements Store {
   async changesAfter(seq: number, limit = 1000): Promise<ChangesPage> {
     // `latest` first: every change ≤ latest is committed (commits are visible in
     // sequence order), so a gap right after `seq` can only mean pruned records.
-    const latest = await this.latestSequence();
+    // The database's identity in the same statement: a subscriber notices a replaced
+    // database on the very page that would otherwise feed it the new database's changes.
+    const head = await this.db.selectFrom(['change_sequence', 'cluster_identity'])
+      .select(['change_sequence.last_seq as last_seq', 'cluster_identity.cluster_id as cluster_id'])
+      .where('change_sequence.id', '=', 1).where('cluster_identity.id', '=', 1).executeTakeFirst();
+    const latest = Number(head?.last_seq ?? 0);
+    const clusterId = head?.cluster_id ?? 'unknown';
     const rows = await this.db.selectFrom('changes').selectAll().where('seq', '>', seq).orderBy('seq').limit(limit).execute();
-    const reset = rows[0] ? Number(rows[0].seq) !== seq + 1 : latest > seq;
+    // A subscriber ahead of the database (latest < seq) follows a history the database
+    // no longer has (dropped and re-created, restored from an older backup): it must
+    // reload, or it would wait forever for sequences that will mean other changes.
+    const reset = latest < seq || (rows[0] ? Number(rows[0].seq) !== seq + 1 : latest > seq);
     const changes: ChangeRecord[] = reset ? [] : rows.map((r) => ({
       ...(JSON.parse(r.payload) as object),
       entity: r.entity,
@@ -646,7 +655,12 @@ export class SqlStore implements Store {
       committedAt: Number(r.committed_at),
       name: r.name,
     }) as ChangeRecord);
-    return { changes, reset, latestSeq: latest };
+    return { changes, reset, latestSeq: latest, clusterId };
+  }
+
+  async clusterId(): Promise<string> {
+    const row = await this.db.selectFrom('cluster_identity').select('cluster_id').where('id', '=', 1).executeTakeFirst();
+    return row?.cluster_id ?? 'unknown';
   }
 
   async latestSequence(): Promise<number> {

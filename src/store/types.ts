@@ -262,14 +262,21 @@ export type ChangeRecord = ChangePayload & {
 };
 
 /**
- * Result of {@link Store.changesAfter}. `reset` is true when changes after `seq` were
- * pruned: the subscriber must reload the full state and continue from `latestSeq`.
+ * Result of {@link Store.changesAfter}. `reset` is true when the subscriber must reload
+ * the full state and continue from the sequence that reload reflects: changes after
+ * `seq` were pruned, or `seq` is beyond the database's latest sequence (the database
+ * was replaced or restored from an older backup — the database is the truth).
  */
 export interface ChangesPage {
   changes: ChangeRecord[];
   reset: boolean;
   /** The last sequence committed when the page was read. */
   latestSeq: number;
+  /**
+   * The identity of the database the page was read from ({@link Store.clusterId}). A
+   * subscriber whose state came from a database with another id must reload.
+   */
+  clusterId: string;
 }
 
 /** One cluster node as recorded by its heartbeat (issue 8). Times in ms since the epoch. */
@@ -339,6 +346,14 @@ export interface Store {
   changesAfter(seq: number, limit?: number): Promise<ChangesPage>;
   /** The sequence of the last committed change (0 when none). */
   latestSequence(): Promise<number>;
+  /**
+   * The identity of the database: a random id created once with the database (schema
+   * migration `0003_cluster_identity`) and kept by backups; a dropped and re-created
+   * database, or another cluster's, has another. A local snapshot answers the id
+   * recorded when it was written (`unknown` for a snapshot written before ids existed).
+   * @throws StoreUnavailableError when the database cannot be read.
+   */
+  clusterId(): Promise<string>;
   /**
    * Deletes change records with sequence ≤ `seq` (they are no longer needed by any
    * subscriber). A subscriber that asks for changes after a pruned sequence gets
