@@ -78,8 +78,9 @@ export interface NodeView {
   /** The change sequence every replica of the node has applied. */
   AppliedSequence: number;
   /**
-   * AppliedSequence = the cluster's latest sequence: the node enforces every committed
-   * change. False for a node ahead of the database (its state is another history's).
+   * AppliedSequence = the cluster's latest sequence and the node is not stale: the node
+   * enforces every committed change. False for a stale node (it may still be serving
+   * older state) and for a node ahead of the database (its state is another history's).
    */
   InSync: boolean;
   Stale: boolean;
@@ -506,11 +507,13 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
         Name: n.name, Status: stale ? 'stale' : ahead ? 'degraded' : n.status,
         Reasons: reasons,
         LastHeartbeat: new Date(n.heartbeatAt).toISOString(), HeartbeatAgeMs: age, AppliedSequence: n.appliedSeq,
-        InSync: n.appliedSeq === latest, Stale: stale, StartedTime: new Date(n.startedAt).toISOString(), Version: n.version,
+        // A stale node may still be serving (cut off from the database, not dead): what
+        // it enforces is unknown, so it is never counted as in sync.
+        InSync: !stale && n.appliedSeq === latest, Stale: stale, StartedTime: new Date(n.startedAt).toISOString(), Version: n.version,
         Host: n.host, Pid: n.pid, AdminAddress: n.adminAddress, Listeners: n.listeners,
       };
     });
-    return { ...list(items), LatestSequence: latest, AllInSync: items.every((n) => n.Stale || n.InSync) };
+    return { ...list(items), LatestSequence: latest, AllInSync: items.every((n) => n.InSync) };
   }
   app.get('/v1/nodes', async (req) => {
     const q = req.query as Record<string, unknown>;
@@ -528,12 +531,17 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
       if (q.timeoutMs !== undefined) throw new InvalidArgumentError('timeoutMs: applies only with waitForSequence');
       return nodesView();
     }
-    // Every live node has applied change `waitFor` (heartbeats carry the applied sequence).
+    // A sequence not committed yet would only wait out the timeout.
+    const latestNow = await store.latestSequence();
+    if (waitFor > latestNow) throw new InvalidArgumentError(`waitForSequence: sequence ${waitFor} has not been committed; the latest is ${latestNow}`);
+    // Every node has applied change `waitFor` (heartbeats carry the applied sequence).
+    // A stale node confirms nothing: it may still be serving older state (cut off from
+    // the database); a node taken out of the cluster must be removed (DELETE).
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = await nodesView();
-      const live = v.Items.filter((n) => !n.Stale);
-      if (live.length > 0 && live.every((n) => n.AppliedSequence >= waitFor)) return v;
+      const confirmed = (n: NodeView): boolean => !n.Stale && n.AppliedSequence >= waitFor && n.AppliedSequence <= v.LatestSequence;
+      if (v.Items.length > 0 && v.Items.every(confirmed)) return v;
       if (Date.now() >= deadline) return { ...v, TimedOut: true };
       await new Promise((r) => setTimeout(r, 100));
     }
