@@ -272,3 +272,26 @@ export class SnapshotWriteError extends PortcullisError {
     this.file = file;
   }
 }
+
+/**
+ * A node's heartbeat found the node table's row of its `nodeName` written recently by
+ * another process (another instance id, a heartbeat younger than `cluster.staleAfterMs`):
+ * two nodes are configured with the same name and would silently share one row of
+ * `GET /v1/nodes`. The row is left as the other process wrote it. `existing` describes
+ * that process. Code `NodeNameConflict`.
+ */
+export class NodeNameConflictError extends PortcullisError {
+  readonly nodeName: string;
+  readonly existing: { instanceId: string; host: string; pid: number; startedAt: number; heartbeatAt: number };
+  constructor(nodeName: string, existing: NodeNameConflictError['existing'], options?: { cause?: unknown }) {
+    super(
+      'NodeNameConflict',
+      `node name "${nodeName}" is in use by another running process (host ${existing.host}, pid ${existing.pid}, instance ${existing.instanceId}, `
+      + `started ${new Date(existing.startedAt).toISOString()}, last heartbeat ${new Date(existing.heartbeatAt).toISOString()}): `
+      + 'give every node its own cluster.nodeName; this node\'s heartbeat was not recorded',
+      options,
+    );
+    this.nodeName = nodeName;
+    this.existing = existing;
+  }
+}

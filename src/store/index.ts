@@ -26,6 +26,7 @@ export type { StoreDialect } from './migrations.js';
 export type {
   Store, KvsRepository, ResourceRepository, FunctionRepository, FunctionStage, ResourceRecord,
   KvsRecord, KvsStatus, KvsItem, KvsItemSource, KvsCrlState, CreateKvsInput, UpdateKvsItemsInput, KvsWriteOutcome,
-  ChangeRecord, ChangePayload, ChangeEntity, ChangesPage, KvsChangeMeta, NodeRecord, NodeRepository,
+  ChangeRecord, ChangePayload, ChangeEntity, ChangesPage, KvsChangeMeta, NodeRecord, NodeRepository, HeartbeatOptions,
 } from './types.js';
 export { newEtag, requireIfMatch } from './etag.js';
+export { NODE_INSTANCE_ID } from './sql-store.js';

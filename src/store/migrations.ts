@@ -123,6 +123,13 @@ function migrations(dialect: StoreDialect): Record<string, Migration> {
         await db.insertInto('cluster_identity' as never).values({ id: 1, cluster_id: randomUUID(), created_at: Date.now() } as never).execute();
       },
     },
+    // Which process wrote a node's row (random per process start): two nodes with the
+    // same nodeName are told apart instead of silently sharing one row.
+    '0004_node_instance': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('nodes').addColumn('instance_id', 'text', (c) => c.notNull().defaultTo('')).execute();
+      },
+    },
   };
 }
 

@@ -98,6 +98,8 @@ export interface NodesTable {
   status: string;
   /** JSON array of strings: why the node is not `ok`. */
   reasons: string;
+  /** Random id of the process that wrote the row (per process start); '' in rows written before migration 0004. */
+  instance_id: string;
 }
 
 /**
