@@ -184,10 +184,21 @@ export class CannotDeleteEntityWhileInUseError extends PortcullisError {
  * The persistent store failed (cannot open the database file, a newer schema than this
  * build knows, the database stayed locked past the busy timeout, I/O error). The
  * message says which; the driver error is the `cause`. Code `StoreUnavailable`; HTTP 503.
+ *
+ * `transient` tells unavailability that may pass by itself (the server cannot be
+ * reached, refuses connections, is starting or shutting down, has too many
+ * connections, a timeout, a lock held too long, a failover) from errors that retrying
+ * cannot fix (a refused login, a database that does not exist, missing privileges, an
+ * invalid URL or option, a failed migration): only a transient error lets a node
+ * start from its local snapshot, and a node serving its snapshot stops retrying the
+ * database on a non-transient one. Default true.
  */
 export class StoreUnavailableError extends PortcullisError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('StoreUnavailable', message, options);
+  /** True when retrying later may succeed without changing the configuration. */
+  readonly transient: boolean;
+  constructor(message: string, options?: { cause?: unknown; transient?: boolean }) {
+    super('StoreUnavailable', message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.transient = options?.transient ?? true;
   }
 }
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StoreUnavailableError } from '../errors.js';
 import { FallbackStore, fallbackStatus, openNodeStore, openSnapshotStore, openStore, subscribeChanges, writeSnapshot, type ChangeRecord, type Store } from './index.js';
 
 async function readyStore(s: Store, name: string): Promise<string> {
@@ -175,4 +176,32 @@ test('fallback store: a database with another cluster id than the snapshot\'s: r
   assert.equal(fallbackStatus(fb)?.clusterMismatch, dbId);
   assert.ok(errors.some((m) => m.includes(dbId) && m.includes(snap.clusterId)), errors.join('\n'));
   assert.deepEqual((await fb.trustStores.list()).map((r) => r.name), ['n'], 'reads come from the database');
+});
+
+test('fallback store: an attempt that fails for a reason retrying cannot fix (refused login) stops the retries and is reported as fatal', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-fallback-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = await openStore({ kind: 'sqlite', dataDir: join(dir, 'db') });
+  await readyStore(db, 'k');
+  const file = join(dir, 'snap.json');
+  await writeSnapshot(db, file);
+  await db.close();
+  let attempts = 0;
+  const events: { type: string; final?: boolean }[] = [];
+  const fb = await FallbackStore.start({
+    snapshot: await openSnapshotStore(file),
+    connect: async () => {
+      attempts++;
+      if (attempts < 3) throw new StoreUnavailableError('cannot reach PostgreSQL at x: connect ECONNREFUSED');
+      throw new StoreUnavailableError('PostgreSQL at x refused the login: password authentication failed (SQLSTATE 28P01)', { transient: false });
+    },
+    location: 'postgres://app:…@db/edge', retryMs: 10, onEvent: (e) => events.push(e),
+  });
+  t.after(() => fb.close());
+  await until(() => fallbackStatus(fb)?.fatalError !== undefined, 'the fatal error');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(attempts, 3, 'no attempt after the refused login');
+  assert.match(fallbackStatus(fb)!.fatalError!, /refused the login/);
+  assert.deepEqual(events.map((e) => [e.type, e.final ?? false]), [['connect-failed', false], ['connect-failed', false], ['connect-failed', true]]);
+  assert.deepEqual((await fb.kvs.listStores()).map((s) => s.name), ['k'], 'the snapshot is still served (reported degraded by the node)');
 });

@@ -20,7 +20,8 @@ import type { ChangesPage, FunctionRepository, KvsRepository, NodeRepository, Re
 
 /** What a {@link FallbackStore} reports through `onEvent`. */
 export type FallbackEvent =
-  | { type: 'connect-failed'; error: unknown }
+  /** An attempt failed; `final`: for a reason retrying cannot fix — no more attempts (see {@link FallbackStatus.fatalError}). */
+  | { type: 'connect-failed'; error: unknown; final?: boolean }
   | { type: 'connected' }
   /** The database has another identity than the snapshot served: subscribers reload from the database. */
   | { type: 'cluster-mismatch'; snapshotClusterId: string; databaseClusterId: string };
@@ -56,6 +57,13 @@ export interface FallbackStatus {
   since: number;
   /** The last connection failure's message, while not connected. */
   lastError?: string;
+  /**
+   * Set when an attempt failed for a reason retrying cannot fix (a non-transient
+   * StoreUnavailableError: refused login, missing database, privileges, …): its
+   * message. The store no longer retries; the node keeps serving the snapshot and must
+   * be reported degraded until the configuration is fixed and it is restarted.
+   */
+  fatalError?: string;
   /** The identity of the database the snapshot was read from. */
   snapshotClusterId: string;
   /** Set once connected to a database whose identity differs from the snapshot's (its id). */
@@ -99,6 +107,7 @@ export class FallbackStore implements Store {
   #clusterMismatch: string | undefined;
   readonly #since = Date.now();
   #lastError: string | undefined;
+  #fatalError: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #listeners = new Map<() => void, (() => void) | undefined>();
@@ -133,6 +142,7 @@ export class FallbackStore implements Store {
       snapshotClusterId: this.#snapshotClusterId,
       ...(this.#clusterMismatch !== undefined ? { clusterMismatch: this.#clusterMismatch } : {}),
       ...(this.#real === undefined && this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
+      ...(this.#fatalError !== undefined ? { fatalError: this.#fatalError } : {}),
     };
   }
 
@@ -167,6 +177,12 @@ export class FallbackStore implements Store {
       real = await this.opts.connect();
     } catch (err) {
       this.#lastError = err instanceof Error ? err.message : String(err);
+      if (err instanceof StoreUnavailableError && !err.transient) {
+        // A login that will fail again the same way: no retry every second.
+        this.#fatalError = err.message;
+        this.opts.onEvent?.({ type: 'connect-failed', error: err, final: true });
+        return;
+      }
       this.opts.onEvent?.({ type: 'connect-failed', error: err });
       this.#schedule(this.opts.retryMs ?? 1000);
       return;

@@ -170,9 +170,12 @@ export async function migrateToLatest(
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName;
     const msg = (result.error as Error).message ?? String(result.error);
+    // A connection lost mid-migration may pass; anything else (privileges, a schema
+    // that is not ours) will fail again the same way.
+    const transient = result.error instanceof StoreUnavailableError && result.error.transient;
     throw new StoreUnavailableError(
       failed ? `schema migration ${failed} failed: ${msg}` : `schema migration failed: ${msg}`,
-      { cause: result.error },
+      { cause: result.error, transient },
     );
   }
   return result;

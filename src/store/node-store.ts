@@ -71,14 +71,28 @@ export function describeStoreSpec(spec: StoreSpec): string {
 /**
  * Opens the node's store. When the database is reachable, that store; otherwise, with
  * a snapshot configured and valid, a {@link FallbackStore} serving it.
- * @throws StoreUnavailableError when the database is unreachable and there is no
- *   usable snapshot (the message gives both reasons).
+ * Only transient unavailability (`StoreUnavailableError.transient`: unreachable,
+ * starting, too many connections, timeouts) falls back to the snapshot; a
+ * configuration error (refused login, missing database, privileges, invalid URL,
+ * failed migration) is thrown as is.
+ * @throws StoreUnavailableError when the database cannot be opened for a
+ *   non-transient reason, or is unreachable and there is no usable snapshot (the
+ *   message gives both reasons).
  */
 export async function openNodeStore(spec: NodeStoreSpec, options: OpenNodeStoreOptions = {}): Promise<Store> {
   try {
     return await openStore(spec.store);
   } catch (err) {
     if (!(err instanceof StoreUnavailableError)) throw err;
+    // A configuration error (refused login, missing database, privileges, invalid URL)
+    // is fatal even with a snapshot: serving possibly very old state while retrying a
+    // login that cannot succeed would hide it.
+    if (!err.transient) {
+      throw new StoreUnavailableError(
+        spec.snapshotFile === undefined ? err.message : `${err.message}; the local snapshot is not used for an error that retrying cannot fix — correct the configuration`,
+        { cause: err, transient: false },
+      );
+    }
     if (spec.snapshotFile === undefined) {
       throw new StoreUnavailableError(
         `${err.message}; refusing to serve without state (set cluster.snapshotFile to let a node start from its local snapshot while the database is down)`,

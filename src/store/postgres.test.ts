@@ -2,7 +2,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { openStore, subscribeChanges, migrationNames, type ChangeRecord, type Store } from './index.js';
-import { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
+import { mapPostgresError, openPostgresStore, type PostgresStoreOptions } from './postgres.js';
 import { startPostgres, postgresSkipReason, type TestPostgres } from '../../test/helpers/postgres.js';
 import { defineStoreContract, readyStore } from '../../test/helpers/store-contract.js';
 import { KeyValueStoreService, KvsReplica } from '../kvs/index.js';
@@ -394,3 +394,71 @@ pgTest('the database dropped and re-created under running nodes: their subscript
   await sub.waitFor(3, 10_000);
   assert.deepEqual((seen as ChangeRecord[]).map((c) => c.seq), [3]);
 });
+
+test('mapPostgresError: network-level unavailability is transient; login, missing database, privileges, invalid URL are not', () => {
+  const ctx = { location: 'postgres://app:…@db:5432/edge', lockTimeoutMs: 1, statementTimeoutMs: 1, connectTimeoutMs: 1, poolSize: 1 };
+  const server = (code: string, message = 'm') => Object.assign(new Error(message), { code, severity: 'FATAL' });
+  const cases: [unknown, boolean][] = [
+    [Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' }), true],
+    [Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }), true],
+    [Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' }), true],
+    [Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), true],
+    [new Error('Connection terminated unexpectedly'), true],
+    [new Error('timeout exceeded when trying to connect'), true],
+    [server('57P01', 'terminating connection due to administrator command'), true],
+    [server('57P03', 'the database system is starting up'), true],
+    [server('53300', 'sorry, too many clients already'), true],
+    [server('55P03'), true],
+    [server('28P01', 'password authentication failed for user "app"'), false],
+    [server('28000', 'role "app" is not permitted to log in'), false],
+    [server('3D000', 'database "edge" does not exist'), false],
+    [server('42501', 'permission denied for schema public'), false],
+    [Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }), false],
+  ];
+  for (const [err, transient] of cases) {
+    const mapped = mapPostgresError(err, ctx) as { code?: string; transient?: boolean; message: string };
+    assert.equal(mapped.code, 'StoreUnavailable', mapped.message);
+    assert.equal(mapped.transient, transient, mapped.message);
+  }
+});
+
+pgTest('openNodeStore: a login that is refused or a database that does not exist is fatal even with a snapshot; an unreachable server falls back to it', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { openNodeStore, fallbackStatus, writeSnapshot } = await import('./index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-pgfatal-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await server!.sql('do $$ begin if not exists (select from pg_roles where rolname = \'cannot_login\') then create role cannot_login nologin; end if; end $$');
+  const src = await openSqliteStoreFor(dir);
+  t.after(() => src.close());
+  const cases: [string, RegExp][] = [
+    [`postgres://cannot_login:pw@127.0.0.1:${server!.port}/postgres`, /refused the login: .*not permitted to log in \(SQLSTATE 28000\)/],
+    [`postgres://postgres:pw@127.0.0.1:${server!.port}/no_such_db`, /database "no_such_db" does not exist \(SQLSTATE 3D000\)/],
+  ];
+  for (const [url, re] of cases) {
+    // A snapshot of exactly this database, as the node would have written it.
+    const file = join(dir, 'snap.json');
+    await writeSnapshot(Object.assign(Object.create(Object.getPrototypeOf(src) as object) as Store, src, { location: url.replace(':pw@', ':…@') }), file);
+    const err = await openNodeStore({ store: { kind: 'postgres', url }, snapshotFile: file }).then(() => undefined, (e: unknown) => e as Error & { code: string; transient: boolean });
+    assert.ok(err, url);
+    assert.equal(err.code, 'StoreUnavailable');
+    assert.equal(err.transient, false);
+    assert.match(err.message, re);
+    assert.doesNotMatch(err.message, /refusing to serve without state|:pw@/);
+  }
+  // Nothing listens: transient, the snapshot is served.
+  const down = `postgres://postgres:pw@127.0.0.1:1/postgres`;
+  const file = join(dir, 'down.json');
+  await writeSnapshot(Object.assign(Object.create(Object.getPrototypeOf(src) as object) as Store, src, { location: down.replace(':pw@', ':…@') }), file);
+  const served = await openNodeStore({ store: { kind: 'postgres', url: down, connectTimeoutMs: 2000 }, snapshotFile: file, retryMs: 60_000 });
+  t.after(() => served.close());
+  assert.equal(fallbackStatus(served)?.connected, false);
+});
+
+async function openSqliteStoreFor(dir: string): Promise<Store> {
+  const { join } = await import('node:path');
+  const s = await openStore({ kind: 'sqlite', dataDir: join(dir, 'src') });
+  await s.trustStores.create({ id: 't', name: 't', etag: 'E', document: {}, now: 1 });
+  return s;
+}

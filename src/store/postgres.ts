@@ -187,6 +187,8 @@ export function mapPostgresError(err: unknown, ctx: MapContext): unknown {
     ? ' — this happened while committing a write: it may or may not have been applied; read the current state before retrying'
     : '';
   let text: string;
+  // Whether retrying may succeed without a configuration change (see StoreUnavailableError).
+  let transient = true;
   if (sqlState === '22021' || sqlState === '22P05') {
     return new InvalidArgumentError(`PostgreSQL cannot store this text (${msg}); the NUL character U+0000 is not allowed in keys or values`, { cause: err });
   } else if (sqlState === '55P03') {
@@ -196,23 +198,33 @@ export function mapPostgresError(err: unknown, ctx: MapContext): unknown {
   } else if (sqlState === '25006') {
     text = `${loc} is read-only (a standby, or a primary that was demoted by a failover): point the store at the current primary`;
   } else if (sqlState === '28P01' || sqlState === '28000') {
-    text = `PostgreSQL at ${loc} refused the login: ${msg}`;
+    text = `PostgreSQL at ${loc} refused the login: ${msg} (SQLSTATE ${sqlState})`;
+    transient = false;
   } else if (sqlState === '3D000') {
-    text = `PostgreSQL at ${loc}: ${msg}`;
+    text = `PostgreSQL at ${loc}: ${msg} (SQLSTATE ${sqlState}); create it (CREATE DATABASE) or fix the URL`;
+    transient = false;
   } else if (sqlState !== undefined && (sqlState.startsWith('08') || sqlState.startsWith('57P') || sqlState.startsWith('53'))) {
     text = `PostgreSQL at ${loc} is unavailable: ${msg} (SQLSTATE ${sqlState})`;
+  } else if (sqlState === '40001' || sqlState === '40P01') {
+    text = `database error on ${loc}: ${msg} (SQLSTATE ${sqlState}); nothing was changed`;
   } else if (sqlState !== undefined) {
+    // Privileges (42501), a damaged or foreign schema, …: retrying cannot fix it.
     text = `database error on ${loc}: ${msg} (SQLSTATE ${sqlState})`;
+    transient = false;
   } else if (/timeout exceeded when trying to connect/i.test(msg)) {
     text = `cannot reach PostgreSQL at ${loc}: no connection within ${ctx.connectTimeoutMs} ms (the server did not answer, or all ${ctx.poolSize} pool connections stayed busy)`;
   } else if (/Query read timeout/i.test(msg)) {
     text = `PostgreSQL at ${loc} did not answer within ${queryTimeoutMs(ctx.statementTimeoutMs)} ms; the connection was dropped`;
   } else if (code !== undefined && NETWORK_CODES.has(code)) {
     text = `cannot reach PostgreSQL at ${loc}: ${msg}`;
+  } else if (code === 'ERR_INVALID_URL' || /Invalid URL|SSL|SASL|password must be|certificate/i.test(msg)) {
+    // Client-side configuration: the URL, TLS settings, the password's form.
+    text = `cannot connect to PostgreSQL at ${loc}: ${msg}`;
+    transient = false;
   } else {
     text = `PostgreSQL at ${loc} is unavailable: ${msg}`;
   }
-  return new StoreUnavailableError(text + tail, { cause: err });
+  return new StoreUnavailableError(text + tail, { cause: err, transient });
 }
 
 type Config = Required<Omit<PostgresStoreOptions, 'url'>> & { url: string };
@@ -497,7 +509,7 @@ class PostgresBackend implements SqlBackend {
 
 function positive(name: string, v: number | undefined, dflt: number): number {
   const n = v ?? dflt;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new StoreUnavailableError(`store option ${name} must be a positive integer, got ${String(v)}`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new StoreUnavailableError(`store option ${name} must be a positive integer, got ${String(v)}`, { transient: false });
   return n;
 }
 
@@ -514,7 +526,7 @@ function positive(name: string, v: number | undefined, dflt: number): number {
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
   const location = redactStoreUrl(options.url);
   if (!/^postgres(ql)?:\/\//i.test(options.url)) {
-    throw new StoreUnavailableError(`${location} is not a PostgreSQL URL (expected postgres://user:password@host:port/database)`);
+    throw new StoreUnavailableError(`${location} is not a PostgreSQL URL (expected postgres://user:password@host:port/database)`, { transient: false });
   }
   const d = DEFAULT_POSTGRES_OPTIONS;
   const config: Config = {
@@ -531,7 +543,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   try {
     backend = new PostgresBackend(config);
   } catch (err) {
-    throw new StoreUnavailableError(`cannot open the store ${location}: ${(err as Error).message}`, { cause: err });
+    throw new StoreUnavailableError(`cannot open the store ${location}: ${(err as Error).message}`, { cause: err, transient: false });
   }
   try {
     await backend.migrate();
@@ -539,7 +551,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await backend.close().catch(() => {});
     const mapped = mapPostgresError(err, { location, lockTimeoutMs: config.lockTimeoutMs, statementTimeoutMs: config.statementTimeoutMs, connectTimeoutMs: config.connectTimeoutMs, poolSize: config.poolSize });
     if (mapped instanceof StoreUnavailableError) {
-      throw new StoreUnavailableError(`cannot open the store: ${mapped.message}`, { cause: err });
+      throw new StoreUnavailableError(`cannot open the store: ${mapped.message}`, { cause: err, transient: mapped.transient });
     }
     throw mapped;
   }
