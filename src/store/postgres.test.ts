@@ -370,11 +370,12 @@ pgTest('the database dropped and re-created under running nodes: their subscript
   for (let i = 0; i < 8; i++) await node.trustStores.create({ id: `t${i}`, name: `t${i}`, etag: 'E', document: {}, now: 1 });
   const oldId = await node.clusterId();
   let reloads = 0;
+  let reloadedAt = -1;
   const errors: string[] = [];
   const seen: ChangeRecord[] = [];
   const sub = subscribeChanges(node, {
     fromSeq: 8, onChanges: (c) => { seen.push(...c); },
-    onReset: async () => { reloads++; return node.latestSequence(); }, onError: (err) => errors.push((err as Error).message),
+    onReset: async () => { reloads++; reloadedAt = await node.latestSequence(); return reloadedAt; }, onError: (err) => errors.push((err as Error).message),
   });
   t.after(() => sub.stop());
   await waitUntil(() => sub.clusterId === oldId, 'the first page');
@@ -387,12 +388,13 @@ pgTest('the database dropped and re-created under running nodes: their subscript
   await readyStore(fresh, 'revoked', 'E1');
   await waitUntil(() => reloads > 0 && sub.lastSeq === 2, 'the reload from the new database');
   assert.equal(sub.clusterId, newId);
-  assert.deepEqual(seen, [], 'nothing of the new database was applied on top of the old state');
+  // Only changes after the reload point were applied (on top of the reloaded state).
+  assert.deepEqual(seen.map((c) => c.seq), Array.from({ length: 2 - reloadedAt }, (_, i) => reloadedAt + 1 + i));
   assert.ok(errors.some((m) => m.includes(oldId) && m.includes(newId)), errors.join('\n'));
   // Then it follows the new database's feed.
   await fresh.kvs.updateItems('revoked', { ifMatch: 'E1', newEtag: 'E2', puts: [{ key: '01', value: 'r' }], deletes: [], maxStoreBytes: 1000, now: 3 });
   await sub.waitFor(3, 10_000);
-  assert.deepEqual((seen as ChangeRecord[]).map((c) => c.seq), [3]);
+  assert.deepEqual(seen.map((c) => c.seq).slice(-1), [3]);
 });
 
 test('mapPostgresError: network-level unavailability is transient; login, missing database, privileges, invalid URL are not', () => {
@@ -462,3 +464,38 @@ async function openSqliteStoreFor(dir: string): Promise<Store> {
   await s.trustStores.create({ id: 't', name: 't', etag: 'E', document: {}, now: 1 });
   return s;
 }
+
+test('an invalid PostgreSQL URL is refused saying what is wrong (port, unencoded characters), never echoing the password, not transient', async () => {
+  const cases: [string, RegExp][] = [
+    ['postgres://app:s3cr3t-pw@db.example:99999/edge', /the port 99999 is out of range \(1-65535\)/],
+    ['postgres://app:s3cr3t-pw@db.example:54x2/edge', /the port is not a number/],
+    ['postgres://app:s3cr3t/pw@db.example:5432/edge', /percent-encode/],
+    ['postgres://app:s3cr3t%zz-pw@db.example/edge', /write "%" as %25/],
+  ];
+  for (const [url, re] of cases) {
+    const err = await openPostgresStore({ url }).then(() => undefined, (e: unknown) => e as Error & { code: string; transient: boolean });
+    assert.ok(err, url);
+    assert.equal(err.code, 'StoreUnavailable');
+    assert.equal(err.transient, false);
+    assert.match(err.message, re);
+    assert.match(err.message, /is not a valid PostgreSQL URL/);
+    assert.doesNotMatch(err.message, /s3cr3t/);
+  }
+});
+
+pgTest('a role without CREATE on schema public: the migration reports the first error (42501) with a hint, not "current transaction is aborted"', async (t) => {
+  const url = await freshDb();
+  await server!.sql('do $$ begin if not exists (select from pg_roles where rolname = \'no_create\') then create role no_create login; end if; end $$');
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  t.after(() => admin.end());
+  await admin.query('revoke create on schema public from public');
+  const err = await openPostgresStore({ url: url.replace('postgres://postgres@', 'postgres://no_create:pw@') })
+    .then(() => undefined, (e: unknown) => e as Error & { code: string; transient: boolean });
+  assert.ok(err);
+  assert.equal(err.code, 'StoreUnavailable');
+  assert.equal(err.transient, false);
+  assert.match(err.message, /permission denied for schema public \(SQLSTATE 42501\)/);
+  assert.match(err.message, /the role needs CREATE on the database's public schema for the first start; see README|the role needs CREATE on the database's public schema for the first start \(and for a start that applies a new migration\); see README "Running a cluster"/);
+  assert.doesNotMatch(err.message, /25P02|current transaction is aborted|:pw@/);
+});

@@ -186,7 +186,7 @@ export function defineStoreContract(backend: string, fresh: () => Promise<Contra
       onError: (err) => errors.push((err as Error).message),
     });
     t.after(() => sub.stop());
-    for (let i = 0; i < 500 && reloads === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 500 && sub.lastSeq !== 1; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(sub.lastSeq, 1, 'reloaded to the database\'s latest');
     await b.trustStores.create({ id: 't2', name: 'ca2', etag: 'T2', document: {}, now: 2 });
     await sub.waitFor(2, 5000);
