@@ -552,6 +552,8 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     const repo = store.nodes;
     if (!repo) throw new StoreUnavailableError('the node table is not available: this node serves its local snapshot while the database is unreachable');
     const name = param(req, 'name');
+    // PostgreSQL text cannot hold U+0000; no node is named so (say so, not "key or value").
+    if (name.includes('\u0000')) throw new InvalidArgumentError('name: a node name cannot contain the NUL character U+0000');
     if (!(await repo.remove(name))) throw new EntityNotFoundError(`node "${name}" is not in the node table`);
     return reply.code(204).send();
   });

@@ -125,6 +125,9 @@ test('DELETE /v1/nodes/:name removes a node row; an unknown node is EntityNotFou
   const again = await del('gone');
   assert.equal(again.statusCode, 404);
   assert.equal(again.json().error.code, 'EntityNotFound');
+  const nul = await del('a%00b');
+  assert.equal(nul.statusCode, 400);
+  assert.deepEqual(nul.json().error, { code: 'InvalidArgument', message: 'name: a node name cannot contain the NUL character U+0000' });
 });
 
 test('GET /v1/nodes: a node whose applied sequence is ahead of the database (replaced or restored) is degraded and not in sync', async (t) => {

@@ -87,7 +87,12 @@ test('openNodeStore: the database when reachable; unreachable without a snapshot
   writeFileSync(join(dir, 'corrupt.json'), '{"not":"a snapshot"}\n');
   await assert.rejects(
     openNodeStore({ store: bad, snapshotFile: join(dir, 'corrupt.json') }),
-    (err: Error & { code?: string }) => err.code === 'StoreUnavailable' && /local snapshot .*corrupt\.json cannot be used/.test(err.message),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'StoreUnavailable');
+      assert.match(err.message, /local snapshot .*corrupt\.json cannot be used \(it is not a Portcullis store snapshot/);
+      assert.equal(err.message.split('corrupt.json').length, 2, `the path once: ${err.message}`);
+      return true;
+    },
   );
   // A valid snapshot of another database: refused (never serve another database's state).
   const src = await openStore({ kind: 'sqlite', dataDir: join(dir, 'src') });
@@ -204,4 +209,27 @@ test('fallback store: an attempt that fails for a reason retrying cannot fix (re
   assert.match(fallbackStatus(fb)!.fatalError!, /refused the login/);
   assert.deepEqual(events.map((e) => [e.type, e.final ?? false]), [['connect-failed', false], ['connect-failed', false], ['connect-failed', true]]);
   assert.deepEqual((await fb.kvs.listStores()).map((s) => s.name), ['k'], 'the snapshot is still served (reported degraded by the node)');
+});
+
+test('openNodeStore messages: "the database postgres://… is unreachable" (no doubled wording), and a snapshot written while serving records the URL as its source', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-fallback-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const src = await openStore({ kind: 'sqlite', dataDir: join(dir, 'src') });
+  t.after(() => src.close());
+  await readyStore(src, 'k');
+  const url = 'postgres://app:secret-pw@127.0.0.1:1/edge';
+  const location = 'postgres://app:…@127.0.0.1:1/edge';
+  await writeSnapshot(Object.assign(Object.create(Object.getPrototypeOf(src) as object) as Store, src, { location }), join(dir, 'snap.json'));
+  const served = await openNodeStore({ store: { kind: 'postgres', url, connectTimeoutMs: 2000 }, snapshotFile: join(dir, 'snap.json'), retryMs: 60_000 });
+  t.after(() => served.close());
+  assert.equal(served.location, location);
+  await assert.rejects(served.trustStores.create({ id: 'x', name: 'x', etag: 'E', document: {}, now: 1 }), (err: Error) => {
+    assert.match(err.message, /^the database postgres:\/\/app:…@127\.0\.0\.1:1\/edge is unreachable \(since this node started/);
+    assert.doesNotMatch(err.message, /the database the PostgreSQL database|secret-pw/);
+    return true;
+  });
+  // What the node's snapshot writer would record from this store: the URL, not a phrase.
+  const info = await writeSnapshot(served, join(dir, 'again.json'));
+  assert.equal((await openSnapshotStore(join(dir, 'again.json')).then(async (s) => { const src2 = s.snapshot.source; await s.close(); return src2; })), location);
+  assert.ok(info.seq >= 0);
 });
