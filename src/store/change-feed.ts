@@ -101,9 +101,11 @@ export class ChangeSubscription {
         if (page.reset || replaced) {
           if (!this.opts.onReset) throw new Error(`the changes after sequence ${this.lastSeq} are not in the database (pruned, or the database was replaced) and the subscriber cannot reload`);
           // The reload happens after this page was read: the next page's id must still
-          // be this page's, or the reload may have read yet another database.
+          // be this page's, or the reload may have read yet another database. Adopted
+          // only once the reload succeeded (a failed one is retried as a reset).
+          const reloaded = await this.opts.onReset();
           this.clusterId = page.clusterId;
-          this.lastSeq = await this.opts.onReset();
+          this.lastSeq = reloaded;
           this.settleWaiters();
           continue;
         }

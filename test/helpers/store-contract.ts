@@ -216,7 +216,10 @@ export function defineStoreContract(backend: string, fresh: () => Promise<Contra
     let reloads = 0;
     const sub = subscribeChanges(swapping, {
       fromSeq: 3, onChanges: (c) => { seen.push(...c.map((x) => x.seq)); },
-      onReset: async () => { reloads++; return current.latestSequence(); }, onError: (err) => errors.push((err as Error).message),
+      // The first reload fails: the subscription must try the reload again, never fall
+      // back to applying the other database's feed.
+      onReset: async () => { reloads++; if (reloads === 1) throw new Error('reload failed'); return current.latestSequence(); },
+      onError: (err) => errors.push((err as Error).message), retryMs: 10,
     });
     t.after(() => sub.stop());
     for (let i = 0; i < 500 && sub.clusterId === undefined; i++) await new Promise((r) => setTimeout(r, 10));
@@ -225,7 +228,8 @@ export function defineStoreContract(backend: string, fresh: () => Promise<Contra
     sub.pump();
     await sub.waitFor(5, 5000);
     assert.deepEqual(seen, [], 'changes 4 and 5 of the other database were not applied on top of the first one\'s state');
-    assert.equal(reloads, 1);
+    assert.equal(reloads, 2);
+    assert.ok(errors.includes('reload failed'));
     assert.equal(sub.clusterId, await second.clusterId());
     const [idFirst, idSecond] = [await first.clusterId(), await second.clusterId()];
     assert.ok(errors.some((m) => m.includes(idFirst) && m.includes(idSecond)), errors.join('\n'));
