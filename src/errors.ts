@@ -184,10 +184,21 @@ export class CannotDeleteEntityWhileInUseError extends PortcullisError {
  * The persistent store failed (cannot open the database file, a newer schema than this
  * build knows, the database stayed locked past the busy timeout, I/O error). The
  * message says which; the driver error is the `cause`. Code `StoreUnavailable`; HTTP 503.
+ *
+ * `transient` tells unavailability that may pass by itself (the server cannot be
+ * reached, refuses connections, is starting or shutting down, has too many
+ * connections, a timeout, a lock held too long, a failover) from errors that retrying
+ * cannot fix (a refused login, a database that does not exist, missing privileges, an
+ * invalid URL or option, a failed migration): only a transient error lets a node
+ * start from its local snapshot, and a node serving its snapshot stops retrying the
+ * database on a non-transient one. Default true.
  */
 export class StoreUnavailableError extends PortcullisError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('StoreUnavailable', message, options);
+  /** True when retrying later may succeed without changing the configuration. */
+  readonly transient: boolean;
+  constructor(message: string, options?: { cause?: unknown; transient?: boolean }) {
+    super('StoreUnavailable', message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.transient = options?.transient ?? true;
   }
 }
 
@@ -270,5 +281,28 @@ export class SnapshotWriteError extends PortcullisError {
   constructor(file: string, message: string, options?: { cause?: unknown }) {
     super('SnapshotWriteFailed', `cannot write the store snapshot ${file}: ${message}`, options);
     this.file = file;
+  }
+}
+
+/**
+ * A node's heartbeat found the node table's row of its `nodeName` written recently by
+ * another process (another instance id, a heartbeat younger than `cluster.staleAfterMs`):
+ * two nodes are configured with the same name and would silently share one row of
+ * `GET /v1/nodes`. The row is left as the other process wrote it. `existing` describes
+ * that process. Code `NodeNameConflict`.
+ */
+export class NodeNameConflictError extends PortcullisError {
+  readonly nodeName: string;
+  readonly existing: { instanceId: string; host: string; pid: number; startedAt: number; heartbeatAt: number };
+  constructor(nodeName: string, existing: NodeNameConflictError['existing'], options?: { cause?: unknown }) {
+    super(
+      'NodeNameConflict',
+      `node name "${nodeName}" is in use by another running process (host ${existing.host}, pid ${existing.pid}, instance ${existing.instanceId}, `
+      + `started ${new Date(existing.startedAt).toISOString()}, last heartbeat ${new Date(existing.heartbeatAt).toISOString()}): `
+      + 'give every node its own cluster.nodeName; this node\'s heartbeat was not recorded',
+      options,
+    );
+    this.nodeName = nodeName;
+    this.existing = existing;
   }
 }

@@ -77,7 +77,11 @@ export interface NodeView {
   HeartbeatAgeMs: number;
   /** The change sequence every replica of the node has applied. */
   AppliedSequence: number;
-  /** AppliedSequence ≥ the cluster's latest sequence: the node enforces every committed change. */
+  /**
+   * AppliedSequence = the cluster's latest sequence and the node is not stale: the node
+   * enforces every committed change. False for a stale node (it may still be serving
+   * older state) and for a node ahead of the database (its state is another history's).
+   */
   InSync: boolean;
   Stale: boolean;
   StartedTime: string;
@@ -507,15 +511,25 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     const items = rows.map((n): NodeView => {
       const age = Math.max(0, t - n.heartbeatAt);
       const stale = age > staleAfterMs;
+      // Ahead of the database: its state follows a history the database no longer has
+      // (replaced, or restored from an older backup). Never in sync.
+      const ahead = n.appliedSeq > latest;
+      const reasons = [
+        ...(stale ? [`no heartbeat for ${(age / 1000).toFixed(1)} s`] : []),
+        ...(ahead ? [`applied sequence ${n.appliedSeq} is ahead of the database's latest ${latest}: the database was replaced or restored; the node will reload`] : []),
+        ...n.reasons,
+      ];
       return {
-        Name: n.name, Status: stale ? 'stale' : n.status,
-        Reasons: stale ? [`no heartbeat for ${(age / 1000).toFixed(1)} s`, ...n.reasons] : n.reasons,
+        Name: n.name, Status: stale ? 'stale' : ahead ? 'degraded' : n.status,
+        Reasons: reasons,
         LastHeartbeat: new Date(n.heartbeatAt).toISOString(), HeartbeatAgeMs: age, AppliedSequence: n.appliedSeq,
-        InSync: n.appliedSeq >= latest, Stale: stale, StartedTime: new Date(n.startedAt).toISOString(), Version: n.version,
+        // A stale node may still be serving (cut off from the database, not dead): what
+        // it enforces is unknown, so it is never counted as in sync.
+        InSync: !stale && n.appliedSeq === latest, Stale: stale, StartedTime: new Date(n.startedAt).toISOString(), Version: n.version,
         Host: n.host, Pid: n.pid, AdminAddress: n.adminAddress, Listeners: n.listeners,
       };
     });
-    return { ...list(items), LatestSequence: latest, AllInSync: items.every((n) => n.Stale || n.InSync) };
+    return { ...list(items), LatestSequence: latest, AllInSync: items.every((n) => n.InSync) };
   }
   app.get('/v1/nodes', async (req) => {
     const q = req.query as Record<string, unknown>;
@@ -533,12 +547,17 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
       if (q.timeoutMs !== undefined) throw new InvalidArgumentError('timeoutMs: applies only with waitForSequence');
       return nodesView();
     }
-    // Every live node has applied change `waitFor` (heartbeats carry the applied sequence).
+    // A sequence not committed yet would only wait out the timeout.
+    const latestNow = await store.latestSequence();
+    if (waitFor > latestNow) throw new InvalidArgumentError(`waitForSequence: sequence ${waitFor} has not been committed; the latest is ${latestNow}`);
+    // Every node has applied change `waitFor` (heartbeats carry the applied sequence).
+    // A stale node confirms nothing: it may still be serving older state (cut off from
+    // the database); a node taken out of the cluster must be removed (DELETE).
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = await nodesView();
-      const live = v.Items.filter((n) => !n.Stale);
-      if (live.length > 0 && live.every((n) => n.AppliedSequence >= waitFor)) return v;
+      const confirmed = (n: NodeView): boolean => !n.Stale && n.AppliedSequence >= waitFor && n.AppliedSequence <= v.LatestSequence;
+      if (v.Items.length > 0 && v.Items.every(confirmed)) return v;
       if (Date.now() >= deadline) return { ...v, TimedOut: true };
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -549,6 +568,8 @@ export function registerApiRoutes(app: FastifyInstance, options: AdminApiOptions
     const repo = store.nodes;
     if (!repo) throw new StoreUnavailableError('the node table is not available: this node serves its local snapshot while the database is unreachable');
     const name = param(req, 'name');
+    // PostgreSQL text cannot hold U+0000; no node is named so (say so, not "key or value").
+    if (name.includes('\u0000')) throw new InvalidArgumentError('name: a node name cannot contain the NUL character U+0000');
     if (!(await repo.remove(name))) throw new EntityNotFoundError(`node "${name}" is not in the node table`);
     return reply.code(204).send();
   });

@@ -41,7 +41,7 @@ function row(name: string, over: Partial<NodeRecord> = {}): NodeRecord {
 
 const get = (app: FastifyInstance, url: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${TOKEN}` } });
 
-test('GET /v1/nodes: every node with its heartbeat, applied sequence, in-sync flag; silent nodes are stale and do not hold AllInSync back', async (t) => {
+test('GET /v1/nodes: every node with its heartbeat, applied sequence, in-sync flag; a silent node is stale and never in sync (it may still serve old state) until it reports again or is removed', async (t) => {
   const { app, store } = await setup(t);
   await store.trustStores.create({ id: 't', name: 't', etag: 'E', document: {}, now: 1 });
   await store.trustStores.create({ id: 'u', name: 'u', etag: 'E', document: {}, now: 1 });
@@ -62,11 +62,22 @@ test('GET /v1/nodes: every node with its heartbeat, applied sequence, in-sync fl
   assert.match(String((body.Items[2]!.Reasons as string[])[0]), /no heartbeat for 9\.0 s/);
   assert.deepEqual(body.Items[0]!.Listeners, [{ distribution: 'api', address: '127.0.0.1:8443', port: 8443 }]);
   await store.nodes!.heartbeat(row('b', { appliedSeq: 2 }));
-  assert.equal((await get(app, '/v1/nodes')).json().AllInSync, true, 'the stale node does not count');
+  assert.equal((await get(app, '/v1/nodes')).json().AllInSync, false, 'the stale node c is not confirmed');
+  // Stale even with the latest sequence applied: what it serves now is unknown.
+  await store.nodes!.heartbeat(row('c', { appliedSeq: 2, heartbeatAt: NOW - 9000 }));
+  const staleCurrent = (await get(app, '/v1/nodes')).json() as { Items: { Name: string; InSync: boolean }[]; AllInSync: boolean };
+  assert.equal(staleCurrent.Items.find((n) => n.Name === 'c')!.InSync, false);
+  assert.equal(staleCurrent.AllInSync, false);
+  await store.nodes!.remove('c');
+  assert.equal((await get(app, '/v1/nodes')).json().AllInSync, true, 'after the decommissioned node is removed');
 });
 
-test('GET /v1/nodes?waitForSequence: answers once every live node has it, or with TimedOut', async (t) => {
+test('GET /v1/nodes?waitForSequence: answers once every node has it, or with TimedOut; a stale node never confirms; an uncommitted sequence is refused at once', async (t) => {
   const { app, store } = await setup(t);
+  for (const n of ['t1', 't2', 't3']) await store.trustStores.create({ id: n, name: n, etag: 'E', document: {}, now: 1 });
+  const beyond = await get(app, '/v1/nodes?waitForSequence=4&timeoutMs=60000');
+  assert.equal(beyond.statusCode, 400);
+  assert.equal(beyond.json().error.message, 'waitForSequence: sequence 4 has not been committed; the latest is 3');
   await store.nodes!.heartbeat(row('a', { appliedSeq: 3 }));
   await store.nodes!.heartbeat(row('b', { appliedSeq: 1 }));
   const timedOut = await get(app, '/v1/nodes?waitForSequence=3&timeoutMs=250');
@@ -78,6 +89,11 @@ test('GET /v1/nodes?waitForSequence: answers once every live node has it, or wit
   assert.equal(done.statusCode, 200);
   assert.equal(done.json().TimedOut, undefined);
   assert.deepEqual((done.json().Items as { AppliedSequence: number }[]).map((n) => n.AppliedSequence), [3, 3]);
+  // A node cut off from the database (stale) confirms nothing, whatever it last reported.
+  await store.nodes!.heartbeat(row('c', { appliedSeq: 3, heartbeatAt: NOW - 9000 }));
+  const withStale = await get(app, '/v1/nodes?waitForSequence=3&timeoutMs=250');
+  assert.equal(withStale.json().TimedOut, true);
+  assert.equal(withStale.json().AllInSync, false);
 });
 
 test('GET /v1/nodes: bad query parameters are InvalidArgument; a store without a node table answers 503 StoreUnavailable', async (t) => {
@@ -109,4 +125,21 @@ test('DELETE /v1/nodes/:name removes a node row; an unknown node is EntityNotFou
   const again = await del('gone');
   assert.equal(again.statusCode, 404);
   assert.equal(again.json().error.code, 'EntityNotFound');
+  const nul = await del('a%00b');
+  assert.equal(nul.statusCode, 400);
+  assert.deepEqual(nul.json().error, { code: 'InvalidArgument', message: 'name: a node name cannot contain the NUL character U+0000' });
+});
+
+test('GET /v1/nodes: a node whose applied sequence is ahead of the database (replaced or restored) is degraded and not in sync', async (t) => {
+  const { app, store } = await setup(t);
+  for (const n of ['t1', 't2']) await store.trustStores.create({ id: n, name: n, etag: 'E', document: {}, now: 1 });
+  await store.nodes!.heartbeat(row('new', { appliedSeq: 2 }));
+  await store.nodes!.heartbeat(row('old', { appliedSeq: 61 }));
+  const body = (await get(app, '/v1/nodes')).json() as { Items: Record<string, unknown>[]; LatestSequence: number; AllInSync: boolean };
+  assert.equal(body.LatestSequence, 2);
+  assert.equal(body.AllInSync, false);
+  assert.deepEqual(body.Items.map((n) => [n.Name, n.Status, n.AppliedSequence, n.InSync]), [['new', 'ok', 2, true], ['old', 'degraded', 61, false]]);
+  assert.deepEqual(body.Items[1]!.Reasons, [
+    'applied sequence 61 is ahead of the database\'s latest 2: the database was replaced or restored; the node will reload',
+  ]);
 });

@@ -123,9 +123,9 @@ export function openApiDocument(): Json {
       },
       '/v1/nodes': {
         get: {
-          summary: 'The cluster\'s nodes: last heartbeat, applied change sequence, in sync with the latest sequence (stale when silent longer than cluster.staleAfterMs)',
+          summary: 'The cluster\'s nodes: last heartbeat, applied change sequence, in sync with the latest sequence (stale when silent longer than cluster.staleAfterMs; a stale node is never in sync — it may still be serving older state — so AllInSync is false until it reports again or is removed with DELETE /v1/nodes/{name})',
           parameters: [
-            query('waitForSequence', 'first wait until every live node has applied this change sequence (TimedOut: true when it did not within timeoutMs)', { type: 'integer' }),
+            query('waitForSequence', 'first wait until every node, stale ones included, has applied this change sequence (TimedOut: true when it did not within timeoutMs); a sequence beyond the latest committed is InvalidArgument at once', { type: 'integer' }),
             query('timeoutMs', 'how long waitForSequence waits, ms (default 10000, at most 60000)', { type: 'integer' }),
           ],
           responses: {

@@ -79,11 +79,23 @@ test('nodes list: a table with each node\'s status, applied sequence and in-sync
   assert.deepEqual(body.Items.map((n) => n.Name), ['edge-1', 'edge-2']);
   const waited = await cli(['nodes', 'list', '--wait-for-sequence', '1', '--timeout', '200']);
   assert.equal(waited.code, 1);
-  assert.match(waited.stderr, /not every live node applied change 1 within the timeout/);
+  assert.match(waited.stderr, /change 1 is not confirmed by every node within the timeout; unconfirmed: edge-2 \(applied 0\)/);
   await store.nodes!.heartbeat(row('edge-2', { appliedSeq: 1 }));
   const latest = await cli(['nodes', 'list', '--wait-for-sequence', 'latest', '--timeout', '2000']);
   assert.equal(latest.code, 0, latest.stderr);
-  assert.match(latest.stdout, /latest change sequence 1: every live node has it/);
+  assert.match(latest.stdout, /latest change sequence 1: every node has it/);
+  // A node cut off from the database (no heartbeat for longer than staleAfterMs) may
+  // still be serving old state: never "every node has it".
+  await store.nodes!.heartbeat(row('edge-3', { appliedSeq: 1, heartbeatAt: Date.now() - 60_000 }));
+  const stale = await cli(['nodes', 'list', '--wait-for-sequence', 'latest', '--timeout', '200']);
+  assert.equal(stale.code, 1);
+  assert.match(stale.stdout, /latest change sequence 1: not every node has it yet/);
+  assert.match(stale.stderr, /unconfirmed: edge-3 \(stale: no heartbeat for 60\.\d s; it may still be serving older state — if it was taken out of the cluster, run "portcullis nodes remove edge-3"\)/);
+  assert.doesNotMatch(stale.stderr, /edge-1|edge-2/);
+  await store.nodes!.remove('edge-3');
+  const beyond = await cli(['nodes', 'list', '--wait-for-sequence', '2']);
+  assert.notEqual(beyond.code, 0);
+  assert.match(beyond.stderr, /sequence 2 has not been committed; the latest is 1/);
   const bad = await cli(['nodes', 'list', '--wait-for-sequence', 'x']);
   assert.equal(bad.code, 64);
 });

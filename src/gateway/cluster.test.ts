@@ -22,6 +22,7 @@ test('node agent: heartbeats the applied sequence; a failing heartbeat turns /re
     heartbeat: async (r) => { if (down) throw new Error('connect ECONNREFUSED'); return db.nodes!.heartbeat(r); },
     list: () => db.nodes!.list(),
     remove: (n) => db.nodes!.remove(n),
+    leave: (n, i) => db.nodes!.leave(n, i),
     sequenceCommittedBefore: (time) => db.nodes!.sequenceCommittedBefore(time),
   };
   const store: Store = Object.assign(Object.create(Object.getPrototypeOf(db) as object) as Store, db, { nodes });

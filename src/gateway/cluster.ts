@@ -82,7 +82,7 @@ export class NodeAgent {
   /** When heartbeats started failing (the database unreachable), and why. */
   #dbDown: { since: number; error: string } | undefined;
   #progress: NodeProgress = { appliedSeq: undefined, degraded: [], starting: ['starting'] };
-  #lastSnapshot: { seq: number; at: number } | undefined;
+  #lastSnapshot: { seq: number; clusterId: string; at: number } | undefined;
   #snapshotFailing = false;
   #lastPruneAt = 0;
   #pruning = false;
@@ -199,15 +199,18 @@ export class NodeAgent {
     if (this.#lastSnapshot && now - this.#lastSnapshot.at < snapshotIntervalMs) return;
     try {
       const latest = await this.opts.store.latestSequence();
-      if (this.#lastSnapshot && latest <= this.#lastSnapshot.seq) return;
+      // Unchanged only when the same database is at the same sequence: a database that
+      // was replaced or restored may be at a lower (or equal) sequence with other state.
+      const clusterId = await this.opts.store.clusterId();
+      if (this.#lastSnapshot && latest === this.#lastSnapshot.seq && clusterId === this.#lastSnapshot.clusterId) return;
       const r = await writeNodeSnapshot(this.opts.store, snapshotFile);
-      this.#lastSnapshot = { seq: r.seq, at: now };
+      this.#lastSnapshot = { seq: r.seq, clusterId: r.clusterId, at: now };
       if (this.#snapshotFailing) this.opts.logger.info({ snapshotFile }, 'local snapshot written again');
       this.#snapshotFailing = false;
       this.opts.logger.debug({ snapshotFile, seq: r.seq, bytes: r.bytes }, `local snapshot at sequence ${r.seq} written (${r.bytes} bytes)`);
     } catch (err) {
       // Retried at the next interval; the previous snapshot stays in place (atomic writes).
-      this.#lastSnapshot = { seq: this.#lastSnapshot?.seq ?? -1, at: now };
+      this.#lastSnapshot = { seq: this.#lastSnapshot?.seq ?? -1, clusterId: this.#lastSnapshot?.clusterId ?? '', at: now };
       if (!this.#snapshotFailing) this.opts.logger.warn({ err, snapshotFile }, `could not write the local snapshot ${snapshotFile}: ${message(err)}`);
       this.#snapshotFailing = true;
     }

@@ -68,6 +68,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       onEvent: (e) => {
         if (e.type === 'connected') logger.info('database reachable: following its change feed from the snapshot\'s sequence');
         else if (e.type === 'snapshot') logger.warn({ err: e.error }, `database unreachable at start: serving the local snapshot ${spec.snapshotFile} at sequence ${e.seq}`);
+        else if (e.type === 'cluster-mismatch') logger.error({ snapshotClusterId: e.snapshotClusterId, databaseClusterId: e.databaseClusterId }, `the database has cluster id ${e.databaseClusterId} but the local snapshot served came from cluster id ${e.snapshotClusterId}: reloading the whole state from the database`);
         else logger.debug({ err: e.error }, 'database still unreachable');
       },
     });

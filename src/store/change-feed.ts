@@ -24,8 +24,18 @@ export interface ChangeSubscriptionOptions {
    * return the sequence the reloaded state reflects. Without it, a reset is an error.
    */
   onReset?(): Promise<number>;
-  /** Told about failures (database unreachable, handler threw); delivery retries. */
+  /**
+   * Told about failures (database unreachable, handler threw); delivery retries. Also
+   * told (with an Error naming both ids, before the reload) when the database's
+   * identity differs from the one the subscriber's state came from.
+   */
   onError?(err: unknown): void;
+  /**
+   * The identity ({@link Store.clusterId}) of the database the subscriber's state at
+   * `fromSeq` was loaded from. Unset: the id of the first page read (read at once, when
+   * the subscription starts).
+   */
+  clusterId?: string;
   /** Maximum changes per delivery (default 500). */
   batchSize?: number;
   /** Delay before retrying after a failure, ms (default 1000). */
@@ -46,9 +56,12 @@ export class ChangeSubscription {
   degraded = false;
   /** The last failure, while degraded. */
   lastError: unknown;
+  /** The identity of the database the delivered state comes from (undefined until the first page). */
+  clusterId: string | undefined;
 
   constructor(private readonly store: Store, private readonly opts: ChangeSubscriptionOptions) {
     this.lastSeq = opts.fromSeq;
+    this.clusterId = opts.clusterId;
     this.unwatch = store.watch(() => this.pump());
     this.pump();
   }
@@ -72,9 +85,27 @@ export class ChangeSubscription {
         if (this.stopped) return;
         const page = await this.store.changesAfter(this.lastSeq, batchSize);
         if (this.stopped) return;
-        if (page.reset) {
-          if (!this.opts.onReset) throw new Error(`changes after sequence ${this.lastSeq} were pruned and the subscriber cannot reload`);
-          this.lastSeq = await this.opts.onReset();
+        this.clusterId ??= page.clusterId;
+        const replaced = page.clusterId !== this.clusterId;
+        if (replaced) {
+          this.opts.onError?.(new Error(
+            `the database's cluster id is ${page.clusterId} but this node's state came from the database with cluster id ${this.clusterId}: `
+            + 'the database was replaced (dropped and re-created, or another cluster\'s); reloading the whole state from it',
+          ));
+        } else if (page.reset && page.latestSeq < this.lastSeq) {
+          this.opts.onError?.(new Error(
+            `this node has applied change sequence ${this.lastSeq} but the database's latest is ${page.latestSeq}: `
+            + 'the database was replaced or restored from an older backup; reloading the whole state from it',
+          ));
+        }
+        if (page.reset || replaced) {
+          if (!this.opts.onReset) throw new Error(`the changes after sequence ${this.lastSeq} are not in the database (pruned, or the database was replaced) and the subscriber cannot reload`);
+          // The reload happens after this page was read: the next page's id must still
+          // be this page's, or the reload may have read yet another database. Adopted
+          // only once the reload succeeded (a failed one is retried as a reset).
+          const reloaded = await this.opts.onReset();
+          this.clusterId = page.clusterId;
+          this.lastSeq = reloaded;
           this.settleWaiters();
           continue;
         }

@@ -7,9 +7,24 @@
  * receives exactly the changes after S (or a reset when they were pruned, and reloads
  * from the database), so nothing committed between the snapshot and the reconnection
  * is lost. Writes before the reconnection fail with StoreUnavailableError.
+ *
+ * The snapshot records the identity of the database it was read from
+ * ({@link Store.clusterId}). Pages of the change feed carry the id of the store that
+ * answered (the snapshot's, then the database's): when the database turns out to have
+ * another id (re-created, or another cluster's snapshot), every subscription reloads
+ * the whole state from the database instead of applying its feed to the snapshot's
+ * state, and `onEvent` reports `cluster-mismatch` naming both ids.
  */
 import { StoreUnavailableError } from '../errors.js';
 import type { ChangesPage, FunctionRepository, KvsRepository, NodeRepository, ResourceRepository, Store } from './types.js';
+
+/** What a {@link FallbackStore} reports through `onEvent`. */
+export type FallbackEvent =
+  /** An attempt failed; `final`: for a reason retrying cannot fix — no more attempts (see {@link FallbackStatus.fatalError}). */
+  | { type: 'connect-failed'; error: unknown; final?: boolean }
+  | { type: 'connected' }
+  /** The database has another identity than the snapshot served: subscribers reload from the database. */
+  | { type: 'cluster-mismatch'; snapshotClusterId: string; databaseClusterId: string };
 
 /** How long after the reconnection the snapshot store is closed, ms. */
 const SNAPSHOT_RELEASE_MS = 30_000;
@@ -26,8 +41,8 @@ export interface FallbackStoreOptions {
   location: string;
   /** Delay between connection attempts, ms (default 1000). */
   retryMs?: number;
-  /** Told about each failed attempt and about the reconnection. */
-  onEvent?: (e: { type: 'connect-failed'; error: unknown } | { type: 'connected' }) => void;
+  /** Told about each failed attempt, the reconnection, and a database of another identity. */
+  onEvent?: (e: FallbackEvent) => void;
 }
 
 /** What a {@link FallbackStore} is serving. */
@@ -42,6 +57,17 @@ export interface FallbackStatus {
   since: number;
   /** The last connection failure's message, while not connected. */
   lastError?: string;
+  /**
+   * Set when an attempt failed for a reason retrying cannot fix (a non-transient
+   * StoreUnavailableError: refused login, missing database, privileges, …): its
+   * message. The store no longer retries; the node keeps serving the snapshot and must
+   * be reported degraded until the configuration is fixed and it is restarted.
+   */
+  fatalError?: string;
+  /** The identity of the database the snapshot was read from. */
+  snapshotClusterId: string;
+  /** Set once connected to a database whose identity differs from the snapshot's (its id). */
+  clusterMismatch?: string;
 }
 
 /** Methods of a repository, delegated to the current store. */
@@ -77,15 +103,19 @@ export class FallbackStore implements Store {
   #real: Store | undefined;
   readonly #snapshot: Store;
   readonly #snapshotSeq: number;
+  readonly #snapshotClusterId: string;
+  #clusterMismatch: string | undefined;
   readonly #since = Date.now();
   #lastError: string | undefined;
+  #fatalError: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #listeners = new Map<() => void, (() => void) | undefined>();
 
-  private constructor(private readonly opts: FallbackStoreOptions, snapshotSeq: number) {
+  private constructor(private readonly opts: FallbackStoreOptions, snapshotSeq: number, snapshotClusterId: string) {
     this.#snapshot = opts.snapshot;
     this.#snapshotSeq = snapshotSeq;
+    this.#snapshotClusterId = snapshotClusterId;
     this.dialect = opts.snapshot.dialect;
     this.location = opts.location;
     const wrap = (err: unknown): unknown => this.#wrap(err);
@@ -97,7 +127,7 @@ export class FallbackStore implements Store {
 
   /** Wraps `snapshot` and starts trying `connect` every `retryMs`. */
   static async start(opts: FallbackStoreOptions): Promise<FallbackStore> {
-    const s = new FallbackStore(opts, await opts.snapshot.latestSequence());
+    const s = new FallbackStore(opts, await opts.snapshot.latestSequence(), await opts.snapshot.clusterId());
     s.#schedule(0);
     return s;
   }
@@ -109,7 +139,10 @@ export class FallbackStore implements Store {
       snapshotSeq: this.#snapshotSeq,
       ...(this.opts.snapshotWrittenAt !== undefined ? { snapshotWrittenAt: this.opts.snapshotWrittenAt } : {}),
       since: this.#since,
+      snapshotClusterId: this.#snapshotClusterId,
+      ...(this.#clusterMismatch !== undefined ? { clusterMismatch: this.#clusterMismatch } : {}),
       ...(this.#real === undefined && this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
+      ...(this.#fatalError !== undefined ? { fatalError: this.#fatalError } : {}),
     };
   }
 
@@ -144,6 +177,27 @@ export class FallbackStore implements Store {
       real = await this.opts.connect();
     } catch (err) {
       this.#lastError = err instanceof Error ? err.message : String(err);
+      if (err instanceof StoreUnavailableError && !err.transient) {
+        // A login that will fail again the same way: no retry every second.
+        this.#fatalError = err.message;
+        this.opts.onEvent?.({ type: 'connect-failed', error: err, final: true });
+        return;
+      }
+      this.opts.onEvent?.({ type: 'connect-failed', error: err });
+      this.#schedule(this.opts.retryMs ?? 1000);
+      return;
+    }
+    if (this.#closed) {
+      await real.close();
+      return;
+    }
+    let databaseClusterId: string | undefined;
+    try {
+      databaseClusterId = await real.clusterId();
+    } catch (err) {
+      // Reachable a moment ago; try again later rather than guess the identity.
+      await real.close().catch(() => {});
+      this.#lastError = err instanceof Error ? err.message : String(err);
       this.opts.onEvent?.({ type: 'connect-failed', error: err });
       this.#schedule(this.opts.retryMs ?? 1000);
       return;
@@ -155,6 +209,12 @@ export class FallbackStore implements Store {
     this.#real = real;
     this.#lastError = undefined;
     this.opts.onEvent?.({ type: 'connected' });
+    if (databaseClusterId !== this.#snapshotClusterId) {
+      // Never keep serving another database's state: every subscription sees the new
+      // id on its next page and reloads from the database.
+      this.#clusterMismatch = databaseClusterId;
+      this.opts.onEvent?.({ type: 'cluster-mismatch', snapshotClusterId: this.#snapshotClusterId, databaseClusterId });
+    }
     // The snapshot's memory is released once reads in flight on it have surely finished.
     setTimeout(() => { void this.#snapshot.close().catch(() => {}); }, SNAPSHOT_RELEASE_MS).unref();
     for (const listener of [...this.#listeners.keys()]) {
@@ -166,11 +226,15 @@ export class FallbackStore implements Store {
   changesAfter(seq: number, limit?: number): Promise<ChangesPage> {
     if (this.#real) return this.#real.changesAfter(seq, limit);
     // Until the database returns, the feed has nothing after the snapshot.
-    return Promise.resolve({ changes: [], reset: false, latestSeq: Math.max(seq, this.#snapshotSeq) });
+    return Promise.resolve({ changes: [], reset: false, latestSeq: Math.max(seq, this.#snapshotSeq), clusterId: this.#snapshotClusterId });
   }
 
   latestSequence(): Promise<number> {
     return this.#current().latestSequence();
+  }
+
+  clusterId(): Promise<string> {
+    return this.#current().clusterId();
   }
 
   pruneChanges(seq: number): Promise<number> {

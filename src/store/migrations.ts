@@ -7,6 +7,7 @@
  * ROWID`, PostgreSQL `COLLATE "C"` for byte-order key sorting) stay here and the
  * queries in sql-store.ts stay portable.
  */
+import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
 import { StoreUnavailableError } from '../errors.js';
 
@@ -108,6 +109,27 @@ function migrations(dialect: StoreDialect): Record<string, Migration> {
         await db.schema.createIndex('changes_committed_at').on('changes').column('committed_at').execute();
       },
     },
+    // The database's identity: a random id created once, with the database. A replica
+    // (or a local snapshot) remembers the id of the database its state came from; a
+    // different id means the database was replaced (dropped and re-created, another
+    // cluster's) and the replica must reload instead of following the new feed.
+    '0003_cluster_identity': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.createTable('cluster_identity')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('cluster_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.insertInto('cluster_identity' as never).values({ id: 1, cluster_id: randomUUID(), created_at: Date.now() } as never).execute();
+      },
+    },
+    // Which process wrote a node's row (random per process start): two nodes with the
+    // same nodeName are told apart instead of silently sharing one row.
+    '0004_node_instance': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('nodes').addColumn('instance_id', 'text', (c) => c.notNull().defaultTo('')).execute();
+      },
+    },
   };
 }
 
@@ -148,9 +170,12 @@ export async function migrateToLatest(
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName;
     const msg = (result.error as Error).message ?? String(result.error);
+    // A connection lost mid-migration may pass; anything else (privileges, a schema
+    // that is not ours) will fail again the same way.
+    const transient = result.error instanceof StoreUnavailableError && result.error.transient;
     throw new StoreUnavailableError(
       failed ? `schema migration ${failed} failed: ${msg}` : `schema migration failed: ${msg}`,
-      { cause: result.error },
+      { cause: result.error, transient },
     );
   }
   return result;

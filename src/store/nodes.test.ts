@@ -1,9 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openStore, type NodeRecord, type Store } from './index.js';
+import { NODE_INSTANCE_ID, openStore, type NodeRecord, type Store } from './index.js';
+import { NodeNameConflictError } from '../errors.js';
 import { postgresSkipReason, startPostgres, type TestPostgres } from '../../test/helpers/postgres.js';
 
 const pgSkip = postgresSkipReason();
@@ -31,7 +33,7 @@ const backends: { name: string; skip?: string; open: (t: { after: (fn: () => voi
 function node(name: string, over: Partial<NodeRecord> = {}): NodeRecord {
   return {
     name, startedAt: 1000, heartbeatAt: 2000, appliedSeq: 0, version: '1.0.0', pid: 42, host: 'h1', adminAddress: '127.0.0.1:9901',
-    listeners: [{ distribution: 'd', address: '127.0.0.1:8443', port: 8443 }], status: 'ok', reasons: [], ...over,
+    listeners: [{ distribution: 'd', address: '127.0.0.1:8443', port: 8443 }], status: 'ok', reasons: [], instanceId: 'i-1', ...over,
   };
 }
 
@@ -52,6 +54,43 @@ test(`store nodes (${b.name}): heartbeat inserts then replaces a node row; list 
   assert.equal(await s.nodes.remove('a'), true);
   assert.equal(await s.nodes.remove('a'), false);
   assert.deepEqual((await s.nodes.list()).map((n) => n.name), ['b']);
+});
+
+test(`store nodes (${b.name}): two processes heartbeating the same node name: the second gets NodeNameConflict and the row stays the first one's; a silent row or a clean leave allows a restart`, b.skip ? { skip: b.skip } : {}, async (t) => {
+  const s = await b.open(t);
+  t.after(() => s.close());
+  const repo = s.nodes!;
+  await repo.heartbeat(node('edge', { instanceId: 'first', host: 'h1', pid: 11, heartbeatAt: 10_000 }), { staleAfterMs: 5000 });
+  await repo.heartbeat(node('edge', { instanceId: 'first', host: 'h1', pid: 11, heartbeatAt: 11_000, appliedSeq: 3 }), { staleAfterMs: 5000 });
+  const err = await repo.heartbeat(node('edge', { instanceId: 'second', host: 'h2', pid: 22, heartbeatAt: 12_000 }), { staleAfterMs: 5000 })
+    .then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof NodeNameConflictError, String(err));
+  assert.equal(err.code, 'NodeNameConflict');
+  assert.equal(err.nodeName, 'edge');
+  assert.deepEqual(err.existing, { instanceId: 'first', host: 'h1', pid: 11, startedAt: 1000, heartbeatAt: 11_000 });
+  assert.match(err.message, /node name "edge" is in use by another running process \(host h1, pid 11, instance first/);
+  const [row] = await repo.list();
+  assert.deepEqual([row!.instanceId, row!.host, row!.appliedSeq], ['first', 'h1', 3], 'the row is the first process\'s');
+  // The first process went silent longer than staleAfterMs: a restart takes the name over.
+  await repo.heartbeat(node('edge', { instanceId: 'second', host: 'h2', pid: 22, heartbeatAt: 16_001 }), { staleAfterMs: 5000 });
+  assert.equal((await repo.list())[0]!.instanceId, 'second');
+  // A clean stop leaves: the restart is accepted at once. Only the own row is removed.
+  assert.equal(await repo.leave('edge', 'first'), false);
+  assert.equal(await repo.leave('edge', 'second'), true);
+  await repo.heartbeat(node('edge', { instanceId: 'third', heartbeatAt: 16_002 }), { staleAfterMs: 5000 });
+  assert.equal((await repo.list())[0]!.instanceId, 'third');
+  // A restart on the same machine: the previous process (same host) is gone — taken
+  // over at once; while it is alive, it is a second node.
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  await repo.heartbeat(node('local', { instanceId: 'old', host: hostname(), pid: process.ppid, heartbeatAt: 20_000 }), { staleAfterMs: 5000 });
+  await assert.rejects(repo.heartbeat(node('local', { instanceId: 'new', host: hostname(), pid: process.pid, heartbeatAt: 20_001 }), { staleAfterMs: 5000 }), { code: 'NodeNameConflict' });
+  await repo.heartbeat(node('local', { instanceId: 'old', host: hostname(), pid: dead, heartbeatAt: 20_002 }), { staleAfterMs: 5000 });
+  await repo.heartbeat(node('local', { instanceId: 'new', host: hostname(), pid: process.pid, heartbeatAt: 20_003 }), { staleAfterMs: 5000 });
+  assert.equal((await repo.list()).find((n) => n.name === 'local')!.instanceId, 'new');
+  // Without an instance id, a heartbeat is this process's.
+  await repo.heartbeat(node('mine', { instanceId: undefined, heartbeatAt: 1 }));
+  assert.equal((await repo.list()).find((n) => n.name === 'mine')!.instanceId, NODE_INSTANCE_ID);
+  assert.equal(await repo.leave('mine'), true);
 });
 
 test(`store nodes (${b.name}): sequenceCommittedBefore gives the last change older than a time (pruning by age)`, b.skip ? { skip: b.skip } : {}, async (t) => {

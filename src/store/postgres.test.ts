@@ -2,7 +2,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { openStore, subscribeChanges, migrationNames, type ChangeRecord, type Store } from './index.js';
-import { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
+import { mapPostgresError, openPostgresStore, type PostgresStoreOptions } from './postgres.js';
 import { startPostgres, postgresSkipReason, type TestPostgres } from '../../test/helpers/postgres.js';
 import { defineStoreContract, readyStore } from '../../test/helpers/store-contract.js';
 import { KeyValueStoreService, KvsReplica } from '../kvs/index.js';
@@ -361,4 +361,141 @@ pgTest('a node starting while another holds the migration lock waits for it, the
   const s = await opening;
   t.after(() => s.close());
   assert.equal(await s.latestSequence(), 0);
+});
+
+pgTest('the database dropped and re-created under running nodes: their subscriptions see the new cluster id (and a latest below theirs) and reload, then follow the new feed', async (t) => {
+  const name = `t${process.pid}_recreated`;
+  const url = await server!.createDatabase(name);
+  const node = await open(url, t, { pollIntervalMs: 50 });
+  for (let i = 0; i < 8; i++) await node.trustStores.create({ id: `t${i}`, name: `t${i}`, etag: 'E', document: {}, now: 1 });
+  const oldId = await node.clusterId();
+  let reloads = 0;
+  let reloadedAt = -1;
+  const errors: string[] = [];
+  const seen: ChangeRecord[] = [];
+  const sub = subscribeChanges(node, {
+    fromSeq: 8, onChanges: (c) => { seen.push(...c); },
+    onReset: async () => { reloads++; reloadedAt = await node.latestSequence(); return reloadedAt; }, onError: (err) => errors.push((err as Error).message),
+  });
+  t.after(() => sub.stop());
+  await waitUntil(() => sub.clusterId === oldId, 'the first page');
+  await server!.sql(`drop database "${name}" with (force)`);
+  await server!.createDatabase(name);
+  // A new node migrates the new database and revokes a certificate (sequence 1 and 2).
+  const fresh = await open(url, t);
+  const newId = await fresh.clusterId();
+  assert.notEqual(newId, oldId);
+  await readyStore(fresh, 'revoked', 'E1');
+  await waitUntil(() => reloads > 0 && sub.lastSeq === 2, 'the reload from the new database');
+  assert.equal(sub.clusterId, newId);
+  // Only changes after the reload point were applied (on top of the reloaded state).
+  assert.deepEqual(seen.map((c) => c.seq), Array.from({ length: 2 - reloadedAt }, (_, i) => reloadedAt + 1 + i));
+  assert.ok(errors.some((m) => m.includes(oldId) && m.includes(newId)), errors.join('\n'));
+  // Then it follows the new database's feed.
+  await fresh.kvs.updateItems('revoked', { ifMatch: 'E1', newEtag: 'E2', puts: [{ key: '01', value: 'r' }], deletes: [], maxStoreBytes: 1000, now: 3 });
+  await sub.waitFor(3, 10_000);
+  assert.deepEqual(seen.map((c) => c.seq).slice(-1), [3]);
+});
+
+test('mapPostgresError: network-level unavailability is transient; login, missing database, privileges, invalid URL are not', () => {
+  const ctx = { location: 'postgres://app:…@db:5432/edge', lockTimeoutMs: 1, statementTimeoutMs: 1, connectTimeoutMs: 1, poolSize: 1 };
+  const server = (code: string, message = 'm') => Object.assign(new Error(message), { code, severity: 'FATAL' });
+  const cases: [unknown, boolean][] = [
+    [Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' }), true],
+    [Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' }), true],
+    [Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' }), true],
+    [Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), true],
+    [new Error('Connection terminated unexpectedly'), true],
+    [new Error('timeout exceeded when trying to connect'), true],
+    [server('57P01', 'terminating connection due to administrator command'), true],
+    [server('57P03', 'the database system is starting up'), true],
+    [server('53300', 'sorry, too many clients already'), true],
+    [server('55P03'), true],
+    [server('28P01', 'password authentication failed for user "app"'), false],
+    [server('28000', 'role "app" is not permitted to log in'), false],
+    [server('3D000', 'database "edge" does not exist'), false],
+    [server('42501', 'permission denied for schema public'), false],
+    [Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }), false],
+  ];
+  for (const [err, transient] of cases) {
+    const mapped = mapPostgresError(err, ctx) as { code?: string; transient?: boolean; message: string };
+    assert.equal(mapped.code, 'StoreUnavailable', mapped.message);
+    assert.equal(mapped.transient, transient, mapped.message);
+  }
+});
+
+pgTest('openNodeStore: a login that is refused or a database that does not exist is fatal even with a snapshot; an unreachable server falls back to it', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { openNodeStore, fallbackStatus, writeSnapshot } = await import('./index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-pgfatal-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await server!.sql('do $$ begin if not exists (select from pg_roles where rolname = \'cannot_login\') then create role cannot_login nologin; end if; end $$');
+  const src = await openSqliteStoreFor(dir);
+  t.after(() => src.close());
+  const cases: [string, RegExp][] = [
+    [`postgres://cannot_login:pw@127.0.0.1:${server!.port}/postgres`, /refused the login: .*not permitted to log in \(SQLSTATE 28000\)/],
+    [`postgres://postgres:pw@127.0.0.1:${server!.port}/no_such_db`, /database "no_such_db" does not exist \(SQLSTATE 3D000\)/],
+  ];
+  for (const [url, re] of cases) {
+    // A snapshot of exactly this database, as the node would have written it.
+    const file = join(dir, 'snap.json');
+    await writeSnapshot(Object.assign(Object.create(Object.getPrototypeOf(src) as object) as Store, src, { location: url.replace(':pw@', ':…@') }), file);
+    const err = await openNodeStore({ store: { kind: 'postgres', url }, snapshotFile: file }).then(() => undefined, (e: unknown) => e as Error & { code: string; transient: boolean });
+    assert.ok(err, url);
+    assert.equal(err.code, 'StoreUnavailable');
+    assert.equal(err.transient, false);
+    assert.match(err.message, re);
+    assert.doesNotMatch(err.message, /refusing to serve without state|:pw@/);
+  }
+  // Nothing listens: transient, the snapshot is served.
+  const down = `postgres://postgres:pw@127.0.0.1:1/postgres`;
+  const file = join(dir, 'down.json');
+  await writeSnapshot(Object.assign(Object.create(Object.getPrototypeOf(src) as object) as Store, src, { location: down.replace(':pw@', ':…@') }), file);
+  const served = await openNodeStore({ store: { kind: 'postgres', url: down, connectTimeoutMs: 2000 }, snapshotFile: file, retryMs: 60_000 });
+  t.after(() => served.close());
+  assert.equal(fallbackStatus(served)?.connected, false);
+});
+
+async function openSqliteStoreFor(dir: string): Promise<Store> {
+  const { join } = await import('node:path');
+  const s = await openStore({ kind: 'sqlite', dataDir: join(dir, 'src') });
+  await s.trustStores.create({ id: 't', name: 't', etag: 'E', document: {}, now: 1 });
+  return s;
+}
+
+test('an invalid PostgreSQL URL is refused saying what is wrong (port, unencoded characters), never echoing the password, not transient', async () => {
+  const cases: [string, RegExp][] = [
+    ['postgres://app:s3cr3t-pw@db.example:99999/edge', /the port 99999 is out of range \(1-65535\)/],
+    ['postgres://app:s3cr3t-pw@db.example:54x2/edge', /the port is not a number/],
+    ['postgres://app:s3cr3t/pw@db.example:5432/edge', /percent-encode/],
+    ['postgres://app:s3cr3t%zz-pw@db.example/edge', /write "%" as %25/],
+  ];
+  for (const [url, re] of cases) {
+    const err = await openPostgresStore({ url }).then(() => undefined, (e: unknown) => e as Error & { code: string; transient: boolean });
+    assert.ok(err, url);
+    assert.equal(err.code, 'StoreUnavailable');
+    assert.equal(err.transient, false);
+    assert.match(err.message, re);
+    assert.match(err.message, /is not a valid PostgreSQL URL/);
+    assert.doesNotMatch(err.message, /s3cr3t/);
+  }
+});
+
+pgTest('a role without CREATE on schema public: the migration reports the first error (42501) with a hint, not "current transaction is aborted"', async (t) => {
+  const url = await freshDb();
+  await server!.sql('do $$ begin if not exists (select from pg_roles where rolname = \'no_create\') then create role no_create login; end if; end $$');
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  t.after(() => admin.end());
+  await admin.query('revoke create on schema public from public');
+  const err = await openPostgresStore({ url: url.replace('postgres://postgres@', 'postgres://no_create:pw@') })
+    .then(() => undefined, (e: unknown) => e as Error & { code: string; transient: boolean });
+  assert.ok(err);
+  assert.equal(err.code, 'StoreUnavailable');
+  assert.equal(err.transient, false);
+  assert.match(err.message, /permission denied for schema public \(SQLSTATE 42501\)/);
+  assert.match(err.message, /the role needs CREATE on the database's public schema for the first start; see README|the role needs CREATE on the database's public schema for the first start \(and for a start that applies a new migration\); see README "Running a cluster"/);
+  assert.doesNotMatch(err.message, /25P02|current transaction is aborted|:pw@/);
 });

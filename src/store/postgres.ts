@@ -187,6 +187,8 @@ export function mapPostgresError(err: unknown, ctx: MapContext): unknown {
     ? ' — this happened while committing a write: it may or may not have been applied; read the current state before retrying'
     : '';
   let text: string;
+  // Whether retrying may succeed without a configuration change (see StoreUnavailableError).
+  let transient = true;
   if (sqlState === '22021' || sqlState === '22P05') {
     return new InvalidArgumentError(`PostgreSQL cannot store this text (${msg}); the NUL character U+0000 is not allowed in keys or values`, { cause: err });
   } else if (sqlState === '55P03') {
@@ -196,23 +198,36 @@ export function mapPostgresError(err: unknown, ctx: MapContext): unknown {
   } else if (sqlState === '25006') {
     text = `${loc} is read-only (a standby, or a primary that was demoted by a failover): point the store at the current primary`;
   } else if (sqlState === '28P01' || sqlState === '28000') {
-    text = `PostgreSQL at ${loc} refused the login: ${msg}`;
+    text = `PostgreSQL at ${loc} refused the login: ${msg} (SQLSTATE ${sqlState})`;
+    transient = false;
   } else if (sqlState === '3D000') {
-    text = `PostgreSQL at ${loc}: ${msg}`;
+    text = `PostgreSQL at ${loc}: ${msg} (SQLSTATE ${sqlState}); create it (CREATE DATABASE) or fix the URL`;
+    transient = false;
   } else if (sqlState !== undefined && (sqlState.startsWith('08') || sqlState.startsWith('57P') || sqlState.startsWith('53'))) {
     text = `PostgreSQL at ${loc} is unavailable: ${msg} (SQLSTATE ${sqlState})`;
+  } else if (sqlState === '40001' || sqlState === '40P01') {
+    text = `database error on ${loc}: ${msg} (SQLSTATE ${sqlState}); nothing was changed`;
   } else if (sqlState !== undefined) {
+    // Privileges (42501), a damaged or foreign schema, …: retrying cannot fix it.
     text = `database error on ${loc}: ${msg} (SQLSTATE ${sqlState})`;
+    transient = false;
   } else if (/timeout exceeded when trying to connect/i.test(msg)) {
     text = `cannot reach PostgreSQL at ${loc}: no connection within ${ctx.connectTimeoutMs} ms (the server did not answer, or all ${ctx.poolSize} pool connections stayed busy)`;
   } else if (/Query read timeout/i.test(msg)) {
     text = `PostgreSQL at ${loc} did not answer within ${queryTimeoutMs(ctx.statementTimeoutMs)} ms; the connection was dropped`;
   } else if (code !== undefined && NETWORK_CODES.has(code)) {
     text = `cannot reach PostgreSQL at ${loc}: ${msg}`;
+  } else if (code === 'ERR_INVALID_URL' || /Invalid URL/i.test(msg)) {
+    text = `${loc} is not a valid URL (check the host and port, and percent-encode special characters such as @ / : # ? % in the user and password)`;
+    transient = false;
+  } else if (/SSL|SASL|password must be|certificate/i.test(msg)) {
+    // Client-side configuration: the URL, TLS settings, the password's form.
+    text = `cannot connect to PostgreSQL at ${loc}: ${msg}`;
+    transient = false;
   } else {
     text = `PostgreSQL at ${loc} is unavailable: ${msg}`;
   }
-  return new StoreUnavailableError(text + tail, { cause: err });
+  return new StoreUnavailableError(text + tail, { cause: err, transient });
 }
 
 type Config = Required<Omit<PostgresStoreOptions, 'url'>> & { url: string };
@@ -277,7 +292,7 @@ class PostgresBackend implements SqlBackend {
    * reads outside transactions are mapped too), and a connection that failed (timeout,
    * socket error) is destroyed on release instead of going back to the pool.
    */
-  private guardedPool(pool: pg.Pool): PostgresPool {
+  private guardedPool(pool: pg.Pool, onQueryError?: (err: unknown) => void): PostgresPool {
     const map = (err: unknown, commit = false): unknown => mapPostgresError(err, { ...this.ctx, commit });
     return {
       connect: async (): Promise<PostgresPoolClient> => {
@@ -293,6 +308,7 @@ class PostgresBackend implements SqlBackend {
             try {
               return await client.query(text, params);
             } catch (err) {
+              onQueryError?.(err);
               if (isConnectionFailure(err)) broken = true;
               throw map(err, text.trim().toLowerCase() === 'commit');
             }
@@ -352,12 +368,32 @@ class PostgresBackend implements SqlBackend {
       ...clientConfig(this.config, `${this.config.applicationName}-migrate`),
       statement_timeout: MIGRATION_STATEMENT_MS, lock_timeout: MIGRATION_LOCK_WAIT_MS, query_timeout: MIGRATION_STATEMENT_MS + QUERY_TIMEOUT_MARGIN_MS,
     };
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: this.guardedPool(this.newPool(cfg, 1)) }) });
+    // The first statement that failed is the cause: once it failed, every later
+    // statement of the transaction (kysely's own checks included) fails with 25P02
+    // "current transaction is aborted", which says nothing.
+    let firstError: unknown;
+    const db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: this.guardedPool(this.newPool(cfg, 1), (err) => { firstError ??= err; }) }),
+    });
     try {
       await this.migrateOn(db);
+    } catch (err) {
+      throw this.migrationError(err, firstError);
     } finally {
       await db.destroy();
     }
+  }
+
+  /** The error a failed migration reports: the first failed statement's, with a hint for missing privileges. */
+  private migrationError(err: unknown, first: unknown): unknown {
+    const cause = first !== undefined && (first as { code?: unknown }).code !== '25P02' ? first : undefined;
+    if (cause === undefined) return err;
+    const mapped = mapPostgresError(cause, this.ctx);
+    if (!(mapped instanceof StoreUnavailableError)) return mapped;
+    const hint = (cause as { code?: unknown }).code === '42501'
+      ? '; the role needs CREATE on the database\'s public schema for the first start (and for a start that applies a new migration); see README "Running a cluster"'
+      : '';
+    return new StoreUnavailableError(`schema migration failed: ${mapped.message}${hint}`, { cause, transient: mapped.transient });
   }
 
   private async migrateOn(db: Kysely<Database>): Promise<void> {
@@ -495,9 +531,44 @@ class PostgresBackend implements SqlBackend {
   }
 }
 
+/**
+ * Checks a `postgres://` URL before the driver sees it, saying what is wrong (the
+ * driver's own message is a bare "Invalid URL"). Never echoes the password.
+ * @throws StoreUnavailableError (transient false) naming the problem.
+ */
+function checkPostgresUrl(url: string, location: string): void {
+  const bad = (problem: string): StoreUnavailableError => new StoreUnavailableError(`${location} is not a valid PostgreSQL URL: ${problem}`, { transient: false });
+  const rest = url.replace(/^postgres(?:ql)?:\/\//i, '');
+  const cut = rest.search(/[/?#]/);
+  const authority = cut < 0 ? rest : rest.slice(0, cut);
+  const at = authority.lastIndexOf('@');
+  const userInfo = at >= 0 ? authority.slice(0, at) : '';
+  const hostPort = authority.slice(at + 1);
+  if (userInfo.includes('@')) throw bad('the user or password contains "@": percent-encode it as %40');
+  // An "@" after the authority: the user info holds an unencoded "/", "?" or "#".
+  if (cut >= 0 && rest.slice(cut).includes('@')) throw bad('the user or password contains "/", "?" or "#": percent-encode special characters (e.g. / as %2F)');
+  try {
+    decodeURIComponent(userInfo);
+  } catch {
+    throw bad('the user or password has a "%" that is not a percent-encoded byte: write "%" as %25');
+  }
+  const hm = /^(\[[^\]]*\]|[^:[\]]*)(?::(.*))?$/.exec(hostPort);
+  if (!hm) throw bad(`the host "${hostPort}" is malformed`);
+  const port = hm[2];
+  if (port !== undefined && port !== '') {
+    if (!/^\d+$/.test(port)) throw bad('the port is not a number');
+    if (Number(port) < 1 || Number(port) > 65535) throw bad(`the port ${port} is out of range (1-65535)`);
+  }
+  try {
+    new URL(url);
+  } catch {
+    throw bad('it does not parse as a URL (percent-encode special characters such as / : # ? % in the user and password)');
+  }
+}
+
 function positive(name: string, v: number | undefined, dflt: number): number {
   const n = v ?? dflt;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new StoreUnavailableError(`store option ${name} must be a positive integer, got ${String(v)}`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new StoreUnavailableError(`store option ${name} must be a positive integer, got ${String(v)}`, { transient: false });
   return n;
 }
 
@@ -514,8 +585,9 @@ function positive(name: string, v: number | undefined, dflt: number): number {
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
   const location = redactStoreUrl(options.url);
   if (!/^postgres(ql)?:\/\//i.test(options.url)) {
-    throw new StoreUnavailableError(`${location} is not a PostgreSQL URL (expected postgres://user:password@host:port/database)`);
+    throw new StoreUnavailableError(`${location} is not a PostgreSQL URL (expected postgres://user:password@host:port/database)`, { transient: false });
   }
+  checkPostgresUrl(options.url, location);
   const d = DEFAULT_POSTGRES_OPTIONS;
   const config: Config = {
     url: options.url,
@@ -531,7 +603,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   try {
     backend = new PostgresBackend(config);
   } catch (err) {
-    throw new StoreUnavailableError(`cannot open the store ${location}: ${(err as Error).message}`, { cause: err });
+    throw new StoreUnavailableError(`cannot open the store ${location}: ${(err as Error).message}`, { cause: err, transient: false });
   }
   try {
     await backend.migrate();
@@ -539,7 +611,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await backend.close().catch(() => {});
     const mapped = mapPostgresError(err, { location, lockTimeoutMs: config.lockTimeoutMs, statementTimeoutMs: config.statementTimeoutMs, connectTimeoutMs: config.connectTimeoutMs, poolSize: config.poolSize });
     if (mapped instanceof StoreUnavailableError) {
-      throw new StoreUnavailableError(`cannot open the store: ${mapped.message}`, { cause: err });
+      throw new StoreUnavailableError(`cannot open the store: ${mapped.message}`, { cause: err, transient: mapped.transient });
     }
     throw mapped;
   }

@@ -7,5 +7,7 @@ test('redactStoreUrl hides passwords in the authority and in a password= paramet
   assert.equal(redactStoreUrl('postgresql://app:p%40ss@h/db?sslmode=require'), 'postgresql://app:…@h/db?sslmode=require');
   assert.equal(redactStoreUrl('postgres://app@h/db?sslmode=require&password=x1&application_name=a'), 'postgres://app@h/db?sslmode=require&password=…&application_name=a');
   assert.equal(redactStoreUrl('postgres://h/db'), 'postgres://h/db');
+  // Unencoded special characters in the password (an invalid URL) are hidden too.
+  assert.equal(redactStoreUrl('postgres://app:pa/ss#w@rd@h:5432/db'), 'postgres://app:…@h:5432/db');
   assert.equal(redactStoreUrl('/var/lib/portcullis/portcullis.db'), '/var/lib/portcullis/portcullis.db');
 });

@@ -10,6 +10,8 @@
  */
 export function redactStoreUrl(url: string): string {
   return url
-    .replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@/]*@/, '$1:…@')
+    // Up to the last "@": a password with an unencoded "/", "#", "?" or "@" (an invalid
+    // URL, refused with a message that prints this) must not leak either.
+    .replace(/^(postgres(?:ql)?:\/\/[^:@/]*):.*@/, '$1:…@')
     .replace(/([?&]password=)[^&#]*/gi, '$1…');
 }

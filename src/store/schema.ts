@@ -98,6 +98,20 @@ export interface NodesTable {
   status: string;
   /** JSON array of strings: why the node is not `ok`. */
   reasons: string;
+  /** Random id of the process that wrote the row (per process start); '' in rows written before migration 0004. */
+  instance_id: string;
+}
+
+/**
+ * Single row (`id` = 1): the database's identity, a random UUID created by the
+ * migration that created the table (so once per database). A database restored from a
+ * backup keeps its id; a re-created or another cluster's database has another.
+ */
+export interface ClusterIdentityTable {
+  id: number;
+  cluster_id: string;
+  /** When the id was created, ms since the epoch. */
+  created_at: number;
 }
 
 /** The whole database, for `Kysely<Database>`. */
@@ -110,4 +124,5 @@ export interface Database {
   connection_functions: ConnectionFunctionsTable;
   distributions: ResourceTable;
   nodes: NodesTable;
+  cluster_identity: ClusterIdentityTable;
 }

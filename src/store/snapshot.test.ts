@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSnapshotStore, openSqliteStore, readSnapshotInfo, writeSnapshot, SNAPSHOT_VERSION, type Store } from './index.js';
+import { createHash } from 'node:crypto';
+import { openSnapshotStore, openSqliteStore, readSnapshotInfo, writeSnapshot, SNAPSHOT_VERSION, UNKNOWN_CLUSTER_ID, type Store } from './index.js';
 import { KvsReplica } from '../kvs/index.js';
 
 function tempDir(t: TestContext): string {
@@ -64,7 +65,12 @@ test('snapshot: round trip — the snapshot store serves exactly the state writt
   assert.equal(snap.snapshot.source, s.location);
   assert.deepEqual(await readSnapshotInfo(file), snap.snapshot);
   // The feed: nothing beyond the snapshot; an older position must reload.
-  assert.deepEqual(await snap.changesAfter(w.seq), { changes: [], reset: false, latestSeq: w.seq });
+  // The snapshot records (and answers) the identity of the database it was read from.
+  assert.equal(w.clusterId, await s.clusterId());
+  assert.equal(snap.snapshot.clusterId, w.clusterId);
+  assert.equal(await snap.clusterId(), w.clusterId);
+  assert.deepEqual(await snap.changesAfter(w.seq), { changes: [], reset: false, latestSeq: w.seq, clusterId: w.clusterId });
+  assert.equal((await snap.changesAfter(w.seq + 5)).reset, true, 'a position beyond the snapshot must reload');
   assert.equal((await snap.changesAfter(0)).reset, true);
   let fired = 0;
   const unwatch = snap.watch(() => { fired++; });
@@ -163,4 +169,24 @@ test('snapshot: a write that fails midway leaves the previous snapshot intact an
   const again = await openSnapshotStore(file);
   t.after(() => again.close());
   assert.equal(again.snapshot.seq, first.seq);
+});
+
+test('snapshot: a snapshot written before cluster ids (no clusterId in its header) loads with an id no database has', async (t) => {
+  const s = await populated(t);
+  const file = join(tempDir(t), 'old.snapshot');
+  await writeSnapshot(s, file);
+  // Rewrite the header without clusterId and fix up the trailer's hash.
+  const lines = readFileSync(file, 'utf8').split('\n').slice(0, -1);
+  const header = JSON.parse(lines[0]!) as Record<string, unknown>;
+  delete header.clusterId;
+  lines[0] = JSON.stringify(header);
+  const content = `${lines.slice(0, -1).join('\n')}\n`;
+  const trailer = JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
+  trailer.sha256 = createHash('sha256').update(content).digest('hex');
+  writeFileSync(file, `${content}${JSON.stringify(trailer)}\n`);
+  const snap = await openSnapshotStore(file);
+  t.after(() => snap.close());
+  assert.equal(snap.snapshot.clusterId, undefined);
+  assert.equal(await snap.clusterId(), UNKNOWN_CLUSTER_ID);
+  assert.notEqual(await snap.clusterId(), await s.clusterId());
 });

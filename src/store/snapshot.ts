@@ -4,9 +4,11 @@
  * it applied — only from a snapshot that is complete and intact.
  *
  * File format (UTF-8, one JSON value per line, `\n`-terminated):
- * 1. header `{"format":"portcullis-snapshot","version":1,"seq":N,"writtenAt":MS,"source":"…"}`
+ * 1. header `{"format":"portcullis-snapshot","version":1,"seq":N,"writtenAt":MS,"source":"…","clusterId":"…"}`
  *    — `seq` is the last change sequence the content reflects, `source` the store's
- *    location (URL with the password redacted);
+ *    location (URL with the password redacted), `clusterId` the identity of the
+ *    database it was read from (`Store.clusterId`; absent in snapshots written before
+ *    cluster ids existed, which load with the id {@link UNKNOWN_CLUSTER_ID});
  * 2. body records, read in one consistent read (`Store.readConsistent`):
  *    `{"t":"kvs","r":KvsRecord}` for every key value store (any status), followed by
  *    `{"t":"items","id":STORE_ID,"i":[[key,value,source],…]}` chunks of its items
@@ -40,6 +42,13 @@ export const SNAPSHOT_FORMAT = 'portcullis-snapshot';
 /** The format version this build writes and reads. */
 export const SNAPSHOT_VERSION = 1;
 
+/**
+ * The cluster id a snapshot without one (written before cluster ids) answers: it
+ * matches no database, so a node that served such a snapshot reloads from the
+ * database once it is reachable.
+ */
+export const UNKNOWN_CLUSTER_ID = 'unknown (snapshot written before cluster ids)';
+
 /** Items per `items` record. */
 const ITEMS_PER_LINE = 1000;
 /** Items per page when reading the store. */
@@ -56,6 +65,8 @@ export interface SnapshotInfo {
   writtenAt: number;
   /** The store it was taken from (URL with the password redacted, or a file path). */
   source: string;
+  /** The identity of the database it was taken from (`Store.clusterId`); absent in older snapshots. */
+  clusterId?: string;
   /** Size of the file, bytes. */
   bytes: number;
   /** SHA-256 (hex) of the content before the trailer. */
@@ -65,6 +76,8 @@ export interface SnapshotInfo {
 /** Result of {@link writeSnapshot}. */
 export interface SnapshotWriteResult {
   seq: number;
+  /** The identity of the database the snapshot was read from. */
+  clusterId: string;
   /** Size of the file written, bytes. */
   bytes: number;
   /** ms since the epoch. */
@@ -129,9 +142,10 @@ export async function writeSnapshot(store: Store, path: string, options: WriteSn
       if (pendingLength >= threshold) await flush();
     };
     const writtenAt = now();
-    const seq = await store.readConsistent(async (s) => {
+    const { seq, clusterId } = await store.readConsistent(async (s) => {
       const seq = await s.latestSequence();
-      await emit({ format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, seq, writtenAt, source: redactStoreUrl(store.location) });
+      const clusterId = await s.clusterId();
+      await emit({ format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, seq, writtenAt, source: redactStoreUrl(store.location), clusterId });
       for (const r of await s.kvs.listStores()) {
         await emit({ t: 'kvs', r } satisfies BodyRecord);
         const sources = new Map<string, KvsItemSource>();
@@ -150,7 +164,7 @@ export async function writeSnapshot(store: Store, path: string, options: WriteSn
       for (const r of await s.trustStores.list()) await emit({ t: 'trust-store', r } satisfies BodyRecord);
       for (const r of await s.distributions.list()) await emit({ t: 'distribution', r } satisfies BodyRecord);
       for (const r of await s.functions.list()) await emit({ t: 'function', r } satisfies BodyRecord);
-      return seq;
+      return { seq, clusterId };
     });
     await flush();
     const trailer = Buffer.from(`${JSON.stringify({ t: 'end', lines, sha256: hash.digest('hex') })}\n`, 'utf8');
@@ -167,7 +181,7 @@ export async function writeSnapshot(store: Store, path: string, options: WriteSn
     } finally {
       await d.close();
     }
-    return { seq, bytes, writtenAt };
+    return { seq, clusterId, bytes, writtenAt };
   } catch (err) {
     await fh?.close().catch(() => {});
     await unlink(tmp).catch(() => {});
@@ -208,8 +222,9 @@ function verify(file: string, data: Buffer): { info: SnapshotInfo; body: Buffer[
     throw bad(`it has format version ${String(header.version)}; this build reads version ${SNAPSHOT_VERSION} only`);
   }
   if (typeof header.seq !== 'number' || !Number.isSafeInteger(header.seq) || header.seq < 0
-    || typeof header.writtenAt !== 'number' || typeof header.source !== 'string') {
-    throw bad('the header is malformed (seq, writtenAt or source missing or invalid)');
+    || typeof header.writtenAt !== 'number' || typeof header.source !== 'string'
+    || (header.clusterId !== undefined && (typeof header.clusterId !== 'string' || header.clusterId === ''))) {
+    throw bad('the header is malformed (seq, writtenAt, source or clusterId missing or invalid)');
   }
   if (data[data.length - 1] !== 0x0a) throw bad('the file is truncated (it does not end with the end record)');
   const trailerStart = data.lastIndexOf(0x0a, data.length - 2) + 1;
@@ -236,6 +251,7 @@ function verify(file: string, data: Buffer): { info: SnapshotInfo; body: Buffer[
   return {
     info: {
       path: file, version: SNAPSHOT_VERSION, seq: header.seq, writtenAt: header.writtenAt, source: header.source,
+      ...(typeof header.clusterId === 'string' ? { clusterId: header.clusterId } : {}),
       bytes: data.length, sha256,
     },
     body,
@@ -330,6 +346,7 @@ export async function openSnapshotStore(path: string): Promise<SnapshotStore> {
     const counts = new Map<string, { expected: number; name: string; seen: number }>();
     raw.transaction(() => {
       raw.prepare('update change_sequence set last_seq = ? where id = 1').run(info.seq);
+      raw.prepare('update cluster_identity set cluster_id = ? where id = 1').run(info.clusterId ?? UNKNOWN_CLUSTER_ID);
       body.forEach((line, index) => {
         const where = `line ${index + 2}`;
         let rec: BodyRecord;

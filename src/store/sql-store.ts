@@ -5,15 +5,17 @@
  * transaction modes and the wake-up mechanism ({@link SqlBackend}).
  */
 import type { Kysely, Selectable } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
   CannotDeleteEntityWhileInUseError, EntityAlreadyExistsError, EntityNotFoundError, EntityNotReadyError, InvalidArgumentError,
-  PreconditionFailedError, ServiceQuotaExceededError,
+  NodeNameConflictError, PreconditionFailedError, ServiceQuotaExceededError,
 } from '../errors.js';
 import type { Database, KvStoresTable, NodesTable, ResourceTable } from './schema.js';
 import type { StoreDialect } from './migrations.js';
 import type {
   ChangePayload, ChangeRecord, ChangesPage, CreateKvsInput, FunctionRepository, FunctionStage, KvsChangeMeta,
-  KvsCrlState, KvsItem, KvsItemSource, KvsRecord, KvsRepository, KvsStatus, KvsWriteOutcome, NodeRecord, NodeRepository, ResourceRecord,
+  HeartbeatOptions, KvsCrlState, KvsItem, KvsItemSource, KvsRecord, KvsRepository, KvsStatus, KvsWriteOutcome, NodeRecord, NodeRepository, ResourceRecord,
   ResourceRepository, Store, UpdateKvsItemsInput,
 } from './types.js';
 
@@ -561,6 +563,27 @@ class SqlFunctionRepository implements FunctionRepository {
   }
 }
 
+/**
+ * This process's node instance id: random, created when the process loads this module
+ * (per process start). What a heartbeat records when its record carries none.
+ */
+export const NODE_INSTANCE_ID = randomUUID();
+
+/** Whether a process with this pid exists on this machine (signal 0 probes without signalling). */
+function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to another user.
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Default of {@link HeartbeatOptions.staleAfterMs}, ms. */
+const DEFAULT_STALE_AFTER_MS = 5000;
+
 function toNodeRecord(row: Selectable<NodesTable>): NodeRecord {
   return {
     name: row.name,
@@ -574,6 +597,7 @@ function toNodeRecord(row: Selectable<NodesTable>): NodeRecord {
     listeners: JSON.parse(row.listeners) as NodeRecord['listeners'],
     status: row.status as NodeRecord['status'],
     reasons: JSON.parse(row.reasons) as string[],
+    instanceId: row.instance_id,
   };
 }
 
@@ -581,16 +605,41 @@ function toNodeRecord(row: Selectable<NodesTable>): NodeRecord {
 class SqlNodeRepository implements NodeRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async heartbeat(r: NodeRecord): Promise<void> {
+  async heartbeat(r: NodeRecord, options: HeartbeatOptions = {}): Promise<void> {
+    const instanceId = r.instanceId ?? NODE_INSTANCE_ID;
+    const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
     const row = {
       name: r.name, started_at: r.startedAt, heartbeat_at: r.heartbeatAt, applied_seq: r.appliedSeq, version: r.version,
       pid: r.pid, host: r.host, admin_address: r.adminAddress, listeners: JSON.stringify(r.listeners), status: r.status,
-      reasons: JSON.stringify(r.reasons),
+      reasons: JSON.stringify(r.reasons), instance_id: instanceId,
     };
     const { name: _name, ...update } = row;
     // One atomic statement, outside the backend's write transaction: a heartbeat never
-    // takes (or waits for) the configuration write lock.
-    await this.db.insertInto('nodes').values(row).onConflict((oc) => oc.column('name').doUpdateSet(update)).execute();
+    // takes (or waits for) the configuration write lock. The row is replaced only when
+    // it is this instance's, another's gone silent, or from before instance ids.
+    const result = await this.db.insertInto('nodes').values(row).onConflict((oc) => oc.column('name').doUpdateSet(update).where((eb) => eb.or([
+      eb('nodes.instance_id', '=', instanceId),
+      eb('nodes.instance_id', '=', ''),
+      eb('nodes.heartbeat_at', '<', r.heartbeatAt - staleAfterMs),
+    ]))).executeTakeFirst();
+    if (Number(result.numInsertedOrUpdatedRows ?? 0) > 0) return;
+    const other = await this.db.selectFrom('nodes').selectAll().where('name', '=', r.name).executeTakeFirst();
+    if (!other) return this.heartbeat(r, options); // removed in between: insert again
+    // The other instance ran on this very machine and its process is gone: this is the
+    // node restarted (after a crash or a stop), not a second node. Take the row over.
+    if (other.host === r.host && r.host === hostname() && Number(other.pid) !== r.pid && !processAlive(Number(other.pid))) {
+      const taken = await this.db.updateTable('nodes').set(update).where('name', '=', r.name).where('instance_id', '=', other.instance_id).executeTakeFirst();
+      if (Number(taken.numUpdatedRows) > 0) return;
+      return this.heartbeat(r, options);
+    }
+    throw new NodeNameConflictError(r.name, {
+      instanceId: other.instance_id, host: other.host, pid: Number(other.pid), startedAt: Number(other.started_at), heartbeatAt: Number(other.heartbeat_at),
+    });
+  }
+
+  async leave(name: string, instanceId: string = NODE_INSTANCE_ID): Promise<boolean> {
+    const r = await this.db.deleteFrom('nodes').where('name', '=', name).where('instance_id', '=', instanceId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
   }
 
   async list(): Promise<NodeRecord[]> {
@@ -635,9 +684,18 @@ export class SqlStore implements Store {
   async changesAfter(seq: number, limit = 1000): Promise<ChangesPage> {
     // `latest` first: every change ≤ latest is committed (commits are visible in
     // sequence order), so a gap right after `seq` can only mean pruned records.
-    const latest = await this.latestSequence();
+    // The database's identity in the same statement: a subscriber notices a replaced
+    // database on the very page that would otherwise feed it the new database's changes.
+    const head = await this.db.selectFrom(['change_sequence', 'cluster_identity'])
+      .select(['change_sequence.last_seq as last_seq', 'cluster_identity.cluster_id as cluster_id'])
+      .where('change_sequence.id', '=', 1).where('cluster_identity.id', '=', 1).executeTakeFirst();
+    const latest = Number(head?.last_seq ?? 0);
+    const clusterId = head?.cluster_id ?? 'unknown';
     const rows = await this.db.selectFrom('changes').selectAll().where('seq', '>', seq).orderBy('seq').limit(limit).execute();
-    const reset = rows[0] ? Number(rows[0].seq) !== seq + 1 : latest > seq;
+    // A subscriber ahead of the database (latest < seq) follows a history the database
+    // no longer has (dropped and re-created, restored from an older backup): it must
+    // reload, or it would wait forever for sequences that will mean other changes.
+    const reset = latest < seq || (rows[0] ? Number(rows[0].seq) !== seq + 1 : latest > seq);
     const changes: ChangeRecord[] = reset ? [] : rows.map((r) => ({
       ...(JSON.parse(r.payload) as object),
       entity: r.entity,
@@ -646,7 +704,12 @@ export class SqlStore implements Store {
       committedAt: Number(r.committed_at),
       name: r.name,
     }) as ChangeRecord);
-    return { changes, reset, latestSeq: latest };
+    return { changes, reset, latestSeq: latest, clusterId };
+  }
+
+  async clusterId(): Promise<string> {
+    const row = await this.db.selectFrom('cluster_identity').select('cluster_id').where('id', '=', 1).executeTakeFirst();
+    return row?.cluster_id ?? 'unknown';
   }
 
   async latestSequence(): Promise<number> {

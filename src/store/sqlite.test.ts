@@ -30,7 +30,7 @@ test('store: first open creates the data directory, the database file and the sc
   const again = await openSqliteStore({ dataDir: dir });
   assert.equal(await again.latestSequence(), 0);
   await again.close();
-  assert.deepEqual(migrationNames(), ['0001_initial', '0002_nodes']);
+  assert.deepEqual(migrationNames(), ['0001_initial', '0002_nodes', '0003_cluster_identity', '0004_node_instance']);
 });
 
 test('store: instances opening a new data directory at the same time all succeed; the schema is migrated once', async (t) => {

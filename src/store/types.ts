@@ -262,14 +262,21 @@ export type ChangeRecord = ChangePayload & {
 };
 
 /**
- * Result of {@link Store.changesAfter}. `reset` is true when changes after `seq` were
- * pruned: the subscriber must reload the full state and continue from `latestSeq`.
+ * Result of {@link Store.changesAfter}. `reset` is true when the subscriber must reload
+ * the full state and continue from the sequence that reload reflects: changes after
+ * `seq` were pruned, or `seq` is beyond the database's latest sequence (the database
+ * was replaced or restored from an older backup — the database is the truth).
  */
 export interface ChangesPage {
   changes: ChangeRecord[];
   reset: boolean;
   /** The last sequence committed when the page was read. */
   latestSeq: number;
+  /**
+   * The identity of the database the page was read from ({@link Store.clusterId}). A
+   * subscriber whose state came from a database with another id must reload.
+   */
+  clusterId: string;
 }
 
 /** One cluster node as recorded by its heartbeat (issue 8). Times in ms since the epoch. */
@@ -296,6 +303,22 @@ export interface NodeRecord {
   status: 'ok' | 'starting' | 'degraded';
   /** Why the node is not `ok` (empty when it is). */
   reasons: string[];
+  /**
+   * Random id of the process that heartbeats (per process start). Unset in a
+   * heartbeat: the id of this process ({@link NODE_INSTANCE_ID}). Always set in `list()`
+   * ('' for a row written before instance ids).
+   */
+  instanceId?: string;
+}
+
+/** Options of {@link NodeRepository.heartbeat}. */
+export interface HeartbeatOptions {
+  /**
+   * A row of the same name written by another instance with a heartbeat younger than
+   * this (ms before `record.heartbeatAt`) belongs to a running node: conflict. Default
+   * 5000 (config `cluster.staleAfterMs`).
+   */
+  staleAfterMs?: number;
 }
 
 /**
@@ -304,8 +327,24 @@ export interface NodeRecord {
  * change record (they are not configuration).
  */
 export interface NodeRepository {
-  /** Inserts or replaces the row of `record.name`. @throws StoreUnavailableError when the database cannot be written. */
-  heartbeat(record: NodeRecord): Promise<void>;
+  /**
+   * Inserts or replaces the row of `record.name`, in one atomic statement — unless that
+   * row was written by another instance (process) whose last heartbeat is younger than
+   * `staleAfterMs`: two running nodes share the name; the row is left alone. A row of
+   * another instance is taken over when it went silent longer than that, or when it
+   * was written on this same machine (same host name) by a process that no longer
+   * exists (the node restarted); a clean stop can also {@link leave}.
+   * @throws NodeNameConflictError (code `NodeNameConflict`, with the other process's
+   *   host, pid, instance id and heartbeat) on such a conflict; StoreUnavailableError
+   *   when the database cannot be written.
+   */
+  heartbeat(record: NodeRecord, options?: HeartbeatOptions): Promise<void>;
+  /**
+   * Removes the row of `name` only if this instance (`instanceId`, default this
+   * process's) wrote it: a node stopping cleanly, so that its restart under the same
+   * name is not a conflict. Returns whether a row was removed.
+   */
+  leave(name: string, instanceId?: string): Promise<boolean>;
   /** Every node, ordered by name. */
   list(): Promise<NodeRecord[]>;
   /** Removes the row of `name` (a node taken out of the cluster); returns whether it existed. */
@@ -339,6 +378,14 @@ export interface Store {
   changesAfter(seq: number, limit?: number): Promise<ChangesPage>;
   /** The sequence of the last committed change (0 when none). */
   latestSequence(): Promise<number>;
+  /**
+   * The identity of the database: a random id created once with the database (schema
+   * migration `0003_cluster_identity`) and kept by backups; a dropped and re-created
+   * database, or another cluster's, has another. A local snapshot answers the id
+   * recorded when it was written (`unknown` for a snapshot written before ids existed).
+   * @throws StoreUnavailableError when the database cannot be read.
+   */
+  clusterId(): Promise<string>;
   /**
    * Deletes change records with sequence ≤ `seq` (they are no longer needed by any
    * subscriber). A subscriber that asks for changes after a pruned sequence gets

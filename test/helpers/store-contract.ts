@@ -60,7 +60,7 @@ export function defineStoreContract(backend: string, fresh: () => Promise<Contra
     assert.deepEqual(await s.kvs.listStores(), []);
     assert.deepEqual(await s.trustStores.list(), []);
     assert.deepEqual(await s.functions.list(), []);
-    assert.deepEqual(await s.changesAfter(0), { changes: [], reset: false, latestSeq: 0 });
+    assert.deepEqual(await s.changesAfter(0), { changes: [], reset: false, latestSeq: 0, clusterId: await s.clusterId() });
     await s.close();
     const again = await open();
     assert.equal(await again.latestSequence(), 0);
@@ -158,6 +158,81 @@ export function defineStoreContract(backend: string, fresh: () => Promise<Contra
     await sub2.waitFor(latest + 1);
     sub2.stop();
     assert.equal(resets, 1);
+  });
+
+  test(`${backend}: cluster identity: one random id per database, the same on every instance, on every page; a subscriber ahead of the database is told to reload`, async (t) => {
+    const { open } = await setup(t);
+    const a = await open();
+    const b = await open();
+    const id = await a.clusterId();
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    assert.equal(await b.clusterId(), id, 'another instance on the same database');
+    const other = await fresh();
+    const o = await other.open();
+    const otherId = await o.clusterId();
+    await o.close();
+    await other.cleanup();
+    assert.notEqual(otherId, id, 'another database has another id');
+    await a.trustStores.create({ id: 't1', name: 'ca', etag: 'T1', document: {}, now: 1 });
+    assert.deepEqual(await a.changesAfter(1), { changes: [], reset: false, latestSeq: 1, clusterId: id });
+    // A subscriber at sequence 61 on a database whose latest is 1 (the database was
+    // replaced or restored): not "nothing new" forever, but reload.
+    const ahead = await a.changesAfter(61);
+    assert.deepEqual(ahead, { changes: [], reset: true, latestSeq: 1, clusterId: id });
+    const errors: string[] = [];
+    let reloads = 0;
+    const sub = subscribeChanges(a, {
+      fromSeq: 61, onChanges: () => {}, onReset: async () => { reloads++; return a.latestSequence(); },
+      onError: (err) => errors.push((err as Error).message),
+    });
+    t.after(() => sub.stop());
+    for (let i = 0; i < 500 && sub.lastSeq !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(sub.lastSeq, 1, 'reloaded to the database\'s latest');
+    await b.trustStores.create({ id: 't2', name: 'ca2', etag: 'T2', document: {}, now: 2 });
+    await sub.waitFor(2, 5000);
+    assert.equal(reloads, 1);
+    assert.equal(sub.lastSeq, 2);
+    assert.match(errors[0] ?? '', /applied change sequence 61 but the database's latest is 1/);
+  });
+
+  test(`${backend}: a subscriber notices a database with another cluster id and reloads instead of applying its feed`, async (t) => {
+    const { open } = await setup(t);
+    const first = await open();
+    const otherDb = await fresh();
+    const second = await otherDb.open();
+    t.after(async () => { await second.close(); await otherDb.cleanup(); });
+    for (let i = 0; i < 3; i++) await first.trustStores.create({ id: `a${i}`, name: `a${i}`, etag: 'E', document: {}, now: 1 });
+    for (let i = 0; i < 5; i++) await second.trustStores.create({ id: `b${i}`, name: `b${i}`, etag: 'E', document: {}, now: 1 });
+    // A store whose database is swapped under the subscriber (dropped and re-created).
+    let current: Store = first;
+    const swapping = new Proxy({} as Store, {
+      get: (_t, prop) => {
+        const v = (current as unknown as Record<string | symbol, unknown>)[prop];
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(current) : v;
+      },
+    });
+    const seen: number[] = [];
+    const errors: string[] = [];
+    let reloads = 0;
+    const sub = subscribeChanges(swapping, {
+      fromSeq: 3, onChanges: (c) => { seen.push(...c.map((x) => x.seq)); },
+      // The first reload fails: the subscription must try the reload again, never fall
+      // back to applying the other database's feed.
+      onReset: async () => { reloads++; if (reloads === 1) throw new Error('reload failed'); return current.latestSequence(); },
+      onError: (err) => errors.push((err as Error).message), retryMs: 10,
+    });
+    t.after(() => sub.stop());
+    for (let i = 0; i < 500 && sub.clusterId === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(sub.clusterId, await first.clusterId(), 'learnt from the first page');
+    current = second;
+    sub.pump();
+    await sub.waitFor(5, 5000);
+    assert.deepEqual(seen, [], 'changes 4 and 5 of the other database were not applied on top of the first one\'s state');
+    assert.equal(reloads, 2);
+    assert.ok(errors.includes('reload failed'));
+    assert.equal(sub.clusterId, await second.clusterId());
+    const [idFirst, idSecond] = [await first.clusterId(), await second.clusterId()];
+    assert.ok(errors.some((m) => m.includes(idFirst) && m.includes(idSecond)), errors.join('\n'));
   });
 
   test(`${backend}: a subscriber on another instance is woken by a commit and receives the change`, async (t) => {

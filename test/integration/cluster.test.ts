@@ -228,7 +228,7 @@ describe('cluster mode: three nodes on one PostgreSQL', { skip }, () => {
     await client.connect();
     try {
       const migrations = await client.query<{ name: string; n: string }>('select name, count(*) as n from portcullis_migration group by name order by name');
-      assert.deepEqual(migrations.rows.map((r) => [r.name, Number(r.n)]), [['0001_initial', 1], ['0002_nodes', 1]]);
+      assert.deepEqual(migrations.rows.map((r) => [r.name, Number(r.n)]), [['0001_initial', 1], ['0002_nodes', 1], ['0003_cluster_identity', 1], ['0004_node_instance', 1]]);
       const ts = await client.query('select name from trust_stores');
       assert.deepEqual(ts.rows.map((r: { name: string }) => r.name), ['cluster']);
       const fns = await client.query('select name, stage from connection_functions order by name, stage');
@@ -265,7 +265,7 @@ describe('cluster mode: three nodes on one PostgreSQL', { skip }, () => {
     const cli = await runCli(['nodes', 'list', '--admin-url', node('b').adminUrl, '--token', node('b').token, '--wait-for-sequence', String(v.LatestSequence)]);
     assert.equal(cli.code, 0, cli.stderr);
     for (const n of NODES) assert.match(cli.stdout, new RegExp(`node-${n}\\s+ok\\s+${v.LatestSequence}\\s+yes`));
-    assert.match(cli.stdout, /every live node has it/);
+    assert.match(cli.stdout, /latest change sequence \d+: every node has it/);
   });
 
   test('a KVS put through node A\'s API refuses the certificate on nodes B and C (time measured)', async () => {
