@@ -81,3 +81,63 @@ test('node agent: heartbeats the applied sequence; a failing heartbeat turns /re
   await agent.tick();
   assert.deepEqual([agent.readiness().ready, agent.readiness().status], [true, 'degraded']);
 });
+
+test('node agent: readiness follows the time of the last successful heartbeat — a frozen database (heartbeat and progress never answer) turns /readyz degraded without any error, the tick never waits for a pending heartbeat, and it recovers when the database answers', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-frozen-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = await openSqliteStore({ dataDir: join(dir, 'data') });
+  t.after(() => db.close());
+  let frozen = false;
+  const held: (() => void)[] = [];
+  let writes = 0;
+  const nodes: NodeRepository = {
+    heartbeat: async (r) => {
+      writes++;
+      if (frozen) await new Promise<void>((resolve) => held.push(resolve)); // a SIGSTOPped server: no answer, no error
+      return db.nodes!.heartbeat(r);
+    },
+    list: () => db.nodes!.list(),
+    remove: (n) => db.nodes!.remove(n),
+    sequenceCommittedBefore: (time) => db.nodes!.sequenceCommittedBefore(time),
+  };
+  const store: Store = Object.assign(Object.create(Object.getPrototypeOf(db) as object) as Store, db, { nodes });
+  const config = configFromTree(join(dir, 'portcullis.yaml'), { nodeName: 'edge-f', cluster: { heartbeatIntervalMs: 500 } }, {});
+  let clock = 1_000_000;
+  let progressFrozen = false;
+  const agent = new NodeAgent({
+    config, logger: pino({ level: 'silent' }), store, now: () => clock,
+    progress: () => (progressFrozen ? new Promise<NodeProgress>(() => {}) : Promise.resolve({ appliedSeq: 7, degraded: [], starting: [] })),
+    listeners: () => [], adminAddress: () => undefined,
+  });
+  t.after(() => agent.close());
+  await agent.tick();
+  assert.equal(agent.readiness().status, 'ok');
+
+  // Frozen: nothing answers. Without any tick, readiness ages out from the last success (2 s window).
+  frozen = true;
+  progressFrozen = true;
+  clock += 1500;
+  assert.equal(agent.readiness().status, 'ok', 'within max(2 s, 2 × heartbeatIntervalMs) of the last heartbeat');
+  clock += 1000;
+  const r = agent.readiness();
+  assert.equal(r.status, 'degraded');
+  assert.equal(r.ready, true);
+  assert.match(r.reasons[0]!, /^the database has been unreachable since .* \(no heartbeat answered for 2500 ms \(timeout 2000 ms\)\); serving the last applied state at sequence 7; writes are refused$/);
+
+  // Ticks complete although the progress and the heartbeat hang; no second heartbeat is started while one is pending.
+  await agent.tick();
+  const pendingWrites = writes;
+  clock += 1000;
+  await agent.tick();
+  assert.equal(writes, pendingWrites, 'no heartbeat piled up behind the pending one');
+  assert.equal(agent.readiness().status, 'degraded');
+  assert.equal(agent.readiness().details?.appliedSequence, 7, 'the last collected progress is kept');
+
+  // Thawed: the held heartbeat completes, the next round is ok again.
+  frozen = false;
+  progressFrozen = false;
+  for (const release of held.splice(0)) release();
+  await new Promise((resolve) => setImmediate(resolve));
+  await agent.tick();
+  assert.equal(agent.readiness().status, 'ok');
+});

@@ -71,6 +71,14 @@ function heartbeatTimeoutMs(intervalMs: number): number {
   return Math.max(2000, 2 * intervalMs);
 }
 
+/** Waits for `p` at most `ms`; true when it settled in time. */
+async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([p.then(() => true, () => true), new Promise<false>((r) => { timer = setTimeout(() => r(false), ms); })]);
+  clearTimeout(timer);
+  return settled;
+}
+
 /** The node agent. {@link start} it once the data path runs; {@link close} stops it. */
 export class NodeAgent {
   readonly name: string;
@@ -78,9 +86,16 @@ export class NodeAgent {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   #ticking: Promise<void> | undefined;
-  #heartbeatPending = false;
-  /** When heartbeats started failing (the database unreachable), and why. */
-  #dbDown: { since: number; error: string } | undefined;
+  /** The heartbeat write in flight (a frozen database may hold it until its query timeout). */
+  #heartbeatPending: Promise<void> | undefined;
+  /** The progress collection in flight. */
+  #progressPending: Promise<void> | undefined;
+  /** When a heartbeat last succeeded (ms); readiness is derived from it. */
+  #lastHeartbeatOkAt: number | undefined;
+  /** Since when heartbeats fail (first failure after the last success), and the last error. */
+  #heartbeatFailure: { since: number; error: string } | undefined;
+  /** Whether the outage was logged (the log says it once per outage). */
+  #downLogged = false;
   #progress: NodeProgress = { appliedSeq: undefined, degraded: [], starting: ['starting'] };
   #lastSnapshot: { seq: number; at: number } | undefined;
   #snapshotFailing = false;
@@ -110,27 +125,56 @@ export class NodeAgent {
     this.#timer.unref();
   }
 
-  /** One round: collect progress, heartbeat, snapshot, prune. Never throws. */
+  /**
+   * One round: collect progress, heartbeat, snapshot, prune. Never throws, and never
+   * waits longer than the heartbeat timeout (max(2 s, 2 × heartbeatIntervalMs)) for
+   * the progress or for its heartbeat; a heartbeat still pending from an earlier round
+   * is not waited for at all (no second one is started).
+   */
   async tick(): Promise<void> {
-    try {
-      this.#progress = await this.opts.progress();
-    } catch (err) {
-      this.opts.logger.warn({ err }, `node agent: could not collect the replicas' progress: ${message(err)}`);
+    const timeoutMs = heartbeatTimeoutMs(this.opts.config.cluster.heartbeatIntervalMs);
+    if (!this.#progressPending) {
+      const collecting = this.opts.progress().then(
+        (p) => { this.#progress = p; },
+        (err: unknown) => { this.opts.logger.warn({ err }, `node agent: could not collect the replicas' progress: ${message(err)}`); },
+      ).finally(() => { this.#progressPending = undefined; });
+      this.#progressPending = collecting;
+      await raceTimeout(collecting, timeoutMs);
     }
-    await this.#heartbeat();
-    if (this.#dbDown === undefined && !this.#closed) {
+    await this.#heartbeat(timeoutMs);
+    const down = this.#databaseDown();
+    if (down && !this.#downLogged && !(fallbackStatus(this.opts.store)?.connected === false)) {
+      this.#downLogged = true;
+      this.opts.logger.error(`database unreachable (no heartbeat recorded since ${new Date(down.since).toISOString()}: ${down.error}); serving the last applied state, writes are refused`);
+    }
+    if (!down && !this.#closed) {
       await this.#snapshot();
       await this.#prune();
     }
   }
 
+  /**
+   * The database counts as unreachable when the last heartbeat failed, or when none
+   * succeeded within the heartbeat timeout (whatever is pending: a frozen database
+   * answers nothing, not even an error, until its query timeout).
+   */
+  #databaseDown(): { since: number; error: string } | undefined {
+    const now = this.#now();
+    const windowMs = heartbeatTimeoutMs(this.opts.config.cluster.heartbeatIntervalMs);
+    const last = this.#lastHeartbeatOkAt ?? this.startedAt;
+    if (this.#heartbeatFailure) return this.#heartbeatFailure;
+    if (now - last > windowMs) return { since: last, error: `no heartbeat answered for ${now - last} ms (timeout ${windowMs} ms)` };
+    return undefined;
+  }
+
   /** `/readyz`: ok, starting (a process not up yet) or degraded (with why), always with the applied sequence. */
   readiness(): Readiness {
     const p = this.#progress;
-    const reasons = [...new Set([...this.#dbReasons(), ...p.degraded])];
+    const down = this.#databaseDown();
+    const reasons = [...new Set([...this.#dbReasons(down), ...p.degraded])];
     const details = {
       node: this.name, appliedSequence: p.appliedSeq ?? null, ...(p.details ?? {}),
-      ...(this.#dbDown ? { databaseUnreachableSince: new Date(this.#dbDown.since).toISOString() } : {}),
+      ...(down ? { databaseUnreachableSince: new Date(down.since).toISOString() } : {}),
     };
     if (p.starting.length > 0) {
       // Some process is not serving yet; with at least one serving, the node is degraded.
@@ -141,21 +185,21 @@ export class NodeAgent {
     return { ready: true, status: 'ok', reasons: [], details };
   }
 
-  #dbReasons(): string[] {
+  #dbReasons(down: { since: number; error: string } | undefined): string[] {
     const applied = this.#progress.appliedSeq;
     const fb = fallbackStatus(this.opts.store);
     if (fb && !fb.connected) {
       const written = fb.snapshotWrittenAt !== undefined ? ` written at ${new Date(fb.snapshotWrittenAt).toISOString()}` : '';
       return [`the database has been unreachable since this node started (${new Date(fb.since).toISOString()}${fb.lastError ? `: ${fb.lastError}` : ''}); serving the local snapshot at sequence ${fb.snapshotSeq}${written}`];
     }
-    if (this.#dbDown) {
-      return [`the database has been unreachable since ${new Date(this.#dbDown.since).toISOString()} (${this.#dbDown.error}); serving the last applied state at sequence ${applied ?? 'unknown'}; writes are refused`];
+    if (down) {
+      return [`the database has been unreachable since ${new Date(down.since).toISOString()} (${down.error}); serving the last applied state at sequence ${applied ?? 'unknown'}; writes are refused`];
     }
     return [];
   }
 
-  async #heartbeat(): Promise<void> {
-    if (this.#heartbeatPending) return; // the previous one still hangs on the database
+  async #heartbeat(timeoutMs: number): Promise<void> {
+    if (this.#heartbeatPending) return; // the previous one still hangs on the database: readiness ages it out
     const ready = this.readiness();
     const nodes = this.opts.store.nodes;
     const record: NodeRecord = {
@@ -163,30 +207,26 @@ export class NodeAgent {
       version: PORTCULLIS_VERSION, pid: process.pid, host: hostname(), adminAddress: this.opts.adminAddress() ?? null,
       listeners: this.opts.listeners(), status: ready.status, reasons: ready.reasons,
     };
-    this.#heartbeatPending = true;
     const write = nodes ? nodes.heartbeat(record) : Promise.reject(new Error('serving the local snapshot; the database has not been reached yet'));
-    const settled = write.then(() => undefined, (err: unknown) => err).finally(() => { this.#heartbeatPending = false; });
-    let timer: NodeJS.Timeout | undefined;
-    const timeoutMs = heartbeatTimeoutMs(this.opts.config.cluster.heartbeatIntervalMs);
-    const result = await Promise.race([
-      settled,
-      new Promise<Error>((resolve) => { timer = setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs); }),
-    ]);
-    clearTimeout(timer);
-    if (result === undefined) {
-      if (this.#dbDown) {
-        this.opts.logger.info({ downSince: new Date(this.#dbDown.since).toISOString() }, `database reachable again (heartbeat of node "${this.name}" recorded); replicas catch up from the change feed`);
-        this.#dbDown = undefined;
+    const pending = write.then(() => {
+      const failure = this.#heartbeatFailure ?? this.#databaseDown();
+      this.#lastHeartbeatOkAt = this.#now();
+      this.#heartbeatFailure = undefined;
+      if (this.#downLogged) {
+        this.opts.logger.info({ downSince: failure ? new Date(failure.since).toISOString() : undefined }, `database reachable again (heartbeat of node "${this.name}" recorded); replicas catch up from the change feed`);
       }
-      return;
-    }
-    if (fallbackStatus(this.opts.store)?.connected === false) return; // reported by #dbReasons
-    if (!this.#dbDown) {
-      this.#dbDown = { since: this.#now(), error: message(result) };
-      this.opts.logger.error({ err: result }, `database unreachable (heartbeat failed: ${message(result)}); serving the last applied state, writes are refused`);
-    } else {
-      this.#dbDown.error = message(result);
-      this.opts.logger.debug({ err: result }, 'heartbeat failed again');
+      this.#downLogged = false;
+    }, (err: unknown) => {
+      if (this.#heartbeatFailure) {
+        this.#heartbeatFailure.error = message(err);
+        this.opts.logger.debug({ err }, 'heartbeat failed again');
+      } else {
+        this.#heartbeatFailure = { since: this.#now(), error: message(err) };
+      }
+    }).finally(() => { this.#heartbeatPending = undefined; });
+    this.#heartbeatPending = pending;
+    if (!(await raceTimeout(pending, timeoutMs)) && !this.#heartbeatFailure) {
+      this.#heartbeatFailure = { since: this.#lastHeartbeatOkAt ?? this.startedAt, error: `no answer within ${timeoutMs} ms` };
     }
   }
 
