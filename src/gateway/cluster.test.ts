@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { configFromTree } from '../config/index.js';
-import { openSnapshotStore, openSqliteStore, type NodeRepository, type Store } from '../store/index.js';
+import { openSnapshotStore, openSqliteStore, readSnapshotInfo, type NodeRepository, type Store } from '../store/index.js';
 import { NodeAgent, PORTCULLIS_VERSION, type NodeProgress } from './cluster.js';
 
 test('node agent: heartbeats the applied sequence; a failing heartbeat turns /readyz degraded with the reason and recovers; writes the snapshot and prunes old changes only while the database is reachable', async (t) => {
@@ -37,6 +37,7 @@ test('node agent: heartbeats the applied sequence; a failing heartbeat turns /re
   t.after(() => agent.close());
 
   await agent.tick();
+  await agent.settled();
   const [row] = await db.nodes!.list();
   assert.equal(row?.name, 'edge-1');
   assert.equal(row?.appliedSeq, 3);
@@ -139,5 +140,73 @@ test('node agent: readiness follows the time of the last successful heartbeat â€
   for (const release of held.splice(0)) release();
   await new Promise((resolve) => setImmediate(resolve));
   await agent.tick();
+  assert.equal(agent.readiness().status, 'ok');
+});
+
+test('node agent: the snapshot follows applied changes; while it is behind what the node applied and the database is down, or its writes fail (cluster.snapshotFile unwritable), /readyz is degraded with the reason until a write succeeds', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-snap-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = await openSqliteStore({ dataDir: join(dir, 'data') });
+  t.after(() => db.close());
+  await db.trustStores.create({ id: 'a', name: 'a', etag: 'E', document: {}, now: Date.now() });
+  let down = false;
+  const nodes: NodeRepository = {
+    heartbeat: async (r) => { if (down) throw new Error('connect ECONNREFUSED'); return db.nodes!.heartbeat(r); },
+    list: () => db.nodes!.list(),
+    remove: (n) => db.nodes!.remove(n),
+    sequenceCommittedBefore: (time) => db.nodes!.sequenceCommittedBefore(time),
+  };
+  const store: Store = Object.assign(Object.create(Object.getPrototypeOf(db) as object) as Store, db, { nodes });
+  const snapDir = join(dir, 'snaps');
+  const snapshotFile = join(snapDir, 'snap.json');
+  const config = configFromTree(join(dir, 'portcullis.yaml'), {
+    nodeName: 'edge-s', cluster: { heartbeatIntervalMs: 100, snapshotFile, snapshotIntervalMs: 100 },
+  }, {});
+  assert.equal(configFromTree(join(dir, 'p.yaml'), {}, {}).cluster.snapshotIntervalMs, 1000, 'default: the snapshot trails changes by about a second');
+  let clock = 1_000_000;
+  let applied = 1;
+  const agent = new NodeAgent({
+    config, logger: pino({ level: 'silent' }), store, now: () => clock,
+    progress: async () => ({ appliedSeq: applied, degraded: [], starting: [] }),
+    listeners: () => [], adminAddress: () => undefined,
+  });
+  t.after(() => agent.close());
+  const round = async (): Promise<void> => { clock += 150; await agent.tick(); await agent.settled(); };
+  await round();
+  assert.equal((await readSnapshotInfo(snapshotFile)).seq, 1);
+  assert.equal(agent.readiness().status, 'ok');
+
+  // A change applied: the next round writes it.
+  await db.trustStores.create({ id: 'b', name: 'b', etag: 'E', document: {}, now: Date.now() });
+  applied = 2;
+  await round();
+  assert.equal((await readSnapshotInfo(snapshotFile)).seq, 2);
+  assert.equal(agent.readiness().status, 'ok');
+
+  // The database goes down right after a change the node applied: the snapshot cannot follow.
+  await db.trustStores.create({ id: 'c', name: 'c', etag: 'E', document: {}, now: Date.now() });
+  applied = 3;
+  down = true;
+  await round();
+  const r = agent.readiness();
+  assert.equal(r.status, 'degraded');
+  assert.ok(r.reasons.includes('the local snapshot (sequence 2) is behind what this node applied (sequence 3); a restart while the database is unreachable would serve sequence 2'), r.reasons.join(' | '));
+  down = false;
+  await round();
+  assert.equal((await readSnapshotInfo(snapshotFile)).seq, 3);
+  assert.deepEqual(agent.readiness().reasons, [], 'shown only while the snapshot is behind');
+
+  // The snapshot's directory becomes a file: every write fails â†’ degraded until one succeeds.
+  rmSync(snapDir, { recursive: true });
+  writeFileSync(snapDir, 'not a directory');
+  await db.trustStores.create({ id: 'd', name: 'd', etag: 'E', document: {}, now: Date.now() });
+  applied = 4;
+  await round();
+  const w = agent.readiness();
+  assert.equal(w.status, 'degraded');
+  assert.ok(w.reasons.some((x) => x.startsWith(`the local snapshot ${snapshotFile} (cluster.snapshotFile) cannot be written (failing since `)), w.reasons.join(' | '));
+  rmSync(snapDir);
+  await round();
+  assert.equal((await readSnapshotInfo(snapshotFile)).seq, 4);
   assert.equal(agent.readiness().status, 'ok');
 });

@@ -8,10 +8,13 @@
  *   how the node notices that the database is unreachable: `/readyz` turns `degraded`
  *   with the reason while the replicas keep serving their last applied state, and the
  *   heartbeats resume when the database returns;
- * - local snapshot (`cluster.snapshotFile`): after changes, at most every
- *   `cluster.snapshotIntervalMs`, and only while the database is reachable, the state
- *   is written atomically to the snapshot a node can start from while the database is
- *   down;
+ * - local snapshot (`cluster.snapshotFile`): soon after every change (checked every
+ *   `cluster.snapshotIntervalMs`, default 1 s, off the heartbeat path), and only while
+ *   the database is reachable, the state is written atomically to the snapshot a node
+ *   can start from while the database is down. A snapshot behind what the node applied
+ *   (while the database is down, or for longer than max(2 s, 2 × the interval)) and a
+ *   failing write are readiness reasons: the operator sees that a restart during an
+ *   outage would not have the latest state;
  * - change-log pruning: change records older than `cluster.changeRetentionSeconds`
  *   are deleted (any node may do it; a replica further behind reloads everything).
  */
@@ -20,7 +23,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/index.js';
 import type { Readiness } from '../admin/index.js';
-import { fallbackStatus, writeNodeSnapshot, type NodeRecord, type Store } from '../store/index.js';
+import { fallbackStatus, readSnapshotInfo, writeNodeSnapshot, type NodeRecord, type Store } from '../store/index.js';
 
 /** What the node's replicas have applied, as collected from its processes. */
 export interface NodeProgress {
@@ -97,10 +100,18 @@ export class NodeAgent {
   /** Whether the outage was logged (the log says it once per outage). */
   #downLogged = false;
   #progress: NodeProgress = { appliedSeq: undefined, degraded: [], starting: ['starting'] };
-  #lastSnapshot: { seq: number; at: number } | undefined;
-  #snapshotFailing = false;
+  /** Sequence of the snapshot on disk: -1 none, undefined not read yet. */
+  #snapshotSeq: number | undefined;
+  /** When the last snapshot write was attempted (ms). */
+  #snapshotAttemptAt = 0;
+  /** Since when the snapshot has been behind the applied sequence (ms), while it is. */
+  #snapshotBehindSince: number | undefined;
+  /** The snapshot write failing: since when, and why (a readiness reason until a write succeeds). */
+  #snapshotError: { since: number; error: string } | undefined;
+  #snapshotting: Promise<void> | undefined;
+  #snapshotTimer: NodeJS.Timeout | undefined;
   #lastPruneAt = 0;
-  #pruning = false;
+  #pruning: Promise<void> | undefined;
   readonly #now: () => number;
 
   constructor(private readonly opts: NodeAgentOptions) {
@@ -112,6 +123,25 @@ export class NodeAgent {
   /** Starts the periodic work (the first heartbeat at once). */
   start(): void {
     this.#schedule(0);
+    const { snapshotFile, snapshotIntervalMs } = this.opts.config.cluster;
+    if (snapshotFile !== undefined) {
+      // The snapshot follows applied changes within snapshotIntervalMs (default 1 s),
+      // independently of the heartbeat rounds (a long write never delays a heartbeat).
+      this.#snapshotTimer = setInterval(() => { if (!this.#databaseDown()) this.#background(); }, snapshotIntervalMs);
+      this.#snapshotTimer.unref();
+    }
+  }
+
+  /** Starts the snapshot and pruning work when not already running (never awaited by the tick). */
+  #background(): void {
+    if (this.#closed) return;
+    this.#snapshotting ??= this.#snapshot().finally(() => { this.#snapshotting = undefined; });
+    this.#pruning ??= this.#prune().finally(() => { this.#pruning = undefined; });
+  }
+
+  /** Resolves when the snapshot write and pruning in flight (if any) are done (tests, close). */
+  async settled(): Promise<void> {
+    await Promise.all([this.#snapshotting, this.#pruning]);
   }
 
   #schedule(delay: number): void {
@@ -147,10 +177,41 @@ export class NodeAgent {
       this.#downLogged = true;
       this.opts.logger.error(`database unreachable (no heartbeat recorded since ${new Date(down.since).toISOString()}: ${down.error}); serving the last applied state, writes are refused`);
     }
-    if (!down && !this.#closed) {
-      await this.#snapshot();
-      await this.#prune();
+    this.#trackSnapshotLag();
+    if (!down) this.#background();
+  }
+
+  /** Notes since when the snapshot on disk has been behind what the node applied. */
+  #trackSnapshotLag(): void {
+    const applied = this.#progress.appliedSeq;
+    const behind = this.opts.config.cluster.snapshotFile !== undefined && applied !== undefined
+      && this.#snapshotSeq !== undefined && applied > this.#snapshotSeq;
+    if (!behind) this.#snapshotBehindSince = undefined;
+    else this.#snapshotBehindSince ??= this.#now();
+  }
+
+  /**
+   * Readiness reasons of the local snapshot: its writes failing (until one succeeds),
+   * or it being behind what the node applied — while the database is unreachable (it
+   * cannot catch up then), or for longer than max(2 s, 2 × snapshotIntervalMs) — as a
+   * restart now would serve the older state.
+   */
+  #snapshotReasons(down: boolean): string[] {
+    const { snapshotFile, snapshotIntervalMs } = this.opts.config.cluster;
+    if (snapshotFile === undefined) return [];
+    const reasons: string[] = [];
+    if (this.#snapshotError) {
+      reasons.push(`the local snapshot ${snapshotFile} (cluster.snapshotFile) cannot be written (failing since ${new Date(this.#snapshotError.since).toISOString()}: ${this.#snapshotError.error}); a restart while the database is unreachable would not have this node's latest state`);
     }
+    const applied = this.#progress.appliedSeq;
+    const snap = this.#snapshotSeq;
+    if (this.#snapshotBehindSince !== undefined && applied !== undefined && snap !== undefined && applied > snap
+      && (down || this.#now() - this.#snapshotBehindSince > Math.max(2000, 2 * snapshotIntervalMs))) {
+      reasons.push(snap < 0
+        ? `no local snapshot written yet while this node applied sequence ${applied}; a restart while the database is unreachable would refuse to start`
+        : `the local snapshot (sequence ${snap}) is behind what this node applied (sequence ${applied}); a restart while the database is unreachable would serve sequence ${snap}`);
+    }
+    return reasons;
   }
 
   /**
@@ -171,7 +232,7 @@ export class NodeAgent {
   readiness(): Readiness {
     const p = this.#progress;
     const down = this.#databaseDown();
-    const reasons = [...new Set([...this.#dbReasons(down), ...p.degraded])];
+    const reasons = [...new Set([...this.#dbReasons(down), ...this.#snapshotReasons(down !== undefined), ...p.degraded])];
     const details = {
       node: this.name, appliedSequence: p.appliedSeq ?? null, ...(p.details ?? {}),
       ...(down ? { databaseUnreachableSince: new Date(down.since).toISOString() } : {}),
@@ -234,22 +295,27 @@ export class NodeAgent {
     const { snapshotFile, snapshotIntervalMs } = this.opts.config.cluster;
     if (snapshotFile === undefined) return;
     const fb = fallbackStatus(this.opts.store);
+    if (this.#snapshotSeq === undefined) {
+      // What is on disk already (a restart): the baseline of "behind".
+      this.#snapshotSeq = fb ? fb.snapshotSeq : await readSnapshotInfo(snapshotFile).then((i) => i.seq, () => -1);
+    }
     if (fb && !fb.connected) return; // only from the database, never from the snapshot itself
     const now = this.#now();
-    if (this.#lastSnapshot && now - this.#lastSnapshot.at < snapshotIntervalMs) return;
+    if (now - this.#snapshotAttemptAt < snapshotIntervalMs) return;
+    this.#snapshotAttemptAt = now;
     try {
       const latest = await this.opts.store.latestSequence();
-      if (this.#lastSnapshot && latest <= this.#lastSnapshot.seq) return;
+      if (!this.#snapshotError && latest <= this.#snapshotSeq) return;
       const r = await writeNodeSnapshot(this.opts.store, snapshotFile);
-      this.#lastSnapshot = { seq: r.seq, at: now };
-      if (this.#snapshotFailing) this.opts.logger.info({ snapshotFile }, 'local snapshot written again');
-      this.#snapshotFailing = false;
+      this.#snapshotSeq = r.seq;
+      if (this.#snapshotError) this.opts.logger.info({ snapshotFile }, `local snapshot ${snapshotFile} written again (sequence ${r.seq})`);
+      this.#snapshotError = undefined;
+      this.#trackSnapshotLag();
       this.opts.logger.debug({ snapshotFile, seq: r.seq, bytes: r.bytes }, `local snapshot at sequence ${r.seq} written (${r.bytes} bytes)`);
     } catch (err) {
       // Retried at the next interval; the previous snapshot stays in place (atomic writes).
-      this.#lastSnapshot = { seq: this.#lastSnapshot?.seq ?? -1, at: now };
-      if (!this.#snapshotFailing) this.opts.logger.warn({ err, snapshotFile }, `could not write the local snapshot ${snapshotFile}: ${message(err)}`);
-      this.#snapshotFailing = true;
+      if (!this.#snapshotError) this.opts.logger.error({ err, snapshotFile }, `could not write the local snapshot ${snapshotFile} (cluster.snapshotFile): ${message(err)}`);
+      this.#snapshotError = { since: this.#snapshotError?.since ?? now, error: message(err) };
     }
   }
 
@@ -257,10 +323,9 @@ export class NodeAgent {
     const retentionMs = this.opts.config.cluster.changeRetentionSeconds * 1000;
     const now = this.#now();
     // Checked ten times per retention period, at most every 10 minutes.
-    if (this.#pruning || now - this.#lastPruneAt < Math.min(retentionMs / 10, 600_000)) return;
+    if (now - this.#lastPruneAt < Math.min(retentionMs / 10, 600_000)) return;
     const nodes = this.opts.store.nodes;
     if (!nodes) return;
-    this.#pruning = true;
     this.#lastPruneAt = now;
     try {
       const seq = await nodes.sequenceCommittedBefore(now - retentionMs);
@@ -270,8 +335,6 @@ export class NodeAgent {
       }
     } catch (err) {
       this.opts.logger.warn({ err }, `change-log pruning failed: ${message(err)}`);
-    } finally {
-      this.#pruning = false;
     }
   }
 
@@ -279,7 +342,8 @@ export class NodeAgent {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#snapshotTimer) clearInterval(this.#snapshotTimer);
     // A round hanging on an unreachable database does not hold the shutdown for long.
-    await Promise.race([this.#ticking, new Promise((r) => setTimeout(r, 3000).unref())]);
+    await Promise.race([Promise.all([this.#ticking, this.settled()]), new Promise((r) => setTimeout(r, 3000).unref())]);
   }
 }
