@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { configFromTree } from '../config/index.js';
-import { openSnapshotStore, openSqliteStore, readSnapshotInfo, type NodeRepository, type Store } from '../store/index.js';
+import { openSnapshotStore, openSqliteStore, readSnapshotInfo, type NodeRecord, type NodeRepository, type Store } from '../store/index.js';
 import { NodeAgent, PORTCULLIS_VERSION, type NodeProgress } from './cluster.js';
 
 test('node agent: heartbeats the applied sequence; a failing heartbeat turns /readyz degraded with the reason and recovers; writes the snapshot and prunes old changes only while the database is reachable', async (t) => {
@@ -209,4 +210,59 @@ test('node agent: the snapshot follows applied changes; while it is behind what 
   await round();
   assert.equal((await readSnapshotInfo(snapshotFile)).seq, 4);
   assert.equal(agent.readiness().status, 'ok');
+});
+
+test('node agent: a duplicate nodeName — another live process heartbeating as this name — is an error and a readiness reason; a predecessor\'s last row is not; a store\'s conflict result is honoured', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-agent-dup-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = await openSqliteStore({ dataDir: join(dir, 'data') });
+  t.after(() => db.close());
+  const config = configFromTree(join(dir, 'portcullis.yaml'), { nodeName: 'edge-d', cluster: { heartbeatIntervalMs: 100, staleAfterMs: 1000 } }, {});
+  let clock = Date.now();
+  const row = (over: Partial<NodeRecord>): NodeRecord => ({
+    name: 'edge-d', startedAt: 1, heartbeatAt: clock - 200, appliedSeq: 0, version: 'x', pid: 1, host: 'other-host',
+    adminAddress: null, listeners: [], status: 'ok', reasons: [], ...over,
+  });
+  const agentOn = (store: Store): NodeAgent => {
+    const a = new NodeAgent({
+      config, logger: pino({ level: 'silent' }), store, now: () => clock,
+      progress: async () => ({ appliedSeq: 0, degraded: [], starting: [] }), listeners: () => [], adminAddress: () => undefined,
+    });
+    t.after(() => a.close());
+    return a;
+  };
+  const round = async (a: NodeAgent): Promise<void> => { await a.tick(); await a.settled(); };
+
+  // A predecessor on this host (its process is gone), fresh row: a restart, not a duplicate.
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  await db.nodes!.heartbeat(row({ host: hostname(), pid: dead }));
+  const a = agentOn(db);
+  await round(a);
+  assert.equal(a.readiness().status, 'ok');
+  // Another host writes the row after ours: alive → conflict.
+  await db.nodes!.heartbeat(row({ heartbeatAt: clock, pid: 4242 }));
+  await round(a);
+  const r = a.readiness();
+  assert.equal(r.status, 'degraded');
+  assert.deepEqual(r.reasons, ['another node is heartbeating as edge-d (other-host, pid 4242)']);
+  // It stops: the reason goes once the last sighting is older than staleAfterMs.
+  clock += 1500;
+  await round(a);
+  assert.equal(a.readiness().status, 'ok');
+
+  // Before our first heartbeat: a fresh row from a live process on this host (our parent) is a duplicate at once.
+  await db.nodes!.remove('edge-d');
+  await db.nodes!.heartbeat(row({ host: hostname(), pid: process.ppid, heartbeatAt: clock - 100 }));
+  const b = agentOn(db);
+  await round(b);
+  assert.deepEqual(b.readiness().reasons, [`another node is heartbeating as edge-d (${hostname()}, pid ${process.ppid})`]);
+
+  // A store whose heartbeat upsert reports the conflict itself.
+  const nodes: NodeRepository = {
+    heartbeat: async () => ({ conflict: { host: 'h2', pid: 7, startedAt: 5 } }) as unknown as void,
+    list: async () => [], remove: async () => false, sequenceCommittedBefore: async () => 0,
+  };
+  const c = agentOn(Object.assign(Object.create(Object.getPrototypeOf(db) as object) as Store, db, { nodes }));
+  await round(c);
+  assert.deepEqual(c.readiness().reasons, ['another node is heartbeating as edge-d (h2, pid 7)']);
 });

@@ -74,6 +74,17 @@ function heartbeatTimeoutMs(intervalMs: number): number {
   return Math.max(2000, 2 * intervalMs);
 }
 
+/** Whether a process with this id runs on this host (signal 0; EPERM: it runs as another user). */
+function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Waits for `p` at most `ms`; true when it settled in time. */
 async function raceTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -112,6 +123,11 @@ export class NodeAgent {
   #snapshotTimer: NodeJS.Timeout | undefined;
   #lastPruneAt = 0;
   #pruning: Promise<void> | undefined;
+  /** Another process heartbeating under this node's name: who, and when last seen (ms). */
+  #duplicate: { host: string; pid: number; startedAt: number; seenAt: number } | undefined;
+  #duplicateCheck: Promise<void> | undefined;
+  /** True once one of this process's heartbeats was recorded (a foreign row seen after that was written by a live node). */
+  #recordedOnce = false;
   readonly #now: () => number;
 
   constructor(private readonly opts: NodeAgentOptions) {
@@ -141,7 +157,7 @@ export class NodeAgent {
 
   /** Resolves when the snapshot write and pruning in flight (if any) are done (tests, close). */
   async settled(): Promise<void> {
-    await Promise.all([this.#snapshotting, this.#pruning]);
+    await Promise.all([this.#snapshotting, this.#pruning, this.#duplicateCheck]);
   }
 
   #schedule(delay: number): void {
@@ -170,6 +186,11 @@ export class NodeAgent {
       ).finally(() => { this.#progressPending = undefined; });
       this.#progressPending = collecting;
       await raceTimeout(collecting, timeoutMs);
+    }
+    // Before our heartbeat overwrites the row: who else wrote it (a duplicate nodeName).
+    if (!this.#duplicateCheck && !this.#heartbeatPending && !this.#closed) {
+      this.#duplicateCheck = this.#checkDuplicate().finally(() => { this.#duplicateCheck = undefined; });
+      await raceTimeout(this.#duplicateCheck, timeoutMs);
     }
     await this.#heartbeat(timeoutMs);
     const down = this.#databaseDown();
@@ -232,7 +253,7 @@ export class NodeAgent {
   readiness(): Readiness {
     const p = this.#progress;
     const down = this.#databaseDown();
-    const reasons = [...new Set([...this.#dbReasons(down), ...this.#snapshotReasons(down !== undefined), ...p.degraded])];
+    const reasons = [...new Set([...this.#duplicateReasons(), ...this.#dbReasons(down), ...this.#snapshotReasons(down !== undefined), ...p.degraded])];
     const details = {
       node: this.name, appliedSequence: p.appliedSeq ?? null, ...(p.details ?? {}),
       ...(down ? { databaseUnreachableSince: new Date(down.since).toISOString() } : {}),
@@ -268,8 +289,10 @@ export class NodeAgent {
       version: PORTCULLIS_VERSION, pid: process.pid, host: hostname(), adminAddress: this.opts.adminAddress() ?? null,
       listeners: this.opts.listeners(), status: ready.status, reasons: ready.reasons,
     };
-    const write = nodes ? nodes.heartbeat(record) : Promise.reject(new Error('serving the local snapshot; the database has not been reached yet'));
-    const pending = write.then(() => {
+    const write: Promise<unknown> = nodes ? nodes.heartbeat(record) : Promise.reject(new Error('serving the local snapshot; the database has not been reached yet'));
+    const pending = write.then((result) => {
+      this.#noteHeartbeatConflict(result);
+      this.#recordedOnce = true;
       const failure = this.#heartbeatFailure ?? this.#databaseDown();
       this.#lastHeartbeatOkAt = this.#now();
       this.#heartbeatFailure = undefined;
@@ -289,6 +312,56 @@ export class NodeAgent {
     if (!(await raceTimeout(pending, timeoutMs)) && !this.#heartbeatFailure) {
       this.#heartbeatFailure = { since: this.#lastHeartbeatOkAt ?? this.startedAt, error: `no answer within ${timeoutMs} ms` };
     }
+  }
+
+  /**
+   * Duplicate `nodeName` detection (two processes heartbeating under one name make
+   * `GET /v1/nodes` lie): the row of this name written by another process (host, pid,
+   * start time) is a conflict when it was written after one of ours (the other one is
+   * alive), or — before our first heartbeat, where it may be a predecessor's last
+   * row — when it is fresh (younger than staleAfterMs) and its process runs on this
+   * host. Logged as an error; a readiness reason while seen within staleAfterMs.
+   */
+  async #checkDuplicate(): Promise<void> {
+    const nodes = this.opts.store.nodes;
+    if (!nodes) return;
+    let row: NodeRecord | undefined;
+    try {
+      row = (await nodes.list()).find((r) => r.name === this.name);
+    } catch {
+      return; // the heartbeat reports the database
+    }
+    if (!row || (row.host === hostname() && row.pid === process.pid && row.startedAt === this.startedAt)) return;
+    const now = this.#now();
+    const fresh = now - row.heartbeatAt < this.opts.config.cluster.staleAfterMs;
+    if (this.#recordedOnce || (fresh && row.host === hostname() && processAlive(row.pid))) {
+      this.#noteDuplicate({ host: row.host, pid: row.pid, startedAt: row.startedAt });
+    }
+  }
+
+  /**
+   * A conflict result of the heartbeat upsert (a store that detects a fresh row of
+   * this name with another instance): `{ conflict: { host, pid, startedAt } }`.
+   * Stores returning nothing leave detection to {@link #checkDuplicate}.
+   */
+  #noteHeartbeatConflict(result: unknown): void {
+    const c = (result as { conflict?: { host?: unknown; pid?: unknown; startedAt?: unknown } } | undefined)?.conflict;
+    if (!c || typeof c !== 'object') return;
+    this.#noteDuplicate({ host: String(c.host ?? 'unknown host'), pid: Number(c.pid ?? 0), startedAt: Number(c.startedAt ?? 0) });
+  }
+
+  #noteDuplicate(other: { host: string; pid: number; startedAt: number }): void {
+    const same = this.#duplicate && this.#duplicate.host === other.host && this.#duplicate.pid === other.pid && this.#duplicate.startedAt === other.startedAt;
+    if (!same) {
+      this.opts.logger.error({ other }, `another node is heartbeating as ${this.name} (${other.host}, pid ${other.pid}); give every node its own nodeName`);
+    }
+    this.#duplicate = { ...other, seenAt: this.#now() };
+  }
+
+  #duplicateReasons(): string[] {
+    const d = this.#duplicate;
+    if (!d || this.#now() - d.seenAt > this.opts.config.cluster.staleAfterMs) return [];
+    return [`another node is heartbeating as ${this.name} (${d.host}, pid ${d.pid})`];
   }
 
   async #snapshot(): Promise<void> {
