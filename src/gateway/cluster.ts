@@ -249,6 +249,11 @@ export class NodeAgent {
     return undefined;
   }
 
+  /** The lowest sequence the node's replicas have applied (last collected), undefined before any report. */
+  appliedSequence(): number | undefined {
+    return this.#progress.appliedSeq;
+  }
+
   /** `/readyz`: ok, starting (a process not up yet) or degraded (with why), always with the applied sequence. */
   readiness(): Readiness {
     const p = this.#progress;
