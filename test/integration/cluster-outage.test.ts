@@ -32,6 +32,7 @@ let gw: RunningGateway | undefined;
 let chain: TestChain;
 let rootFile: string;
 let port: number;
+let dbUrl: string;
 const clients: Record<string, { chain: string; key: string; serialKey: string }> = {};
 
 function writeClient(name: string, leaf: TestCert): { chain: string; key: string; serialKey: string } {
@@ -89,6 +90,27 @@ function workerPids(): number[] {
   return found;
 }
 
+/** The node's config: one distribution with the KVS revocation function, on the test database. */
+async function nodeConfig(o: { workers: number; snapshotFile: string; snapshotIntervalMs: number }): Promise<Record<string, unknown>> {
+  return {
+    nodeName: 'outage-node', workers: o.workers, store: dbUrl,
+    admin: { listen: `127.0.0.1:${await freePort()}`, token: TOKEN },
+    cluster: { heartbeatIntervalMs: 300, staleAfterMs: 3000, snapshotFile: o.snapshotFile, snapshotIntervalMs: o.snapshotIntervalMs, storeRetryMs: 200 },
+    listenOverrides: { kvsfn: `127.0.0.1:${port}` },
+    resources: {
+      trustStores: [{ name: 'outage', caBundleFile: rootFile }],
+      keyValueStores: [{ name: 'revoked', importFile: join(dir, 'revoked.json') }],
+      connectionFunctions: [{ name: 'kvs-revoke', codeFile: join(REPO_ROOT, 'examples/functions/kvs-serial-revocation.js'), keyValueStore: 'revoked', publish: true }],
+      distributions: [{
+        name: 'kvsfn', listen: '127.0.0.1:1', aliases: ['kvsfn.gw.test'], connectionFunction: 'kvs-revoke',
+        certificates: [{ certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') }],
+        origin: { url: origin!.url, connectTimeoutMs: 2000, responseTimeoutMs: 10_000 },
+        viewerMtls: { mode: 'required', trustStore: 'outage' },
+      }],
+    },
+  };
+}
+
 before(async () => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'portcullis-cluster-outage-'));
@@ -120,26 +142,8 @@ after(async () => {
 test('workers: 2, database down, a worker killed: the replacement never serves the older snapshot (waits, reported in /readyz), the node stays up, and it joins when the database returns', { skip }, async () => {
   const snapshotFile = join(dir, 'node', 'snapshot.json');
   mkdirSync(join(dir, 'node'), { recursive: true });
-  gw = await startGateway({
-    dir: join(dir, 'node'),
-    config: {
-      nodeName: 'outage-node', workers: 2, store: await server!.createDatabase('outage'),
-      admin: { listen: `127.0.0.1:${await freePort()}`, token: TOKEN },
-      cluster: { heartbeatIntervalMs: 300, staleAfterMs: 3000, snapshotFile, snapshotIntervalMs: 10_000, storeRetryMs: 200 },
-      listenOverrides: { kvsfn: `127.0.0.1:${port}` },
-      resources: {
-        trustStores: [{ name: 'outage', caBundleFile: rootFile }],
-        keyValueStores: [{ name: 'revoked', importFile: join(dir, 'revoked.json') }],
-        connectionFunctions: [{ name: 'kvs-revoke', codeFile: join(REPO_ROOT, 'examples/functions/kvs-serial-revocation.js'), keyValueStore: 'revoked', publish: true }],
-        distributions: [{
-          name: 'kvsfn', listen: '127.0.0.1:1', aliases: ['kvsfn.gw.test'], connectionFunction: 'kvs-revoke',
-          certificates: [{ certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') }],
-          origin: { url: origin!.url, connectTimeoutMs: 2000, responseTimeoutMs: 10_000 },
-          viewerMtls: { mode: 'required', trustStore: 'outage' },
-        }],
-      },
-    },
-  });
+  dbUrl = await server!.createDatabase('outage');
+  gw = await startGateway({ dir: join(dir, 'node'), config: await nodeConfig({ workers: 2, snapshotFile, snapshotIntervalMs: 10_000 }) });
   const older = await waitFor('the first snapshot', async () => snapshotSeq(snapshotFile));
   assert.ok(admitted(await through('victim')), 'the victim is admitted before the revocation');
 
@@ -187,4 +191,28 @@ test('workers: 2, database down, a worker killed: the replacement never serves t
   }, 60_000);
   for (let i = 0; i < 8; i++) assert.ok(refused(await through('victim')), `after recovery, connection ${i}: refused`);
   assert.ok(admitted(await through('good')));
+});
+
+test('a frozen PostgreSQL (SIGSTOP: connections open, nothing answers) turns /readyz degraded from the time of the last successful heartbeat, long before the query timeout; ok again once it thaws', { skip }, async () => {
+  assert.ok(gw, 'the node of the previous test runs');
+  // Single process this time, with the snapshot checked at every round (its database
+  // read used to hang the agent's round, heartbeat included, on a frozen database).
+  await gw.stop();
+  gw = await startGateway({ dir: join(dir, 'node'), config: await nodeConfig({ workers: 1, snapshotFile: join(dir, 'node', 'snapshot.json'), snapshotIntervalMs: 100 }) });
+  await waitFor('/readyz ok', async () => ((await readyz()).status === 'ok' ? true : undefined));
+  await new Promise((r) => setTimeout(r, 1000));
+  await server!.freeze();
+  try {
+    // Deadline 20 s: below the store's query timeout (~35 s) that the heartbeat used to wait for.
+    const r = await waitFor('/readyz degraded while the database is frozen', async () => {
+      const ready = await readyz();
+      return ready.status === 'degraded' && ready.reasons.some((x) => /^the database has been unreachable since .*; serving the last applied state at sequence \d+; writes are refused$/.test(x)) ? ready : undefined;
+    }, 20_000);
+    assert.ok(typeof r.details.databaseUnreachableSince === 'string');
+    assert.ok(refused(await through('victim')), 'the revoked certificate is still refused');
+    assert.ok(admitted(await through('good')), 'the good certificate is still admitted');
+  } finally {
+    await server!.thaw();
+  }
+  await waitFor('/readyz ok after the thaw', async () => ((await readyz()).status === 'ok' ? true : undefined), 60_000);
 });
