@@ -84,8 +84,14 @@ test('worker start: a replacement worker waits out an unreachable store with bac
   await assert.rejects(startWhenStoreAvailable({
     start: async () => { throw new Error('listen EADDRINUSE'); }, replacement: true, sleep: async () => {}, onWaiting: () => assert.fail('must not wait'),
   }), /EADDRINUSE/);
-  // A stop request ends the wait.
+  // A stop request ends the wait: no further attempt after it.
   await assert.rejects(startWhenStoreAvailable({
     start: async () => { throw down; }, replacement: true, sleep: async () => {}, onWaiting: () => {}, stopped: () => true,
   }), (err: unknown) => err === down);
+  let stop = false;
+  let tries = 0;
+  await assert.rejects(startWhenStoreAvailable({
+    start: async () => { tries++; throw down; }, replacement: true, sleep: async () => { stop = true; }, onWaiting: () => {}, stopped: () => stop,
+  }), (err: unknown) => err === down);
+  assert.equal(tries, 1);
 });

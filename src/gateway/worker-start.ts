@@ -39,10 +39,13 @@ export async function startWhenStoreAvailable<T>(opts: WorkerStartOptions<T>): P
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const max = opts.maxDelayMs ?? 5000;
   let delay = opts.initialDelayMs ?? 250;
+  let last: unknown;
   for (let attempt = 1; ; attempt++) {
+    if (attempt > 1 && opts.stopped?.()) throw last;
     try {
       return await opts.start();
     } catch (err) {
+      last = err;
       if (!(err instanceof StoreUnavailableError)) throw err;
       if (!opts.replacement && !(err instanceof SnapshotBehindError)) throw err;
       if (opts.stopped?.()) throw err;
