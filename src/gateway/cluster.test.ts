@@ -115,8 +115,15 @@ test('node agent: readiness follows the time of the last successful heartbeat â€
   await agent.tick();
   assert.equal(agent.readiness().status, 'ok');
 
-  // Frozen: nothing answers. Without any tick, readiness ages out from the last success (2 s window).
+  // A round merely late (nothing in flight) is no outage.
+  clock += 2500;
+  assert.equal(agent.readiness().status, 'ok');
+  await agent.tick();
+  // Frozen: nothing answers. With a heartbeat in flight, readiness ages out from the last success (2 s window), before any timeout.
   frozen = true;
+  const before = writes;
+  const round = agent.tick();
+  while (writes === before) await new Promise((resolve) => setImmediate(resolve)); // the heartbeat is in flight
   progressFrozen = true;
   clock += 1500;
   assert.equal(agent.readiness().status, 'ok', 'within max(2 s, 2 Ã— heartbeatIntervalMs) of the last heartbeat');
@@ -125,6 +132,7 @@ test('node agent: readiness follows the time of the last successful heartbeat â€
   assert.equal(r.status, 'degraded');
   assert.equal(r.ready, true);
   assert.match(r.reasons[0]!, /^the database has been unreachable since .* \(no heartbeat answered for 2500 ms \(timeout 2000 ms\)\); serving the last applied state at sequence 7; writes are refused$/);
+  await round;
 
   // Ticks complete although the progress and the heartbeat hang; no second heartbeat is started while one is pending.
   await agent.tick();

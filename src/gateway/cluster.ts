@@ -185,7 +185,8 @@ export class NodeAgent {
         (err: unknown) => { this.opts.logger.warn({ err }, `node agent: could not collect the replicas' progress: ${message(err)}`); },
       ).finally(() => { this.#progressPending = undefined; });
       this.#progressPending = collecting;
-      await raceTimeout(collecting, timeoutMs);
+      // A hanging collection delays the heartbeat by at most one interval (it then carries the last progress).
+      await raceTimeout(collecting, Math.min(timeoutMs, this.opts.config.cluster.heartbeatIntervalMs));
     }
     // Before our heartbeat overwrites the row: who else wrote it (a duplicate nodeName).
     if (!this.#duplicateCheck && !this.#heartbeatPending && !this.#closed) {
@@ -237,15 +238,16 @@ export class NodeAgent {
 
   /**
    * The database counts as unreachable when the last heartbeat failed, or when none
-   * succeeded within the heartbeat timeout (whatever is pending: a frozen database
-   * answers nothing, not even an error, until its query timeout).
+   * succeeded within the heartbeat timeout while one is pending (a frozen database
+   * answers nothing, not even an error, until its query timeout). A round merely
+   * delayed (a busy event loop, no heartbeat in flight) does not count.
    */
   #databaseDown(): { since: number; error: string } | undefined {
+    if (this.#heartbeatFailure) return this.#heartbeatFailure;
     const now = this.#now();
     const windowMs = heartbeatTimeoutMs(this.opts.config.cluster.heartbeatIntervalMs);
     const last = this.#lastHeartbeatOkAt ?? this.startedAt;
-    if (this.#heartbeatFailure) return this.#heartbeatFailure;
-    if (now - last > windowMs) return { since: last, error: `no heartbeat answered for ${now - last} ms (timeout ${windowMs} ms)` };
+    if (this.#heartbeatPending && now - last > windowMs) return { since: last, error: `no heartbeat answered for ${now - last} ms (timeout ${windowMs} ms)` };
     return undefined;
   }
 
