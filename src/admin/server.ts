@@ -47,6 +47,12 @@ export interface AdminServerOptions {
    * it is not built.
    */
   consoleDir?: string | null;
+  /**
+   * The sequence the node's edge enforces (its replicas' applied sequence). When set,
+   * a `StoreUnavailable` (503) answer says that the database is unreachable and the
+   * edge keeps enforcing its last applied state at that sequence (cluster outage).
+   */
+  appliedSequence?: () => number | undefined;
 }
 
 /** A running admin listener. */
@@ -153,6 +159,10 @@ export async function createAdminApp(options: Omit<AdminServerOptions, 'listen'>
   app.setErrorHandler(async (err, req, reply) => {
     const m = mapError(err);
     if (m.internal) options.onError?.(err, `${req.method} ${req.url.replace(/\?.*$/, '')}`);
+    if (m.body.error.code === 'StoreUnavailable' && options.appliedSequence) {
+      const seq = options.appliedSequence();
+      m.body.error.message = `the database is unreachable; the edge keeps enforcing its last applied state (sequence ${seq ?? 'unknown'}): ${m.body.error.message}`;
+    }
     return reply.code(m.status).send(m.body);
   });
   return app;

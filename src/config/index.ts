@@ -11,7 +11,7 @@ export type {
 export { loadConfig, configFromTree, configError, substituteEnv, resolveResourcePaths } from './load.js';
 export type { ConfigEnv } from './load.js';
 export { revocationOptionsFromConfig, ocspCacheOptionsFromConfig, functionLimitsFromConfig, kvsLimitsFromConfig, storeSpecFromConfig, nodeStoreSpecFromConfig } from './options.js';
-export { validateConfig, checkResources, existingInStore } from './validate.js';
+export { validateConfig, checkResources, existingInStore, snapshotFileProblem } from './validate.js';
 export type { ConfigValidation, ValidateConfigOptions, CheckResourcesOptions, ExistingResources, ResourceProblem } from './validate.js';
 export { applyResources, distributionDocumentFromConfig } from './apply.js';
 export type { ApplyReport, ApplyReportEntry, ApplyResourceKind, ApplyResourcesOptions } from './apply.js';

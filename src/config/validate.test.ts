@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -85,4 +85,25 @@ test('validateConfig: files, certificate/key pairs, bundles, imports, code and r
   const missing = await validateConfig(join(dir, 'missing.yaml'), {});
   assert.equal(missing.missingFile, true);
   assert.equal(missing.problems.length, 1);
+});
+
+test('validateConfig: cluster.snapshotFile must be writable — its parent a file, the path a directory, or (not root) a read-only directory is a problem naming cluster.snapshotFile; a missing directory that can be created is fine', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pc-validate-snap-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'portcullis.yaml');
+  writeFileSync(join(dir, 'plain'), 'x');
+  mkdirSync(join(dir, 'adir'));
+  const check = async (snapshotFile: string): Promise<string[]> => {
+    writeFileSync(file, stringify({ cluster: { snapshotFile } }));
+    const v = await validateConfig(file, {}, { store: null });
+    return v.problems.map((p) => `${p.path}: ${p.message}`);
+  };
+  assert.deepEqual(await check(join(dir, 'plain', 'snap.json')), [`cluster.snapshotFile: cannot write the snapshot ${join(dir, 'plain', 'snap.json')}: ${join(dir, 'plain')} is not a directory`]);
+  assert.deepEqual(await check(join(dir, 'adir')), [`cluster.snapshotFile: ${join(dir, 'adir')} is a directory; the snapshot is a file`]);
+  assert.deepEqual(await check(join(dir, 'new', 'deeper', 'snap.json')), []);
+  assert.deepEqual(await check(join(dir, 'adir', 'snap.json')), []);
+  if (process.getuid?.() !== 0) {
+    mkdirSync(join(dir, 'ro'), { mode: 0o555 });
+    assert.deepEqual(await check(join(dir, 'ro', 'snap.json')), [`cluster.snapshotFile: cannot write the snapshot ${join(dir, 'ro', 'snap.json')}: the directory ${join(dir, 'ro')} is not writable`]);
+  }
 });

@@ -6,9 +6,9 @@
  * exist in the config or in the store. `portcullis validate` runs it.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ConfigError, PortcullisError, type ConfigProblem } from '../errors.js';
 import { compileFunction } from '../functions/index.js';
 import { isUrlSource, parseKvsImport } from '../kvs/index.js';
@@ -156,6 +156,10 @@ export async function validateConfig(file: string, env: ConfigEnv = process.env,
       else options.onStoreUnavailable?.(`${describeStoreSpec(spec)} could not be opened (${message(err)}); names were checked against the config only`);
     }
   }
+  if (config.cluster.snapshotFile !== undefined) {
+    const why = snapshotFileProblem(config.cluster.snapshotFile);
+    if (why) problems.push({ path: 'cluster.snapshotFile', message: why });
+  }
   try {
     for (const p of await checkResources(config, store ? existingInStore(store) : undefined, options)) problems.push({ path: p.path, message: p.message });
   } finally {
@@ -270,5 +274,46 @@ async function checkReferences(config: NodeConfig, existing: ExistingResources |
     if (!declared.distributions.has(name) && !(existing && (await existing.distributionExists(name)))) {
       problems.push({ path: `listenOverrides.${name}`, message: `distribution "${name}" is not declared ${where}`, code: 'EntityNotFound' });
     }
+  }
+}
+
+/**
+ * Why the local snapshot cannot be written at `path` (config `cluster.snapshotFile`),
+ * or undefined when it can: the snapshot is written to a temporary file in its
+ * directory and renamed over `path`, so the directory must exist (or be creatable:
+ * its nearest existing ancestor is a writable directory) and be writable, and `path`
+ * must not be a directory. Checked by `portcullis validate` and at `serve` start-up,
+ * so that a node never runs believing it has a fallback it cannot write.
+ */
+export function snapshotFileProblem(path: string): string | undefined {
+  const st = statOf(path);
+  if (st?.isDirectory()) return `${path} is a directory; the snapshot is a file`;
+  let dir = dirname(path);
+  let missing = false;
+  for (;;) {
+    const d = statOf(dir);
+    if (d) {
+      if (!d.isDirectory()) return `cannot write the snapshot ${path}: ${dir} is not a directory`;
+      try {
+        accessSync(dir, fsConstants.W_OK | fsConstants.X_OK);
+      } catch {
+        return missing
+          ? `cannot write the snapshot ${path}: its directory does not exist and cannot be created (${dir} is not writable)`
+          : `cannot write the snapshot ${path}: the directory ${dir} is not writable`;
+      }
+      return undefined;
+    }
+    missing = true;
+    const up = dirname(dir);
+    if (up === dir) return `cannot write the snapshot ${path}: no existing directory above it`;
+    dir = up;
+  }
+}
+
+function statOf(path: string): ReturnType<typeof statSync> | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
   }
 }

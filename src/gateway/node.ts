@@ -14,7 +14,7 @@ import { FunctionHost } from '../functions/index.js';
 import { OcspCache, RevocationChecker } from '../revocation/index.js';
 import { ConnectionLogTap, Gateway, OriginProxy } from '../edge/index.js';
 import { fallbackStatus, openNodeStore, type Store } from '../store/index.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, StoreUnavailableError } from '../errors.js';
 
 /** A running data path. */
 export interface GatewayNode {
@@ -45,6 +45,25 @@ export interface GatewayNodeOptions {
   registry?: Registry;
   /** Where connection-log lines go when `logging.connectionLog` is `stdout` (default process.stdout). */
   stdout?: NodeJS.WritableStream;
+  /**
+   * The lowest change sequence this process may serve (cluster: the highest sequence
+   * any worker of the node has already applied, told by the primary to a replacement
+   * worker). When the database is unreachable and the local snapshot is older, the
+   * node does not start (no listener is opened): {@link SnapshotBehindError}. Default 0.
+   */
+  minSequence?: number;
+}
+
+/**
+ * The database is unreachable and the local snapshot is older than what this node
+ * already enforced (another worker of the node applied sequence `floor`): serving it
+ * would re-admit what was revoked since (fail open). The worker waits for the
+ * database instead. A StoreUnavailableError (code `StoreUnavailable`).
+ */
+export class SnapshotBehindError extends StoreUnavailableError {
+  constructor(readonly snapshotSeq: number, readonly floor: number) {
+    super(`waiting for the database: the snapshot (seq ${snapshotSeq}) is older than what this node already enforced (seq ${floor})`);
+  }
 }
 
 /**
@@ -53,7 +72,8 @@ export interface GatewayNodeOptions {
  * revocation checker, the proxy and the edge. Expects the declared resources to be
  * applied already (the primary does that once).
  * @throws StoreUnavailableError when the database is unreachable and there is no
- *   usable snapshot; the edge's errors (e.g. an address in use) with what failed.
+ *   usable snapshot; {@link SnapshotBehindError} when it is unreachable and the
+ *   snapshot is older than `minSequence`; the edge's errors (e.g. an address in use) with what failed.
  */
 export async function startGatewayNode(options: GatewayNodeOptions): Promise<GatewayNode> {
   const { config, logger } = options;
@@ -73,6 +93,9 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       },
     });
     closers.push(() => store.close());
+    const floor = options.minSequence ?? 0;
+    const fb = fallbackStatus(store);
+    if (fb && !fb.connected && fb.snapshotSeq < floor) throw new SnapshotBehindError(fb.snapshotSeq, floor);
     const functions = await FunctionHost.start({
       store: spec,
       limits: functionLimitsFromConfig(config),
@@ -82,6 +105,12 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       },
     });
     closers.push(() => functions.close());
+    if (floor > 0) {
+      // The function host (KVS replicas) opened its own store: it may have fallen back
+      // to the snapshot if the database went away in between. Checked before any listener.
+      const hs = await functions.status();
+      if (hs.appliedSequence < floor) throw new SnapshotBehindError(hs.appliedSequence, floor);
+    }
     const cache = new OcspCache(ocspCacheOptionsFromConfig(config));
     const revocation = new RevocationChecker({ ...revocationOptionsFromConfig(config), cache });
     const proxy = new OriginProxy({ logger: logger.child({ component: 'proxy' }), metrics: registry });

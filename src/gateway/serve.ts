@@ -21,6 +21,7 @@ import { ConnectionLogTap, type ConnectionLogLine } from '../edge/index.js';
 import { fallbackStatus, openNodeStore, type Store } from '../store/index.js';
 import { startGatewayNode, type GatewayNode } from './node.js';
 import { NodeAgent, type NodeProgress } from './cluster.js';
+import { startWhenStoreAvailable } from './worker-start.js';
 import { ConfigError, PortcullisError } from '../errors.js';
 
 /** Options of {@link serve}. */
@@ -67,6 +68,12 @@ function localOcspCache(cache: OcspCache): OcspCacheControl {
   return { list: async () => cache.list(), purge: async (filter) => cache.purge(filter) };
 }
 
+/**
+ * Worker → primary: not serving yet — its store is unreachable or its snapshot older
+ * than what the node enforced; it retries (replacement workers only, see worker-start.ts).
+ */
+interface WorkerWaiting { type: 'portcullis:waiting'; reason: string }
+
 /** A worker's report of what its replicas have applied (sent every {@link PROGRESS_INTERVAL_MS}). */
 interface WorkerProgress { type: 'portcullis:progress'; appliedSeq: number; degraded: string[] }
 
@@ -112,6 +119,10 @@ async function applyDeclared(store: Store, config: NodeConfig, logger: Logger): 
 }
 
 const WORKER_CONFIG_ENV = 'PORTCULLIS_WORKER_CONFIG';
+/** The highest sequence any worker of the node applied when this worker was forked: it never serves older state. */
+const WORKER_FLOOR_ENV = 'PORTCULLIS_WORKER_FLOOR';
+/** `1` when the node already served before this worker was forked (a replacement: waits out an unreachable store). */
+const WORKER_REPLACEMENT_ENV = 'PORTCULLIS_WORKER_REPLACEMENT';
 /** {@link WORKER_CONFIG_ENV} value meaning "the embedded defaults". */
 const EMBEDDED_DEFAULTS = '-';
 
@@ -211,6 +222,7 @@ async function runSingle(config: NodeConfig, logger: Logger, token: string, stor
       listen: config.admin.listen, token,
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       readiness: () => agent.readiness(),
+      ...(config.store.kind === 'postgres' ? { appliedSequence: () => agent.appliedSequence() } : {}),
       onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
       api: adminApi(config, store, localOcspCache(node.revocation.cache)),
       connectionLog: node.connectionLogTap,
@@ -244,13 +256,36 @@ async function runWorker(configFile: string, options: ServeOptions): Promise<voi
   // Constructing one installs prom-client's worker-side listener that answers the
   // primary's metric requests (setRegistries alone does not).
   new AggregatorRegistry();
+  const env = options.env ?? process.env;
+  const floor = Number(env[WORKER_FLOOR_ENV] ?? '0') || 0;
+  const replacement = env[WORKER_REPLACEMENT_ENV] === '1';
   let node: GatewayNode;
+  let stopRequested = false;
+  const earlyStop = (m: unknown): void => { if ((m as { type?: string })?.type === 'portcullis:stop') stopRequested = true; };
+  process.on('message', earlyStop);
+  let lastReason: string | undefined;
   try {
-    node = await startGatewayNode({ config, logger, registry, ...(options.stdout ? { stdout: options.stdout } : {}) });
+    node = await startWhenStoreAvailable({
+      start: () => startGatewayNode({ config, logger, registry, minSequence: floor, ...(options.stdout ? { stdout: options.stdout } : {}) }),
+      replacement,
+      maxDelayMs: Math.max(config.cluster.storeRetryMs, 250),
+      stopped: () => stopRequested,
+      onWaiting: (reason, attempt, delayMs) => {
+        if (reason !== lastReason) logger.warn({ attempt }, `worker not serving: ${reason}; retrying (next attempt in ${delayMs} ms)`);
+        else logger.debug({ attempt }, `still ${reason}`);
+        lastReason = reason;
+        const m: WorkerWaiting = { type: 'portcullis:waiting', reason };
+        if (process.connected) process.send?.(m);
+      },
+    });
   } catch (err) {
+    if (stopRequested) process.exit(0);
     logger.fatal({ err }, `worker could not start: ${(err as Error).message}`);
     process.exit(1);
   }
+  process.off('message', earlyStop);
+  if (stopRequested) { await node.close(); process.exit(0); }
+  if (lastReason !== undefined) logger.info(`worker serving again (was: ${lastReason})`);
   const ready: WorkerReady = { type: 'portcullis:ready', listeners: node.listeners() };
   process.send?.(ready);
   // What this worker's replicas have applied, for the primary's heartbeat.
@@ -307,6 +342,12 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, sto
   const aggregator = new AggregatorRegistry();
   const ready = new Map<number, WorkerReady>();
   const progress = new Map<number, WorkerProgress>();
+  /** Workers not serving yet because their store is unreachable, and why. */
+  const waiting = new Map<number, string>();
+  /** The highest sequence any worker has applied: a worker forked now never serves older state. */
+  let floor = 0;
+  /** True once the node served (every first worker ready): later forks are replacements. */
+  let served = false;
   let stopping = false;
   const recentDeaths: number[] = [];
   const cacheReplies = new Map<number, (r: OcspCacheReply) => void>();
@@ -323,13 +364,28 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, sto
   // environment variable tells them to start only the data path.
   cluster.setupPrimary({ args: options.configFile === undefined ? ['serve'] : ['serve', '--config', config.file] });
   const fork = (): Worker => {
-    const w = cluster.fork({ ...(options.env ?? process.env), [WORKER_CONFIG_ENV]: options.configFile === undefined ? EMBEDDED_DEFAULTS : config.file });
+    const w = cluster.fork({
+      ...(options.env ?? process.env),
+      [WORKER_CONFIG_ENV]: options.configFile === undefined ? EMBEDDED_DEFAULTS : config.file,
+      [WORKER_FLOOR_ENV]: String(floor),
+      [WORKER_REPLACEMENT_ENV]: served ? '1' : '0',
+    });
     w.on('message', (m: unknown) => {
       if ((m as WorkerReady)?.type === 'portcullis:ready') {
         ready.set(w.id, m as WorkerReady);
+        waiting.delete(w.id);
         if (logTap.active) tellWorkers(w, true);
       }
-      if ((m as WorkerProgress)?.type === 'portcullis:progress') progress.set(w.id, m as WorkerProgress);
+      if ((m as WorkerWaiting)?.type === 'portcullis:waiting') {
+        const reason = (m as WorkerWaiting).reason;
+        if (waiting.get(w.id) !== reason) logger.warn({ worker: w.id }, `worker ${w.id} not serving: ${reason}`);
+        waiting.set(w.id, reason);
+      }
+      if ((m as WorkerProgress)?.type === 'portcullis:progress') {
+        const p = m as WorkerProgress;
+        progress.set(w.id, p);
+        if (p.appliedSeq > floor) floor = p.appliedSeq;
+      }
       if ((m as LogTapLine)?.type === 'portcullis:log-line' && logTap.active) {
         try {
           const json = (m as LogTapLine).json;
@@ -343,6 +399,7 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, sto
     w.on('exit', (code, signal) => {
       ready.delete(w.id);
       progress.delete(w.id);
+      waiting.delete(w.id);
       if (stopping) return;
       const now = Date.now();
       recentDeaths.push(now);
@@ -364,6 +421,7 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, sto
       if (recentDeaths.length >= config.workers) { clearInterval(timer); reject(new Error('workers failed to start; see the log above')); }
     }, 50);
   });
+  served = true;
   // The node's progress: the lowest sequence over every worker (a worker that has not
   // reported yet counts as not there), and every worker's reasons.
   const nodeProgress = async (): Promise<NodeProgress> => {
@@ -371,6 +429,7 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, sto
     const reports = [...ready.keys()].map((id) => progress.get(id));
     const known = reports.filter((r): r is WorkerProgress => r !== undefined);
     const starting = up >= config.workers ? [] : [`${config.workers - up} of ${config.workers} workers not ready`];
+    for (const [id, reason] of waiting) starting.push(`worker ${id}: ${reason}`);
     if (known.length < reports.length) starting.push(`${reports.length - known.length} worker${reports.length - known.length === 1 ? '' : 's'} not reporting progress yet`);
     return {
       appliedSeq: known.length > 0 && known.length === reports.length ? Math.min(...known.map((r) => r.appliedSeq)) : undefined,
@@ -411,6 +470,7 @@ async function runPrimary(config: NodeConfig, logger: Logger, token: string, sto
     listen: config.admin.listen, token,
     metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
     readiness,
+    ...(config.store.kind === 'postgres' ? { appliedSequence: () => agent.appliedSequence() } : {}),
     onError: (err, route) => logger.error({ err, route }, 'admin route failed'),
     api: adminApi(config, store, clusterCache),
     connectionLog: logTap,

@@ -17,6 +17,7 @@
  * const pg = await startPostgres();          // undefined: binaries absent (see postgresSkipReason())
  * const url = await pg.createDatabase('t1'); // postgres://postgres@127.0.0.1:PORT/t1
  * await pg.stop(); await pg.start();         // same data, same port: outage tests
+ * await pg.freeze(); await pg.thaw();        // SIGSTOP/SIGCONT: a hung (not down) database
  * await pg.sql('select 1');                  // admin SQL on the `postgres` database
  * await pg.destroy();                        // stops the server and deletes everything
  * ```
@@ -43,6 +44,14 @@ export interface TestPostgres {
   stop(): Promise<void>;
   /** Starts the stopped server again on the same port. */
   start(): Promise<void>;
+  /**
+   * Freezes the server: SIGSTOP to the postmaster and every backend (a hung database:
+   * connections stay open, nothing answers, no error). {@link thaw} resumes it; stop
+   * and destroy thaw first.
+   */
+  freeze(): Promise<void>;
+  /** Resumes a frozen server (SIGCONT). */
+  thaw(): Promise<void>;
   /** Stops the server when running and deletes the temp directory. Idempotent. */
   destroy(): Promise<void>;
 }
@@ -156,12 +165,27 @@ export async function startPostgres(): Promise<TestPostgres | undefined> {
   }
   // Never leave a server behind, even when the test process exits abruptly.
   const onExit = (): void => {
+    thawServer();
     try {
       stopServer('immediate');
     } catch { /* best effort */ }
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', onExit);
+
+  // freeze/thaw: the server's processes (postmaster first line of postmaster.pid, its children).
+  let frozen: number[] = [];
+  const serverPids = (): number[] => {
+    const main = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const kids = spawnSync('pgrep', ['-P', String(main)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+    return [main, ...kids];
+  };
+  const thawServer = (): void => {
+    for (const pid of frozen) {
+      try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+    }
+    frozen = [];
+  };
 
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const sql = async <R>(text: string, params: unknown[] = []): Promise<R[]> => {
@@ -184,7 +208,19 @@ export async function startPostgres(): Promise<TestPostgres | undefined> {
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
     },
     async stop(): Promise<void> {
+      thawServer();
       stopServer('fast');
+    },
+    async freeze(): Promise<void> {
+      if (!running || frozen.length > 0) return;
+      const pids = serverPids();
+      // The postmaster first: it forks no new backend meanwhile.
+      for (const pid of pids) {
+        try { process.kill(pid, 'SIGSTOP'); frozen.push(pid); } catch { /* exited */ }
+      }
+    },
+    async thaw(): Promise<void> {
+      thawServer();
     },
     async start(): Promise<void> {
       if (!running) startServer();
@@ -193,6 +229,7 @@ export async function startPostgres(): Promise<TestPostgres | undefined> {
       if (destroyed) return;
       destroyed = true;
       process.off('exit', onExit);
+      thawServer();
       try {
         stopServer('fast');
       } finally {
