@@ -23,7 +23,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/index.js';
 import type { Readiness } from '../admin/index.js';
-import { fallbackStatus, readSnapshotInfo, writeNodeSnapshot, type NodeRecord, type Store } from '../store/index.js';
+import { fallbackStatus, processAlive, readSnapshotInfo, writeNodeSnapshot, type NodeRecord, type Store } from '../store/index.js';
 import { NodeNameConflictError } from '../errors.js';
 
 /** What the node's replicas have applied, as collected from its processes. */
@@ -73,17 +73,6 @@ const message = (err: unknown): string => (err instanceof Error ? err.message : 
 /** How long a heartbeat write may take before the database counts as unreachable, ms. */
 function heartbeatTimeoutMs(intervalMs: number): number {
   return Math.max(2000, 2 * intervalMs);
-}
-
-/** Whether a process with this id runs on this host (signal 0; EPERM: it runs as another user). */
-function processAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Waits for `p` at most `ms`; true when it settled in time. */

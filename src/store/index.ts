@@ -29,4 +29,4 @@ export type {
   ChangeRecord, ChangePayload, ChangeEntity, ChangesPage, KvsChangeMeta, NodeRecord, NodeRepository, HeartbeatOptions,
 } from './types.js';
 export { newEtag, requireIfMatch } from './etag.js';
-export { NODE_INSTANCE_ID } from './sql-store.js';
+export { NODE_INSTANCE_ID, processAlive } from './sql-store.js';

@@ -569,8 +569,12 @@ class SqlFunctionRepository implements FunctionRepository {
  */
 export const NODE_INSTANCE_ID = randomUUID();
 
-/** Whether a process with this pid exists on this machine (signal 0 probes without signalling). */
-function processAlive(pid: number): boolean {
+/**
+ * Whether a process with this pid exists on this machine (signal 0 probes without
+ * signalling; EPERM means it exists but belongs to another user). Used to tell a
+ * node's predecessor (a dead process) from a live duplicate of its name.
+ */
+export function processAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
