@@ -102,3 +102,50 @@ export async function readBase64(file: File): Promise<string> {
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(s);
 }
+
+/**
+ * The left column of a list page (key value stores, connection functions): the items
+ * as links (the current one marked with aria-current), and a form that creates a new
+ * one by name and opens it.
+ */
+export function PickAside<T extends { Id: string; Name: string }>(props: {
+  title: string; titleId: string; items: T[] | undefined; loadError: unknown; reload: () => void;
+  current: string | undefined; href: (name: string) => string; detail: (item: T) => string;
+  inputId: string; inputLabel: string; createLabel: string; create: (name: string) => Promise<void>;
+}) {
+  const [newName, setNewName] = useState('');
+  const [error, setError] = useState<unknown>(undefined);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      await props.create(newName);
+      props.reload();
+      location.hash = props.href(newName);
+      setNewName('');
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <aside class="side card" aria-labelledby={props.titleId}>
+      <h2 id={props.titleId}>{props.title}</h2>
+      <ErrorBox error={props.loadError} onReload={props.reload} />
+      <ul class="pick-list">
+        {props.items?.map((it) => (
+          <li key={it.Id}>
+            <a href={props.href(it.Name)} aria-current={it.Name === props.current ? 'true' : undefined}>
+              <span>{it.Name}</span> <span class="muted small">{props.detail(it)}</span>
+            </a>
+          </li>
+        ))}
+      </ul>
+      <form class="stack" onSubmit={submit}>
+        <label for={props.inputId}>{props.inputLabel}</label>
+        <input id={props.inputId} value={newName} onInput={(e) => setNewName((e.target as HTMLInputElement).value)} />
+        <button type="submit" disabled={newName === ''}>{props.createLabel}</button>
+      </form>
+      <ErrorBox error={error} />
+    </aside>
+  );
+}

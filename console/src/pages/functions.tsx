@@ -3,7 +3,7 @@
 // Matrix tab (decision table, unsafe rows highlighted).
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, enc, type FunctionSummary, type Kvs, type List, type MatrixResult, type TestResult } from '../api';
-import { Badge, ErrorBox, Notice, PageHeader, shortEtag, useLoad } from '../ui';
+import { Badge, ErrorBox, Notice, PageHeader, PickAside, shortEtag, useLoad } from '../ui';
 import type { CodeEditor } from '../editor';
 
 const TEMPLATE = `import cf from 'cloudfront';
@@ -477,42 +477,15 @@ function FunctionDetail({ name, onChanged }: { name: string; onChanged: () => vo
 
 export function FunctionsPage({ selected }: { selected: string | undefined }) {
   const list = useLoad(async (signal) => (await api.get<List<FunctionSummary>>('/v1/connection-functions', { signal })).data.Items, []);
-  const [newName, setNewName] = useState('');
-  const [error, setError] = useState<unknown>(undefined);
   const current = selected ?? list.data?.[0]?.Name;
-  const create = async (e: Event) => {
-    e.preventDefault();
-    setError(undefined);
-    try {
-      await api.post('/v1/connection-functions', { name: newName, code: TEMPLATE });
-      list.reload();
-      location.hash = `#/functions/${encodeURIComponent(newName)}`;
-      setNewName('');
-    } catch (err) {
-      setError(err);
-    }
-  };
   return (
     <div class="split">
-      <aside class="side card" aria-labelledby="fns-title">
-        <h2 id="fns-title">Functions</h2>
-        <ErrorBox error={list.error} onReload={list.reload} />
-        <ul class="pick-list">
-          {list.data?.map((f) => (
-            <li key={f.Id}>
-              <a href={`#/functions/${encodeURIComponent(f.Name)}`} aria-current={f.Name === current ? 'true' : undefined}>
-                <span>{f.Name}</span> <span class="muted small">{f.Status.toLowerCase()}</span>
-              </a>
-            </li>
-          ))}
-        </ul>
-        <form class="stack" onSubmit={create}>
-          <label for="new-fn">New function name</label>
-          <input id="new-fn" value={newName} onInput={(e) => setNewName((e.target as HTMLInputElement).value)} />
-          <button type="submit" disabled={newName === ''}>Create function</button>
-        </form>
-        <ErrorBox error={error} />
-      </aside>
+      <PickAside
+        title="Functions" titleId="fns-title" items={list.data} loadError={list.error} reload={list.reload} current={current}
+        href={(n) => `#/functions/${encodeURIComponent(n)}`} detail={(f) => f.Status.toLowerCase()}
+        inputId="new-fn" inputLabel="New function name" createLabel="Create function"
+        create={async (name) => { await api.post('/v1/connection-functions', { name, code: TEMPLATE }); }}
+      />
       <section class="main-col">
         {current ? <FunctionDetail key={current} name={current} onChanged={list.reload} /> : (list.data && <PageHeader title="Connection functions" />)}
         {list.data?.length === 0 && <p class="muted">No connection functions yet: create one.</p>}

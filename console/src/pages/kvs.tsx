@@ -2,7 +2,7 @@
 // conflicts explained, with a reload), JSON and CRL import, revoke a certificate by PEM.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, enc, type InspectedCertificate, type Kvs, type KvsWrite, type List, type TrustStore } from '../api';
-import { Badge, ErrorBox, Notice, PageHeader, formatBytes, readBase64, readText, shortEtag, useLoad } from '../ui';
+import { Badge, ErrorBox, Notice, PageHeader, PickAside, formatBytes, readBase64, readText, shortEtag, useLoad } from '../ui';
 
 interface KeyItem { Key: string; Value: string }
 interface KeysPage { Items: KeyItem[]; NextToken?: string }
@@ -329,42 +329,15 @@ function StoreDetail({ name, onListChanged }: { name: string; onListChanged: () 
 
 export function KvsPage({ selected }: { selected: string | undefined }) {
   const list = useLoad(async (signal) => (await api.get<List<Kvs>>('/v1/key-value-stores', { signal })).data.Items, []);
-  const [newName, setNewName] = useState('');
-  const [error, setError] = useState<unknown>(undefined);
   const current = selected ?? list.data?.[0]?.Name;
-  const create = async (e: Event) => {
-    e.preventDefault();
-    setError(undefined);
-    try {
-      await api.post('/v1/key-value-stores', { name: newName });
-      list.reload();
-      location.hash = `#/kvs/${encodeURIComponent(newName)}`;
-      setNewName('');
-    } catch (err) {
-      setError(err);
-    }
-  };
   return (
     <div class="split">
-      <aside class="side card" aria-labelledby="stores-title">
-        <h2 id="stores-title">Stores</h2>
-        <ErrorBox error={list.error} onReload={list.reload} />
-        <ul class="pick-list">
-          {list.data?.map((s) => (
-            <li key={s.Id}>
-              <a href={`#/kvs/${encodeURIComponent(s.Name)}`} aria-current={s.Name === current ? 'true' : undefined}>
-                <span>{s.Name}</span> <span class="muted small">{s.ItemCount} items</span>
-              </a>
-            </li>
-          ))}
-        </ul>
-        <form class="stack" onSubmit={create}>
-          <label for="new-kvs">New store name</label>
-          <input id="new-kvs" value={newName} onInput={(e) => setNewName((e.target as HTMLInputElement).value)} />
-          <button type="submit" disabled={newName === ''}>Create store</button>
-        </form>
-        <ErrorBox error={error} />
-      </aside>
+      <PickAside
+        title="Stores" titleId="stores-title" items={list.data} loadError={list.error} reload={list.reload} current={current}
+        href={(n) => `#/kvs/${encodeURIComponent(n)}`} detail={(k) => `${k.ItemCount} items`}
+        inputId="new-kvs" inputLabel="New store name" createLabel="Create store"
+        create={async (name) => { await api.post('/v1/key-value-stores', { name }); }}
+      />
       <section class="main-col">
         {current ? <StoreDetail name={current} onListChanged={list.reload} /> : (list.data && <PageHeader title="Key value stores" />)}
         {list.data?.length === 0 && <p class="muted">No key value stores yet: create one.</p>}
