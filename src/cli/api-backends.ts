@@ -45,7 +45,7 @@ export type KvsBackend = Pick<KeyValueStoreService, 'describe' | 'list' | 'getKe
   /** Local store: the CRL verified against a PEM bundle the CLI parsed. */
   importCrl?: KeyValueStoreService['importCrl'];
   /** Admin API: the CRL verified by the server against a stored trust store (name or id). */
-  importCrlByName?(name: string, opts: { crl: Uint8Array; trustStore: string; ifMatch: string }): Promise<ImportCrlResult>;
+  importCrlByName?(name: string, opts: { crl: Uint8Array; trustStore: string; ifMatch: string; issuerChainPem?: string }): Promise<ImportCrlResult>;
 };
 
 /** Key value stores over the admin API. */
@@ -84,7 +84,10 @@ export function kvsOverApi(api: ApiClient): KvsBackend {
       return (await api.call<KvsGetKeyResult>('GET', `${p(name)}/keys/${seg(key)}`)).body;
     },
     async listKeys(name, o = {}) {
-      const query = { ...(o.maxResults !== undefined ? { maxResults: String(o.maxResults) } : {}), ...(o.nextToken !== undefined ? { nextToken: o.nextToken } : {}) };
+      const query = {
+        ...(o.maxResults !== undefined ? { maxResults: String(o.maxResults) } : {}), ...(o.nextToken !== undefined ? { nextToken: o.nextToken } : {}),
+        ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
+      };
       return (await api.call<KvsListKeysResult>('GET', `${p(name)}/keys`, { query })).body;
     },
     async putKey(name, o) {
@@ -102,7 +105,11 @@ export function kvsOverApi(api: ApiClient): KvsBackend {
     },
     async importCrlByName(name, o) {
       const text = Buffer.from(o.crl).toString('latin1');
-      const body = text.includes('-----BEGIN') ? { crlPem: Buffer.from(o.crl).toString('utf8'), trustStore: o.trustStore } : { crlDerBase64: Buffer.from(o.crl).toString('base64'), trustStore: o.trustStore };
+      const body = {
+        ...(text.includes('-----BEGIN') ? { crlPem: Buffer.from(o.crl).toString('utf8') } : { crlDerBase64: Buffer.from(o.crl).toString('base64') }),
+        trustStore: o.trustStore,
+        ...(o.issuerChainPem !== undefined ? { issuerChainPem: o.issuerChainPem } : {}),
+      };
       return (await api.call<ImportCrlResult>('POST', `${p(name)}/import-crl`, { body, ifMatch: o.ifMatch })).body;
     },
   };

@@ -29,7 +29,7 @@ import type { Store } from '../store/index.js';
 import {
   KeyValueStoreService, describeDuplicateMember, findDuplicateMember, firstInvalidUtf8, isUrlSource, type KvsDescription, type KvsWriteResult,
 } from '../kvs/index.js';
-import { parseTrustStoreBundle, type TrustAnchorSet } from '../pki/index.js';
+import { ParsedCertificate, parseTrustStoreBundle, splitCertificates, type TrustAnchorSet } from '../pki/index.js';
 import { CliUsageError, RESOURCE_EXIT, checkOneStdin, resourceExitCode, shownFileName, withLocalStore } from './common.js';
 import { localOrApiCommandOptions, withApi, type AdminOptions } from './api-client.js';
 import { backendOf, kvsOverApi, type KvsBackend } from './api-backends.js';
@@ -337,16 +337,20 @@ export function registerKvsCommands(program: Command): void {
     .argument('<name>')
     .option('--max <n>', 'items per page (default 10, at most 50)')
     .option('--next-token <token>', 'continue after the previous page')
-    .action(async (name: string, opts: CommonOptions & { max?: string; nextToken?: string }) => {
+    .option('--prefix <text>', 'only keys starting with this text (UTF-8 byte order; a Portcullis extension of ListKeys; pass it again with --next-token)')
+    .action(async (name: string, opts: CommonOptions & { max?: string; nextToken?: string; prefix?: string }) => {
       const maxResults = opts.max !== undefined ? parseMax(opts.max) : undefined;
       await withService(opts, async (svc) => {
-        const page = await svc.listKeys(name, { ...(maxResults !== undefined ? { maxResults } : {}), ...(opts.nextToken !== undefined ? { nextToken: opts.nextToken } : {}) });
+        const page = await svc.listKeys(name, {
+          ...(maxResults !== undefined ? { maxResults } : {}), ...(opts.nextToken !== undefined ? { nextToken: opts.nextToken } : {}),
+          ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}),
+        });
         if (opts.json) {
           printJson(page);
           return;
         }
         for (const it of page.Items) out(`${escapeKeysField(it.Key)}\t${escapeKeysField(it.Value)}`);
-        if (page.NextToken) kvsIo.stderr(`more keys: --next-token ${page.NextToken}\n`);
+        if (page.NextToken) kvsIo.stderr(`more keys: --next-token ${page.NextToken}${opts.prefix !== undefined ? ' (with the same --prefix)' : ''}\n`);
       });
     });
 
@@ -410,9 +414,22 @@ export function registerKvsCommands(program: Command): void {
     .argument('<name>')
     .requiredOption('--crl <file>', 'the CRL, DER or PEM')
     .requiredOption('--trust-store <file-or-name>', 'local store: PEM bundle of the CA(s) allowed to sign the CRL; admin API: a stored trust store (name or id)')
-    .action(async (name: string, opts: CommonOptions & { ifMatch?: string; crl: string; trustStore: string }) => {
-      checkOneStdin({ '--crl': opts.crl, '--trust-store': opts.trustStore });
+    .option('--issuer-chain <file>', 'PEM of the intermediate CA(s) that signed the CRL, chaining to the trust store (up to 8; when the trust store holds only the root)')
+    .action(async (name: string, opts: CommonOptions & { ifMatch?: string; crl: string; trustStore: string; issuerChain?: string }) => {
+      checkOneStdin({ '--crl': opts.crl, '--trust-store': opts.trustStore, ...(opts.issuerChain !== undefined ? { '--issuer-chain': opts.issuerChain } : {}) });
       const crl = readBinaryFile(opts.crl, 'CRL file');
+      const issuerChainPem = opts.issuerChain !== undefined ? readBinaryFile(opts.issuerChain, 'issuer-chain file').toString('utf8') : undefined;
+      let issuerChain: ParsedCertificate[] | undefined;
+      if (issuerChainPem !== undefined) {
+        try {
+          const blocks = splitCertificates(Buffer.from(issuerChainPem, 'utf8'));
+          if (blocks.length === 0) throw new CliUsageError('holds no certificate (expected -----BEGIN CERTIFICATE----- blocks)');
+          issuerChain = blocks.map((b) => ParsedCertificate.fromDer(b.der, b.where));
+        } catch (err) {
+          if (err instanceof PortcullisError) throw new CliUsageError(`issuer-chain file ${shownFileName(opts.issuerChain!)}: ${err.message}`);
+          throw err;
+        }
+      }
       let anchors: TrustAnchorSet | undefined;
       if (backendOf(opts) === 'local') {
         if (opts.trustStore !== '-' && !existsSync(opts.trustStore)) {
@@ -430,8 +447,8 @@ export function registerKvsCommands(program: Command): void {
         const ifMatch = await ifMatchOrCurrent(svc, name, opts.ifMatch);
         let r;
         try {
-          r = anchors !== undefined && svc.importCrl ? await svc.importCrl(name, { crl, trustStore: anchors, ifMatch })
-            : await svc.importCrlByName!(name, { crl, trustStore: opts.trustStore, ifMatch });
+          r = anchors !== undefined && svc.importCrl ? await svc.importCrl(name, { crl, trustStore: anchors, ifMatch, ...(issuerChain ? { issuerChain } : {}) })
+            : await svc.importCrlByName!(name, { crl, trustStore: opts.trustStore, ifMatch, ...(issuerChainPem !== undefined ? { issuerChainPem } : {}) });
         } catch (err) {
           // Name the file: "CRL file x.pem: no CRL found …", "CRL file x.der: signature …".
           if (err instanceof CrlError) throw new CrlError(`CRL file ${shownFileName(opts.crl)}: ${err.message}`, { cause: err });

@@ -188,6 +188,46 @@ describe('KVS CRL import', () => {
     assert.equal(r.code, 64, 'missing --trust-store');
   });
 
+  it('kvs import-crl --issuer-chain: a CRL signed by an intermediate imports when the chain reaches the trust store; without it the error says how; a bad chain file exits 64', async () => {
+    const dd = ['--data-dir', join(dir, 'cli-chain-data')];
+    assert.equal((await cli('kvs', 'create', 'cli-chain', ...dd)).code, 0);
+    const mid = await issueCertificate({ subject: 'CN=CRL Intermediate', ca: true, issuer: rootA, key: await generateKey('ec-p256', 'kvs-crl-mid') });
+    const crl = await issueCrl({ issuer: mid, crlNumber: 1, entries: [{ serial: '0c:0d' }] });
+    writeFileSync(join(dir, 'mid.crl'), crl.der);
+    writeFileSync(join(dir, 'root-only.pem'), rootA.pem);
+    writeFileSync(join(dir, 'mid.pem'), mid.pem);
+    writeFileSync(join(dir, 'garbage.pem'), 'not a certificate\n');
+    let r = await cli('kvs', 'import-crl', 'cli-chain', '--crl', join(dir, 'mid.crl'), '--trust-store', join(dir, 'root-only.pem'), ...dd);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /not in the trust store/);
+    r = await cli('kvs', 'import-crl', 'cli-chain', '--crl', join(dir, 'mid.crl'), '--trust-store', join(dir, 'root-only.pem'), '--issuer-chain', join(dir, 'garbage.pem'), ...dd);
+    assert.equal(r.code, 64, r.stderr);
+    assert.match(r.stderr, /issuer-chain file \S*garbage\.pem: .*neither PEM/);
+    r = await cli('kvs', 'import-crl', 'cli-chain', '--crl', join(dir, 'mid.crl'), '--trust-store', join(dir, 'root-only.pem'), '--issuer-chain', join(dir, 'mid.pem'), ...dd);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Entries\s+1$/m);
+    r = await cli('kvs', 'get', 'cli-chain', '0c0d', ...dd);
+    assert.match(r.stdout, /revocationDate/);
+  });
+
+  it('kvs keys --prefix: only keys starting with the prefix, in byte order, paged within the prefix', async () => {
+    const dd = ['--data-dir', join(dir, 'cli-prefix-data')];
+    writeFileSync(join(dir, 'prefix.json'), JSON.stringify({ data: ['a1', 'ab', 'ab2', 'abc', 'b', '😀x', '😀y'].map((key) => ({ key, value: 'v' })) }));
+    assert.equal((await cli('kvs', 'create', 'cli-prefix', '--import', join(dir, 'prefix.json'), ...dd)).code, 0);
+    let r = await cli('kvs', 'keys', 'cli-prefix', '--prefix', 'ab', ...dd);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'ab\tv\nab2\tv\nabc\tv\n');
+    r = await cli('kvs', 'keys', 'cli-prefix', '--prefix', '😀', '--max', '1', '--json', ...dd);
+    const page = JSON.parse(r.stdout) as { Items: { Key: string }[]; NextToken?: string };
+    assert.deepEqual(page.Items.map((i) => i.Key), ['😀x']);
+    assert.match((await cli('kvs', 'keys', 'cli-prefix', '--prefix', '😀', '--max', '1', ...dd)).stderr, /--next-token \S+ \(with the same --prefix\)/);
+    r = await cli('kvs', 'keys', 'cli-prefix', '--prefix', '😀', '--next-token', page.NextToken!, ...dd);
+    assert.equal(r.stdout, '😀y\tv\n');
+    r = await cli('kvs', 'keys', 'cli-prefix', '--prefix', 'zz', ...dd);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, '');
+  });
+
   it('a key the current CRL lists cannot be deleted by hand while the CRL lists it (put by hand or not); it goes with the CRL', async () => {
     let etag = (await kvs.create({ name: 'crl-overlap' })).ETag;
     etag = (await kvs.putKey('crl-overlap', { key: '0a', value: 'by hand', ifMatch: etag })).ETag;
