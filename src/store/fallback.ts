@@ -170,21 +170,27 @@ export class FallbackStore implements Store {
     this.#timer.unref();
   }
 
+  /** A failed attempt that retrying can fix: remember why, tell, try again after retryMs. */
+  #retryLater(err: unknown): void {
+    this.#lastError = err instanceof Error ? err.message : String(err);
+    this.opts.onEvent?.({ type: 'connect-failed', error: err });
+    this.#schedule(this.opts.retryMs ?? 1000);
+  }
+
   async #attempt(): Promise<void> {
     this.#timer = undefined;
     let real: Store;
     try {
       real = await this.opts.connect();
     } catch (err) {
-      this.#lastError = err instanceof Error ? err.message : String(err);
       if (err instanceof StoreUnavailableError && !err.transient) {
         // A login that will fail again the same way: no retry every second.
+        this.#lastError = err.message;
         this.#fatalError = err.message;
         this.opts.onEvent?.({ type: 'connect-failed', error: err, final: true });
         return;
       }
-      this.opts.onEvent?.({ type: 'connect-failed', error: err });
-      this.#schedule(this.opts.retryMs ?? 1000);
+      this.#retryLater(err);
       return;
     }
     if (this.#closed) {
@@ -197,9 +203,7 @@ export class FallbackStore implements Store {
     } catch (err) {
       // Reachable a moment ago; try again later rather than guess the identity.
       await real.close().catch(() => {});
-      this.#lastError = err instanceof Error ? err.message : String(err);
-      this.opts.onEvent?.({ type: 'connect-failed', error: err });
-      this.#schedule(this.opts.retryMs ?? 1000);
+      this.#retryLater(err);
       return;
     }
     if (this.#closed) {

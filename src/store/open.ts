@@ -8,6 +8,7 @@
 import { redactStoreUrl } from './redact.js';
 import { openSqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
+import type { PostgresStoreOptions } from './postgres-options.js';
 
 /**
  * Where the state lives — plain data, so it can be passed to worker threads and
@@ -16,16 +17,8 @@ import type { Store } from './types.js';
  */
 export type StoreSpec =
   | { kind: 'sqlite'; dataDir: string; pollIntervalMs?: number; busyTimeoutMs?: number }
-  | {
-    kind: 'postgres';
-    url: string;
-    /** See `PostgresStoreOptions` (postgres.ts) for these and their defaults. */
-    poolSize?: number;
-    connectTimeoutMs?: number;
-    statementTimeoutMs?: number;
-    lockTimeoutMs?: number;
-    pollIntervalMs?: number;
-  };
+  /** The options of `openPostgresStore` (postgres-options.ts), with their defaults there. */
+  | ({ kind: 'postgres' } & Pick<PostgresStoreOptions, 'url' | 'poolSize' | 'connectTimeoutMs' | 'statementTimeoutMs' | 'lockTimeoutMs' | 'pollIntervalMs'>);
 
 /**
  * Opens the store a {@link StoreSpec} names, bringing its schema up to date.
@@ -34,22 +27,13 @@ export type StoreSpec =
  */
 export async function openStore(spec: StoreSpec): Promise<Store> {
   if (spec.kind === 'sqlite') {
-    return openSqliteStore({
-      dataDir: spec.dataDir,
-      ...(spec.pollIntervalMs !== undefined ? { pollIntervalMs: spec.pollIntervalMs } : {}),
-      ...(spec.busyTimeoutMs !== undefined ? { busyTimeoutMs: spec.busyTimeoutMs } : {}),
-    });
+    const { kind: _sqlite, ...options } = spec;
+    return openSqliteStore(options);
   }
   // Loaded on demand: an embedded deployment never loads pg.
   const { openPostgresStore } = await import('./postgres.js');
-  return openPostgresStore({
-    url: spec.url,
-    ...(spec.poolSize !== undefined ? { poolSize: spec.poolSize } : {}),
-    ...(spec.connectTimeoutMs !== undefined ? { connectTimeoutMs: spec.connectTimeoutMs } : {}),
-    ...(spec.statementTimeoutMs !== undefined ? { statementTimeoutMs: spec.statementTimeoutMs } : {}),
-    ...(spec.lockTimeoutMs !== undefined ? { lockTimeoutMs: spec.lockTimeoutMs } : {}),
-    ...(spec.pollIntervalMs !== undefined ? { pollIntervalMs: spec.pollIntervalMs } : {}),
-  });
+  const { kind: _postgres, ...options } = spec;
+  return openPostgresStore(options);
 }
 
 export { redactStoreUrl };
