@@ -21,6 +21,7 @@ import { startEchoOrigin, type EchoOrigin } from '../helpers/origin.js';
 import { buildChain, issueCertificate, type TestChain, type TestCert } from '../helpers/pki.js';
 import { REPO_ROOT, curlThrough, startGateway, type CurlResult, type RunningGateway } from '../helpers/gateway.js';
 import { postgresSkipReason, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { waitFor as waitUntil } from '../helpers/wait.js';
 
 const skip = postgresSkipReason();
 const TOKEN = 'cluster-outage-token-0123456789';
@@ -48,20 +49,8 @@ const through = (who: string): Promise<CurlResult> =>
 const admitted = (r: CurlResult): boolean => r.exitCode === 0 && r.status === 200;
 const refused = (r: CurlResult): boolean => r.status === 0 && r.exitCode !== 0;
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last ? ` (last: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Outages take longer to show: 30 s by default here. */
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => waitUntil(what, fn, timeoutMs);
 
 async function readyz(): Promise<{ status: string; reasons: string[]; details: Record<string, unknown> }> {
   return JSON.parse((await gw!.admin('/readyz')).body) as { status: string; reasons: string[]; details: Record<string, unknown> };

@@ -32,6 +32,7 @@ import { startEchoOrigin, type EchoOrigin } from '../helpers/origin.js';
 import { buildChain, issueCertificate, type TestChain, type TestCert } from '../helpers/pki.js';
 import { REPO_ROOT, curlThrough, runCli, startGateway, type CurlResult, type RunningGateway } from '../helpers/gateway.js';
 import { postgresSkipReason, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { waitFor } from '../helpers/wait.js';
 
 const skip = postgresSkipReason();
 /** How long a change may take to be enforced before the test fails (the issue's target is 1 s; measured and printed). */
@@ -167,20 +168,6 @@ async function until(start: number, attempt: () => Promise<CurlResult>, done: (r
   }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function readyz(n: NodeName): Promise<{ status: string; reasons: string[] }> {
   const r = await node(n).admin('/readyz');
